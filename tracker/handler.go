@@ -1,0 +1,113 @@
+package tracker
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Handler serves the registry under any prefix it is mounted at, for example
+//
+//	mux.Handle("/debug/leakcheck/", tracker.Default.Handler())
+//
+// PREFIX/ is a plain-text summary, PREFIX/snapshot.json the snapshot as JSON,
+// and PREFIX/profile/KIND the live records of KIND (or "all") as a gzipped
+// pprof profile.
+func (r *Registry) Handler() http.Handler {
+	return http.HandlerFunc(r.serveHTTP)
+}
+
+func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	path := req.URL.Path
+	switch {
+	case strings.HasSuffix(path, "/snapshot.json"):
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r.Snapshot()); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	case strings.Contains(path, "/profile/"):
+		name := path[strings.LastIndex(path, "/profile/")+len("/profile/"):]
+		kind := Kind(name)
+		if name == "all" {
+			kind = ""
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", profileName(kind)+".pb.gz"))
+		if err := r.WriteProfile(w, kind); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	case strings.HasSuffix(path, "/"):
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		r.WriteText(w)
+	default:
+		http.NotFound(w, req)
+	}
+}
+
+// WriteText writes a plain-text table of live records by kind and the oldest
+// records with their owners, as people read it in a browser or terminal.
+func (r *Registry) WriteText(w io.Writer) {
+	s := r.Snapshot()
+	byKind := map[Kind]int{}
+	for _, rec := range s.Records {
+		byKind[rec.Kind]++
+	}
+	kinds := make([]Kind, 0, len(byKind))
+	for k := range byKind {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+
+	fmt.Fprintf(w, "leakcheck tracker: %d live records, %d misuse, stacks %s\n\n", len(s.Records), s.MisuseTotal, s.Stacks)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tLIVE\tPROFILE")
+	for _, k := range kinds {
+		fmt.Fprintf(tw, "%s\t%d\tprofile/%s\n", k, byKind[k], k)
+	}
+	tw.Flush()
+
+	const maxRows = 50
+	fmt.Fprintf(w, "\nOldest records (up to %d):\n", maxRows)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tLABEL\tOWNER\tAGE\tACQUIRED AT")
+	for i, rec := range s.Records {
+		if i == maxRows {
+			break
+		}
+		owner := fmt.Sprintf("%s #%d", rec.OwnerLabel, rec.Owner)
+		if rec.OwnerStopped {
+			owner += " (stopped)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", rec.ID, rec.Kind, rec.Label, owner, rec.Age.Round(time.Millisecond), firstUserFrame(rec.Stack))
+	}
+	tw.Flush()
+	for _, m := range s.Misuse {
+		fmt.Fprintf(w, "misuse: %s of %s %q at %s\n", m.Kind, m.Record.Kind, m.Record.Label, firstUserFrame(m.Stack))
+	}
+}
+
+// firstUserFrame returns the first frame outside the runtime and this package,
+// as "func (file:line)".
+func firstUserFrame(frames []Frame) string {
+	for _, f := range frames {
+		if strings.HasPrefix(f.Func, "runtime.") || strings.HasPrefix(f.Func, "github.com/leakcheck/leakcheck/tracker.") {
+			continue
+		}
+		return fmt.Sprintf("%s (%s:%d)", f.Func, shortFile(f.File), f.Line)
+	}
+	return "-"
+}
+
+func shortFile(file string) string {
+	if i := strings.LastIndex(file, "/"); i >= 0 {
+		return file[i+1:]
+	}
+	return file
+}

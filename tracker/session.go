@@ -1,0 +1,222 @@
+package tracker
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Session is an owner of resources: a connection handler, a worker, a keepalive
+// session. A session is itself a tracked record (kind "session") owned by its
+// parent. Stopping it reports what it still owns.
+type Session struct {
+	reg     *Registry
+	rec     *record
+	buckets []bucket
+	stopped atomic.Bool
+
+	mu       sync.Mutex // guards parent, children and stopTime
+	parent   *Session
+	children map[*Session]struct{}
+	stopTime time.Time
+}
+
+// bucket is one shard of a session's records, padded so neighbouring locks do
+// not share a cache line.
+type bucket struct {
+	mu   sync.Mutex
+	recs map[uint64]*record
+	_    [40]byte
+}
+
+func newSession(r *Registry, rec *record, parent *Session) *Session {
+	n := 1
+	if parent == nil {
+		n = rootBuckets()
+	}
+	s := &Session{reg: r, rec: rec, parent: parent, buckets: make([]bucket, n)}
+	for i := range s.buckets {
+		s.buckets[i].recs = make(map[uint64]*record)
+	}
+	return s
+}
+
+func (s *Session) bucket(id uint64) *bucket {
+	return &s.buckets[id&uint64(len(s.buckets)-1)]
+}
+
+// StartSession starts a session owned by parent (nil is the registry's root).
+func (r *Registry) StartSession(label string, parent *Session) *Session {
+	if parent == nil {
+		parent = r.root
+	}
+	r = parent.reg
+	h := r.track(KindSession, parent, label, 1)
+	s := newSession(r, h.rec, parent)
+	parent.mu.Lock()
+	if parent.children == nil {
+		parent.children = make(map[*Session]struct{})
+	}
+	parent.children[s] = struct{}{}
+	parent.mu.Unlock()
+	r.mu.Lock()
+	r.sessions[s] = struct{}{}
+	r.mu.Unlock()
+	return s
+}
+
+// ID returns the session's record id; the root's is 0.
+func (s *Session) ID() uint64 { return s.rec.id }
+
+// Label returns the label the session was started with.
+func (s *Session) Label() string { return s.rec.label }
+
+// Registry returns the registry the session belongs to.
+func (s *Session) Registry() *Registry { return s.reg }
+
+// Parent returns the session's current parent; nil for the root.
+func (s *Session) Parent() *Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.parent
+}
+
+// Stopped reports whether Stop has been called.
+func (s *Session) Stopped() bool { return s.stopped.Load() }
+
+// Track records that s holds a resource; see Registry.Track.
+func (s *Session) Track(kind Kind, label string) Handle {
+	return s.reg.track(kind, s, label, 1)
+}
+
+// Stop ends the session. Child sessions still running are stopped first and are
+// leftovers themselves. Stop returns every resource the session and its children
+// still owned, oldest first; those stay registered under their stopped owner
+// (see Registry.Leftovers) until released. Stopping twice returns nil and is
+// recorded as misuse.
+func (s *Session) Stop() []Record {
+	if s == s.reg.root {
+		return nil
+	}
+	left := s.stop(time.Now(), 1)
+	slices.SortFunc(left, byID)
+	return left
+}
+
+func (s *Session) stop(now time.Time, skip int) []Record {
+	if !s.stopped.CompareAndSwap(false, true) {
+		s.reg.recordMisuse(DoubleStop, s.rec, s.Parent(), Released, skip+1)
+		return nil
+	}
+	s.mu.Lock()
+	s.stopTime = now
+	children := make([]*Session, 0, len(s.children))
+	for c := range s.children {
+		children = append(children, c)
+	}
+	s.mu.Unlock()
+
+	// Collect first, while child sessions are still live: a child still
+	// running when its parent stops is a leftover too.
+	var left []Record
+	for i := range s.buckets {
+		b := &s.buckets[i]
+		b.mu.Lock()
+		for _, rec := range b.recs {
+			left = append(left, s.reg.info(rec, s, rec.state, now))
+		}
+		b.mu.Unlock()
+	}
+	for _, c := range children {
+		left = append(left, c.stop(now, skip+1)...)
+	}
+
+	// The session's own record leaves its parent: it is stopped, not leaked.
+	s.mu.Lock()
+	parent := s.parent
+	s.mu.Unlock()
+	if parent != nil {
+		pb := parent.bucket(s.rec.id)
+		pb.mu.Lock()
+		delete(pb.recs, s.rec.id)
+		s.rec.state = Released
+		pb.mu.Unlock()
+		parent.mu.Lock()
+		delete(parent.children, s)
+		parent.mu.Unlock()
+	}
+	s.reg.forgetIfEmpty(s)
+	return left
+}
+
+// SetParent moves a running session under another parent (nil is the root), as
+// POE hands children to their grandparent when their parent stops.
+func (s *Session) SetParent(parent *Session) error {
+	if parent == nil {
+		parent = s.reg.root
+	}
+	if s.stopped.Load() {
+		return ErrStopped
+	}
+	old := s.Parent()
+	if err := (Handle{rec: s.rec, reg: s.reg}).Move(parent); err != nil {
+		return err
+	}
+	old.mu.Lock()
+	delete(old.children, s)
+	old.mu.Unlock()
+	parent.mu.Lock()
+	if parent.children == nil {
+		parent.children = make(map[*Session]struct{})
+	}
+	parent.children[s] = struct{}{}
+	parent.mu.Unlock()
+	s.mu.Lock()
+	s.parent = parent
+	s.mu.Unlock()
+	return nil
+}
+
+// Children returns the running child sessions.
+func (s *Session) Children() []*Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Session, 0, len(s.children))
+	for c := range s.children {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Session) int { return cmp.Compare(a.rec.id, b.rec.id) })
+	return out
+}
+
+// Owned returns the records the session holds directly now, oldest first.
+func (s *Session) Owned() []Record {
+	now := time.Now()
+	var out []Record
+	for i := range s.buckets {
+		b := &s.buckets[i]
+		b.mu.Lock()
+		for _, rec := range b.recs {
+			out = append(out, s.reg.info(rec, s, rec.state, now))
+		}
+		b.mu.Unlock()
+	}
+	slices.SortFunc(out, byID)
+	return out
+}
+
+// count returns how many records the session holds directly.
+func (s *Session) count() int {
+	n := 0
+	for i := range s.buckets {
+		b := &s.buckets[i]
+		b.mu.Lock()
+		n += len(b.recs)
+		b.mu.Unlock()
+	}
+	return n
+}
+
+func byID(a, b Record) int { return cmp.Compare(a.ID, b.ID) }

@@ -1,0 +1,215 @@
+package tracker
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// SchemaVersion is the version of the snapshot JSON written by [Snapshot] and
+// [WriteExitReport]. It changes only when a field changes meaning or is removed.
+const SchemaVersion = 1
+
+// Snapshot is a consistent-enough picture of a registry at one moment: every live
+// record, the misuse seen so far, and the distinct acquisition stacks they refer to.
+// Records are copied shard by shard, so a record tracked or released during the
+// copy may or may not appear; no record appears twice.
+type Snapshot struct {
+	Schema  int       `json:"schema"`
+	Time    time.Time `json:"time"`
+	PID     int       `json:"pid"`
+	Program string    `json:"program,omitempty"`
+	// Stacks is the level stacks were captured at: "off", "always" or "sample:N".
+	Stacks string `json:"stacks"`
+	// Records holds every live record, sessions included, oldest first.
+	Records []Record `json:"records"`
+	// StackTable maps the stack ids used by Records and Misuse to their frames.
+	StackTable map[int][]Frame `json:"stack_table,omitempty"`
+	// Misuse holds the most recent misuse events (at most MaxMisuse);
+	// MisuseTotal counts all of them.
+	Misuse      []Misuse `json:"misuse,omitempty"`
+	MisuseTotal int      `json:"misuse_total"`
+
+	// Unreleased holds records the garbage collector found unreachable while
+	// still registered: nobody released them; the collector did.
+	Unreleased []Unreleased `json:"unreleased,omitempty"`
+	// Retained holds released records and stopped sessions still reachable
+	// after several garbage collections.
+	Retained []Retained `json:"retained,omitempty"`
+	// Cycles holds reference cycles found in session heaps.
+	Cycles []Cycle `json:"cycles,omitempty"`
+	// Gauges holds the sampled sizes of collections, by name.
+	Gauges []Gauge `json:"gauges,omitempty"`
+}
+
+// Unreleased is a record that was garbage-collected while still registered.
+type Unreleased struct {
+	Record    Record    `json:"record"`
+	Collected time.Time `json:"collected"`
+}
+
+// Retained is a released record or stopped session that survived garbage
+// collections it should not have: something still refers to it.
+type Retained struct {
+	Record   Record    `json:"record"`
+	Released time.Time `json:"released"`
+	// GCs is how many garbage collections it survived after release.
+	GCs int `json:"gcs"`
+}
+
+// Cycle is one reference cycle, as a readable path that starts and ends at the
+// same object, e.g. (*Session "alice").Heap["peer"] -> ... -> (*Session "alice").
+type Cycle struct {
+	Path []string `json:"path"`
+	// Sessions lists the ids of the sessions on the cycle.
+	Sessions []uint64 `json:"sessions,omitempty"`
+	// Stopped is true when every session on the cycle has stopped, so the
+	// cycle is garbage that only the cycle keeps alive.
+	Stopped bool `json:"stopped"`
+}
+
+// Gauge is a sampled series of a collection's size.
+type Gauge struct {
+	Name       string `json:"name"`
+	Owner      uint64 `json:"owner,omitempty"`
+	OwnerLabel string `json:"owner_label,omitempty"`
+	// Auto is true for sizes found by walking session heaps, false for sizes
+	// registered with Gauge.
+	Auto   bool    `json:"auto,omitempty"`
+	Points []Point `json:"points"`
+}
+
+// Point is one sample of a series.
+type Point struct {
+	Time  time.Time `json:"t"`
+	Value float64   `json:"v"`
+}
+
+// Record describes one tracked resource or session.
+type Record struct {
+	ID         uint64    `json:"id"`
+	Kind       Kind      `json:"kind"`
+	Label      string    `json:"label,omitempty"`
+	Owner      uint64    `json:"owner"`
+	OwnerLabel string    `json:"owner_label,omitempty"`
+	Created    time.Time `json:"created"`
+	// Age is how long the record had been live when it was captured.
+	Age   time.Duration `json:"age_ns"`
+	State State         `json:"state"`
+	// OwnerStopped is true when the record's owner session has stopped: the
+	// record is a leftover for certain, not merely still in use.
+	OwnerStopped bool `json:"owner_stopped,omitempty"`
+	// StackID refers to Snapshot.StackTable; 0 means no stack was captured.
+	StackID int `json:"stack,omitempty"`
+	// Stack holds the acquisition stack's frames in Go values; it is not
+	// encoded, use StackID and the snapshot's StackTable.
+	Stack []Frame `json:"-"`
+}
+
+// Frame is one symbolized frame of an acquisition stack.
+type Frame struct {
+	Func string `json:"func"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+}
+
+// MisuseKind names a way of misusing the registry.
+type MisuseKind string
+
+// Kinds of misuse the registry records instead of panicking.
+const (
+	DoubleRelease     MisuseKind = "double-release"
+	DoubleStop        MisuseKind = "double-stop"
+	ReleaseAfterStop  MisuseKind = "release-after-owner-stopped"
+	TrackUnderStopped MisuseKind = "track-under-stopped-owner"
+	MoveToStopped     MisuseKind = "move-to-stopped-owner"
+	ReleaseZeroHandle MisuseKind = "release-of-zero-handle"
+)
+
+// Misuse is one recorded misuse event, with the stack where it happened.
+type Misuse struct {
+	Kind   MisuseKind `json:"kind"`
+	Time   time.Time  `json:"time"`
+	Record Record     `json:"record"`
+	// StackID refers to Snapshot.StackTable: where the misuse happened.
+	StackID int     `json:"stack,omitempty"`
+	Stack   []Frame `json:"-"`
+}
+
+// Snapshot captures every live record, the misuse seen so far, and the stacks
+// they refer to.
+func (r *Registry) Snapshot() *Snapshot {
+	now := time.Now()
+	s := &Snapshot{
+		Schema:  SchemaVersion,
+		Time:    now,
+		PID:     os.Getpid(),
+		Program: filepath.Base(os.Args[0]),
+		Stacks:  r.stackMode.String(),
+		Records: r.live(now),
+	}
+	r.mu.Lock()
+	s.MisuseTotal = r.misuseTotal
+	s.Misuse = make([]Misuse, 0, len(r.misuse))
+	s.Misuse = append(s.Misuse, r.misuse[r.misuseNext:]...)
+	s.Misuse = append(s.Misuse, r.misuse[:r.misuseNext]...)
+	r.mu.Unlock()
+
+	s.StackTable = make(map[int][]Frame)
+	for _, rec := range s.Records {
+		if rec.StackID != 0 {
+			s.StackTable[rec.StackID] = rec.Stack
+		}
+	}
+	for i, m := range s.Misuse {
+		s.Misuse[i].Stack = r.stacks.frames(m.StackID)
+		for _, id := range []int{m.StackID, m.Record.StackID} {
+			if id != 0 {
+				s.StackTable[id] = r.stacks.frames(id)
+			}
+		}
+	}
+	return s
+}
+
+// Leftovers returns every record still registered, oldest first: resources not
+// yet released and sessions not yet stopped. Records whose owner has stopped
+// are marked OwnerStopped; they are leftovers for certain. At shutdown every
+// one of them is a leak.
+func (r *Registry) Leftovers() []Record {
+	return r.live(time.Now())
+}
+
+// Len returns how many records are live, sessions included.
+func (r *Registry) Len() int {
+	n := 0
+	for _, s := range r.allSessions() {
+		n += s.count()
+	}
+	return n
+}
+
+// live lists every live record, ordered by id (creation order). Records are
+// read bucket by bucket: one tracked or released meanwhile may or may not be
+// listed, and one moved meanwhile is listed once.
+func (r *Registry) live(now time.Time) []Record {
+	moves := r.moves.Load()
+	sessions := r.allSessions()
+	out := make([]Record, 0, r.Len())
+	for _, s := range sessions {
+		for i := range s.buckets {
+			b := &s.buckets[i]
+			b.mu.Lock()
+			for _, rec := range b.recs {
+				out = append(out, r.info(rec, s, rec.state, now))
+			}
+			b.mu.Unlock()
+		}
+	}
+	slices.SortFunc(out, byID)
+	if r.moves.Load() != moves {
+		out = slices.CompactFunc(out, func(a, b Record) bool { return a.ID == b.ID })
+	}
+	return out
+}
