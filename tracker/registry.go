@@ -25,12 +25,14 @@ const DefaultMaxMisuse = 1000
 // Records are kept in their owner session, sharded for the root, so tracking
 // and releasing cost about a map insert and a map delete under a short lock.
 type Registry struct {
-	stackMode StackMode
+	stackEvery atomic.Int64 // StackMode.Every
 	maxMisuse int
 	stacks    *stackTable
 	nextID    atomic.Uint64
 	moves     atomic.Uint64 // counts Move calls, so Snapshot can tell when to de-duplicate
 	root      *Session
+	creator   atomic.Pointer[func() string]
+	creators  sync.Map // *record -> string, only while a creator func is set
 
 	mu          sync.Mutex            // guards the fields below
 	sessions    map[*Session]struct{} // live sessions, and stopped ones that still own records
@@ -46,7 +48,7 @@ type Option func(*Registry)
 // comes from the LEAKCHECK_STACKS environment variable ("off", "always",
 // "sample:N"), and is off when that is unset or invalid.
 func WithStacks(m StackMode) Option {
-	return func(r *Registry) { r.stackMode = m }
+	return func(r *Registry) { r.stackEvery.Store(int64(m.Every)) }
 }
 
 // WithMaxMisuse sets how many misuse events are kept (older ones are counted
@@ -67,7 +69,7 @@ func New(opts ...Option) *Registry {
 		sessions:  make(map[*Session]struct{}),
 	}
 	if m, err := ParseStackMode(os.Getenv("LEAKCHECK_STACKS")); err == nil {
-		r.stackMode = m
+		r.stackEvery.Store(int64(m.Every))
 	}
 	for _, o := range opts {
 		o(r)
@@ -77,8 +79,23 @@ func New(opts ...Option) *Registry {
 	return r
 }
 
+// SetCreatorFunc installs f to name the creator of each record tracked from now
+// on, such as the test that runs the creating goroutine; nil removes it. It is
+// meant for test helpers: f runs on every Track, so keep it cheap.
+func (r *Registry) SetCreatorFunc(f func() string) {
+	if f == nil {
+		r.creator.Store(nil)
+		return
+	}
+	r.creator.Store(&f)
+}
+
 // StackMode reports when the registry captures acquisition stacks.
-func (r *Registry) StackMode() StackMode { return r.stackMode }
+func (r *Registry) StackMode() StackMode { return StackMode{Every: int(r.stackEvery.Load())} }
+
+// SetStackMode changes when stacks are captured from now on, for example from
+// a test helper or an admin endpoint.
+func (r *Registry) SetStackMode(m StackMode) { r.stackEvery.Store(int64(m.Every)) }
 
 // record is one tracked resource. Its owner may change (Move); its state is
 // written under the lock of the bucket that holds it.
@@ -118,8 +135,11 @@ func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Hand
 		label:   label,
 		created: time.Now().UnixNano(),
 	}
-	if r.stackMode.want() {
+	if (StackMode{Every: int(r.stackEvery.Load())}).want() {
 		rec.stack = int32(r.stacks.capture(skip + 1))
+	}
+	if f := r.creator.Load(); f != nil {
+		r.creators.Store(rec, (*f)())
 	}
 	rec.owner.Store(owner)
 	b := owner.bucket(rec.id)
@@ -171,6 +191,7 @@ func (h Handle) release(skip int) error {
 	delete(b.recs, h.rec.id)
 	h.rec.state = Released
 	b.mu.Unlock()
+	h.reg.creators.Delete(h.rec)
 	if o.stopped.Load() {
 		h.reg.recordMisuse(ReleaseAfterStop, h.rec, o, Released, skip+1)
 		h.reg.forgetIfEmpty(o)
@@ -304,6 +325,9 @@ func (r *Registry) info(rec *record, owner *Session, state State, now time.Time)
 		State:   state,
 		StackID: int(rec.stack),
 		Stack:   r.stacks.frames(int(rec.stack)),
+	}
+	if c, ok := r.creators.Load(rec); ok {
+		out.Creator = c.(string)
 	}
 	if owner != nil {
 		out.Owner = owner.rec.id

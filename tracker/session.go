@@ -143,6 +143,7 @@ func (s *Session) stop(now time.Time, skip int) []Record {
 		delete(pb.recs, s.rec.id)
 		s.rec.state = Released
 		pb.mu.Unlock()
+		s.reg.creators.Delete(s.rec)
 		parent.mu.Lock()
 		delete(parent.children, s)
 		parent.mu.Unlock()

@@ -100,6 +100,9 @@ type Record struct {
 	// OwnerStopped is true when the record's owner session has stopped: the
 	// record is a leftover for certain, not merely still in use.
 	OwnerStopped bool `json:"owner_stopped,omitempty"`
+	// Creator names who created the record, when the registry has a creator
+	// func (see Registry.SetCreatorFunc).
+	Creator string `json:"creator,omitempty"`
 	// StackID refers to Snapshot.StackTable; 0 means no stack was captured.
 	StackID int `json:"stack,omitempty"`
 	// Stack holds the acquisition stack's frames in Go values; it is not
@@ -146,7 +149,7 @@ func (r *Registry) Snapshot() *Snapshot {
 		Time:    now,
 		PID:     os.Getpid(),
 		Program: filepath.Base(os.Args[0]),
-		Stacks:  r.stackMode.String(),
+		Stacks:  r.StackMode().String(),
 		Records: r.live(now),
 	}
 	r.mu.Lock()
