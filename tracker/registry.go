@@ -26,13 +26,13 @@ const DefaultMaxMisuse = 1000
 // and releasing cost about a map insert and a map delete under a short lock.
 type Registry struct {
 	stackEvery atomic.Int64 // StackMode.Every
-	maxMisuse int
-	stacks    *stackTable
-	nextID    atomic.Uint64
-	moves     atomic.Uint64 // counts Move calls, so Snapshot can tell when to de-duplicate
-	root      *Session
-	creator   atomic.Pointer[func() string]
-	creators  sync.Map // *record -> string, only while a creator func is set
+	maxMisuse  int
+	stacks     *stackTable
+	nextID     atomic.Uint64
+	moves      atomic.Uint64 // counts Move calls, so Snapshot can tell when to de-duplicate
+	root       *Session
+	creator    atomic.Pointer[func() string]
+	creators   sync.Map // *record -> string, only while a creator func is set
 
 	mu          sync.Mutex            // guards the fields below
 	sessions    map[*Session]struct{} // live sessions, and stopped ones that still own records
