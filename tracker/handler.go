@@ -93,11 +93,12 @@ func (r *Registry) WriteText(w io.Writer) {
 	}
 }
 
-// firstUserFrame returns the first frame outside the runtime and this package,
-// as "func (file:line)".
+// firstUserFrame returns the first frame outside the runtime and the tracker's
+// own wrappers, as "func (file:line)".
 func firstUserFrame(frames []Frame) string {
 	for _, f := range frames {
-		if strings.HasPrefix(f.Func, "runtime.") || strings.HasPrefix(f.Func, "github.com/leakcheck/leakcheck/tracker.") {
+		if strings.HasPrefix(f.Func, "runtime.") ||
+			strings.HasPrefix(f.Func, "github.com/leakcheck/leakcheck/tracker.") && !strings.HasSuffix(f.File, "_test.go") {
 			continue
 		}
 		return fmt.Sprintf("%s (%s:%d)", f.Func, shortFile(f.File), f.Line)

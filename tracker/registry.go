@@ -31,8 +31,10 @@ type Registry struct {
 	nextID     atomic.Uint64
 	moves      atomic.Uint64 // counts Move calls, so Snapshot can tell when to de-duplicate
 	root       *Session
+	base       time.Time // creation times are kept as monotonic offsets from base
 	creator    atomic.Pointer[func() string]
-	creators   sync.Map // *record -> string, only while a creator func is set
+	creatorSet atomic.Bool // a creator func was ever set: creators may hold entries
+	creators   sync.Map    // *record -> string
 
 	mu          sync.Mutex            // guards the fields below
 	sessions    map[*Session]struct{} // live sessions, and stopped ones that still own records
@@ -66,6 +68,7 @@ func New(opts ...Option) *Registry {
 	r := &Registry{
 		maxMisuse: DefaultMaxMisuse,
 		stacks:    newStackTable(),
+		base:      time.Now(),
 		sessions:  make(map[*Session]struct{}),
 	}
 	if m, err := ParseStackMode(os.Getenv("LEAKCHECK_STACKS")); err == nil {
@@ -74,7 +77,7 @@ func New(opts ...Option) *Registry {
 	for _, o := range opts {
 		o(r)
 	}
-	r.root = newSession(r, &record{kind: KindSession, label: "root", created: time.Now().UnixNano()}, nil)
+	r.root = newSession(r, &record{kind: KindSession, label: "root"}, nil)
 	r.sessions[r.root] = struct{}{}
 	return r
 }
@@ -87,6 +90,7 @@ func (r *Registry) SetCreatorFunc(f func() string) {
 		r.creator.Store(nil)
 		return
 	}
+	r.creatorSet.Store(true)
 	r.creator.Store(&f)
 }
 
@@ -97,16 +101,25 @@ func (r *Registry) StackMode() StackMode { return StackMode{Every: int(r.stackEv
 // a test helper or an admin endpoint.
 func (r *Registry) SetStackMode(m StackMode) { r.stackEvery.Store(int64(m.Every)) }
 
-// record is one tracked resource. Its owner may change (Move); its state is
-// written under the lock of the bucket that holds it.
+// record is one tracked resource, linked into its owner's bucket. Its owner may
+// change (Move); prev, next and released are written under the lock of the
+// bucket that holds it.
 type record struct {
-	id      uint64
-	kind    Kind
-	label   string
-	owner   atomic.Pointer[Session]
-	created int64 // unix nanoseconds
-	stack   int32
-	state   State
+	id         uint64
+	kind       Kind
+	label      string
+	owner      atomic.Pointer[Session]
+	prev, next *record
+	created    int64 // nanoseconds since the registry's base
+	stack      int32
+	released   bool
+}
+
+func (rec *record) state() State {
+	if rec.released {
+		return Released
+	}
+	return Live
 }
 
 // Handle refers to one tracked record. The zero Handle is invalid; releasing it
@@ -133,7 +146,7 @@ func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Hand
 		id:      r.nextID.Add(1),
 		kind:    kind,
 		label:   label,
-		created: time.Now().UnixNano(),
+		created: int64(time.Since(r.base)),
 	}
 	if (StackMode{Every: int(r.stackEvery.Load())}).want() {
 		rec.stack = int32(r.stacks.capture(skip + 1))
@@ -144,8 +157,7 @@ func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Hand
 	rec.owner.Store(owner)
 	b := owner.bucket(rec.id)
 	b.mu.Lock()
-	rec.state = Live
-	b.recs[rec.id] = rec
+	b.link(rec)
 	b.mu.Unlock()
 	if owner.stopped.Load() {
 		r.noteStoppedOwner(owner)
@@ -183,15 +195,17 @@ func (h Handle) Release() error {
 
 func (h Handle) release(skip int) error {
 	o, b := lockOwner(h.rec)
-	if h.rec.state != Live {
+	if h.rec.released {
 		b.mu.Unlock()
 		h.reg.recordMisuse(DoubleRelease, h.rec, o, Released, skip+1)
 		return ErrReleased
 	}
-	delete(b.recs, h.rec.id)
-	h.rec.state = Released
+	b.unlink(h.rec)
+	h.rec.released = true
 	b.mu.Unlock()
-	h.reg.creators.Delete(h.rec)
+	if h.reg.creatorSet.Load() {
+		h.reg.creators.Delete(h.rec)
+	}
 	if o.stopped.Load() {
 		h.reg.recordMisuse(ReleaseAfterStop, h.rec, o, Released, skip+1)
 		h.reg.forgetIfEmpty(o)
@@ -226,14 +240,14 @@ func (h Handle) Move(to *Session) error {
 			first.mu.Unlock()
 			continue
 		}
-		if h.rec.state != Live {
+		if h.rec.released {
 			second.mu.Unlock()
 			first.mu.Unlock()
 			h.reg.recordMisuse(DoubleRelease, h.rec, from, Released, 1)
 			return ErrReleased
 		}
-		delete(bf.recs, h.rec.id)
-		bt.recs[h.rec.id] = h.rec
+		bf.unlink(h.rec)
+		bt.link(h.rec)
 		h.rec.owner.Store(to)
 		second.mu.Unlock()
 		first.mu.Unlock()
@@ -279,7 +293,7 @@ func (h Handle) Live() bool {
 	}
 	_, b := lockOwner(h.rec)
 	defer b.mu.Unlock()
-	return h.rec.state == Live
+	return !h.rec.released
 }
 
 // Owner returns the session that holds the record now.
@@ -315,7 +329,7 @@ func (r *Registry) recordMisuse(kind MisuseKind, rec *record, owner *Session, st
 // record that has none. The caller passes the state it read under the record's
 // bucket lock.
 func (r *Registry) info(rec *record, owner *Session, state State, now time.Time) Record {
-	created := time.Unix(0, rec.created)
+	created := r.base.Add(time.Duration(rec.created))
 	out := Record{
 		ID:      rec.id,
 		Kind:    rec.kind,
@@ -326,8 +340,10 @@ func (r *Registry) info(rec *record, owner *Session, state State, now time.Time)
 		StackID: int(rec.stack),
 		Stack:   r.stacks.frames(int(rec.stack)),
 	}
-	if c, ok := r.creators.Load(rec); ok {
-		out.Creator = c.(string)
+	if r.creatorSet.Load() {
+		if c, ok := r.creators.Load(rec); ok {
+			out.Creator = c.(string)
+		}
 	}
 	if owner != nil {
 		out.Owner = owner.rec.id

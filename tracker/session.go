@@ -23,12 +23,47 @@ type Session struct {
 	stopTime time.Time
 }
 
-// bucket is one shard of a session's records, padded so neighbouring locks do
+// bucket is one shard of a session's records: a doubly linked list, so adding
+// and removing cost a few pointer writes. It is padded so neighbouring locks do
 // not share a cache line.
 type bucket struct {
 	mu   sync.Mutex
-	recs map[uint64]*record
+	head *record
+	n    int
 	_    [40]byte
+}
+
+// link adds rec to the bucket; the caller holds mu.
+func (b *bucket) link(rec *record) {
+	rec.prev, rec.next = nil, b.head
+	if b.head != nil {
+		b.head.prev = rec
+	}
+	b.head = rec
+	b.n++
+}
+
+// unlink removes rec from the bucket; the caller holds mu.
+func (b *bucket) unlink(rec *record) {
+	if rec.prev != nil {
+		rec.prev.next = rec.next
+	} else {
+		b.head = rec.next
+	}
+	if rec.next != nil {
+		rec.next.prev = rec.prev
+	}
+	rec.prev, rec.next = nil, nil
+	b.n--
+}
+
+// each calls fn for every record in the bucket under its lock.
+func (b *bucket) each(fn func(*record)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for rec := b.head; rec != nil; rec = rec.next {
+		fn(rec)
+	}
 }
 
 func newSession(r *Registry, rec *record, parent *Session) *Session {
@@ -36,11 +71,7 @@ func newSession(r *Registry, rec *record, parent *Session) *Session {
 	if parent == nil {
 		n = rootBuckets()
 	}
-	s := &Session{reg: r, rec: rec, parent: parent, buckets: make([]bucket, n)}
-	for i := range s.buckets {
-		s.buckets[i].recs = make(map[uint64]*record)
-	}
-	return s
+	return &Session{reg: r, rec: rec, parent: parent, buckets: make([]bucket, n)}
 }
 
 func (s *Session) bucket(id uint64) *bucket {
@@ -121,14 +152,9 @@ func (s *Session) stop(now time.Time, skip int) []Record {
 	// Collect first, while child sessions are still live: a child still
 	// running when its parent stops is a leftover too.
 	var left []Record
-	for i := range s.buckets {
-		b := &s.buckets[i]
-		b.mu.Lock()
-		for _, rec := range b.recs {
-			left = append(left, s.reg.info(rec, s, rec.state, now))
-		}
-		b.mu.Unlock()
-	}
+	s.each(func(rec *record) {
+		left = append(left, s.reg.info(rec, s, rec.state(), now))
+	})
 	for _, c := range children {
 		left = append(left, c.stop(now, skip+1)...)
 	}
@@ -140,10 +166,12 @@ func (s *Session) stop(now time.Time, skip int) []Record {
 	if parent != nil {
 		pb := parent.bucket(s.rec.id)
 		pb.mu.Lock()
-		delete(pb.recs, s.rec.id)
-		s.rec.state = Released
+		pb.unlink(s.rec)
+		s.rec.released = true
 		pb.mu.Unlock()
-		s.reg.creators.Delete(s.rec)
+		if s.reg.creatorSet.Load() {
+			s.reg.creators.Delete(s.rec)
+		}
 		parent.mu.Lock()
 		delete(parent.children, s)
 		parent.mu.Unlock()
@@ -196,14 +224,9 @@ func (s *Session) Children() []*Session {
 func (s *Session) Owned() []Record {
 	now := time.Now()
 	var out []Record
-	for i := range s.buckets {
-		b := &s.buckets[i]
-		b.mu.Lock()
-		for _, rec := range b.recs {
-			out = append(out, s.reg.info(rec, s, rec.state, now))
-		}
-		b.mu.Unlock()
-	}
+	s.each(func(rec *record) {
+		out = append(out, s.reg.info(rec, s, rec.state(), now))
+	})
 	slices.SortFunc(out, byID)
 	return out
 }
@@ -214,10 +237,18 @@ func (s *Session) count() int {
 	for i := range s.buckets {
 		b := &s.buckets[i]
 		b.mu.Lock()
-		n += len(b.recs)
+		n += b.n
 		b.mu.Unlock()
 	}
 	return n
+}
+
+// each calls fn for every record the session holds directly, bucket by bucket
+// under each bucket's lock.
+func (s *Session) each(fn func(*record)) {
+	for i := range s.buckets {
+		s.buckets[i].each(fn)
+	}
 }
 
 func byID(a, b Record) int { return cmp.Compare(a.ID, b.ID) }

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 	"slices"
@@ -197,22 +198,26 @@ func (r *Registry) Len() int {
 // read bucket by bucket: one tracked or released meanwhile may or may not be
 // listed, and one moved meanwhile is listed once.
 func (r *Registry) live(now time.Time) []Record {
+	type owned struct {
+		id    uint64 // copied from rec so sorting does not chase pointers
+		rec   *record
+		owner *Session
+	}
 	moves := r.moves.Load()
 	sessions := r.allSessions()
-	out := make([]Record, 0, r.Len())
+	recs := make([]owned, 0, r.Len())
 	for _, s := range sessions {
-		for i := range s.buckets {
-			b := &s.buckets[i]
-			b.mu.Lock()
-			for _, rec := range b.recs {
-				out = append(out, r.info(rec, s, rec.state, now))
-			}
-			b.mu.Unlock()
-		}
+		s.each(func(rec *record) { recs = append(recs, owned{rec.id, rec, s}) })
 	}
-	slices.SortFunc(out, byID)
+	// Sort the small pairs, not the large Records; ids never change.
+	slices.SortFunc(recs, func(a, b owned) int { return cmp.Compare(a.id, b.id) })
 	if r.moves.Load() != moves {
-		out = slices.CompactFunc(out, func(a, b Record) bool { return a.ID == b.ID })
+		recs = slices.CompactFunc(recs, func(a, b owned) bool { return a.rec == b.rec })
+	}
+	out := make([]Record, len(recs))
+	for i, o := range recs {
+		// Listed records are live: released ones leave their bucket.
+		out[i] = r.info(o.rec, o.owner, Live, now)
 	}
 	return out
 }
