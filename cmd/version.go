@@ -45,14 +45,14 @@ func runVersion(opts versionOptions, info *debug.BuildInfo, w io.Writer) error {
 	if info == nil {
 		return nil
 	}
-	fmt.Fprintf(w, "go:        %s\n", info.GoVersion)
+	fmt.Fprintf(w, "%-14s %s\n", "go:", info.GoVersion)
 	settings := map[string]string{}
 	for _, s := range info.Settings {
 		settings[s.Key] = s.Value
 	}
 	for _, key := range []string{"vcs", "vcs.revision", "vcs.time", "vcs.modified", "GOOS", "GOARCH"} {
 		if v, ok := settings[key]; ok {
-			fmt.Fprintf(w, "%-10s %s\n", key+":", v)
+			fmt.Fprintf(w, "%-14s %s\n", key+":", v)
 		}
 	}
 	return nil
