@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -146,6 +147,7 @@ func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) er
 	}()
 
 	tasks := map[int][]byte{}    // tasks in flight; the "map" leak never deletes
+	var openLogs []*tracker.File // the "fd" leak keeps every log open
 	block := make(chan struct{}) // never closed: the "goroutine" leak waits on it
 	dir, err := os.MkdirTemp("", "leakcheck-demo-")
 	if err != nil {
@@ -168,7 +170,9 @@ func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) er
 				mu.Unlock()
 			}
 			wg.Wait()
-			return finishDemo(reg, []*tracker.Session{client, server, logger}, stderr)
+			err := finishDemo(reg, []*tracker.Session{client, server, logger}, stderr)
+			runtime.KeepAlive(openLogs)
+			return err
 		case <-tick.C:
 		}
 		tasks[n] = make([]byte, 1024)
@@ -181,7 +185,9 @@ func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) er
 		f, err := reg.Create(logger, filepath.Join(dir, fmt.Sprintf("request-%d.log", n)))
 		if err == nil {
 			fmt.Fprintf(f, "request %d\n", n)
-			if !leak("fd") {
+			if leak("fd") {
+				openLogs = append(openLogs, f)
+			} else {
 				f.Close()
 			}
 		}

@@ -26,6 +26,25 @@
 // distinct stack is stored once. With stacks off, tracking costs about a map
 // insert and a map delete.
 //
+// Beyond leftovers, opt-in checks find the leaks POE's FAQ lists, each
+// reported in the Snapshot:
+//
+//   - unreleased: with WithCleanups (wrappers) or TrackObject (any object),
+//     an object the garbage collector found unreachable while still
+//     registered: nobody closed it, the collector did.
+//   - retained: with WithRetainCheck or Watch, CheckRetained runs a few
+//     collections and lists released objects and stopped sessions that are
+//     still reachable: an extra reference, a closure, a pending timer.
+//   - cycles: FindCycles walks a value by reflection and prints each
+//     reference cycle as a path; Session.SetHeap gives sessions a heap that
+//     CheckCycles, and WithCycleCheck at Stop, look into.
+//   - growth: Gauge registers a collection's size, SampleHeap and
+//     SetHeapScheduler sample the collections in session heaps on their
+//     owner's goroutine, and StartSampler records the series; the report
+//     decides whether they only grow.
+//
+// With all of them off, tracking and releasing cost one extra flag test.
+//
 // A registry's state is available as a JSON Snapshot, as pprof profiles of
 // live records by acquisition stack (WriteProfile), and over HTTP (Handler).
 // When the LEAKCHECK_REPORT environment variable is set, as `leakcheck run`

@@ -91,6 +91,7 @@ func (r *Registry) WriteText(w io.Writer) {
 	for _, m := range s.Misuse {
 		fmt.Fprintf(w, "misuse: %s of %s %q at %s\n", m.Kind, m.Record.Kind, m.Record.Label, firstUserFrame(m.Stack))
 	}
+	writeFindingsText(w, s) // unreleased, retained, cycles, gauges (checks.go)
 }
 
 // firstUserFrame returns the first frame outside the runtime and the tracker's

@@ -24,4 +24,7 @@ const (
 	Live State = "live"
 	// Released records were released (or, for sessions, stopped) by the program.
 	Released State = "released"
+	// Collected records were closed by the garbage collector: their object
+	// became unreachable while still registered (see TrackObject).
+	Collected State = "collected"
 )

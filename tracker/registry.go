@@ -41,6 +41,8 @@ type Registry struct {
 	misuse      []Misuse              // ring of the latest maxMisuse events
 	misuseNext  int
 	misuseTotal int
+
+	checks checks // opt-in GC-aware checks, cycle finder and gauges (checks.go)
 }
 
 // Option configures a Registry made by New.
@@ -113,6 +115,7 @@ type record struct {
 	created    int64 // nanoseconds since the registry's base
 	stack      int32
 	released   bool
+	flags      uint8 // recCleanup, recWatch, recCollected (checks.go); fits in padding
 }
 
 func (rec *record) state() State {
@@ -196,13 +199,20 @@ func (h Handle) Release() error {
 func (h Handle) release(skip int) error {
 	o, b := lockOwner(h.rec)
 	if h.rec.released {
+		collected := h.rec.flags&recCollected != 0
 		b.mu.Unlock()
-		h.reg.recordMisuse(DoubleRelease, h.rec, o, Released, skip+1)
+		if !collected { // the collector got there first: reported as unreleased
+			h.reg.recordMisuse(DoubleRelease, h.rec, o, Released, skip+1)
+		}
 		return ErrReleased
 	}
 	b.unlink(h.rec)
 	h.rec.released = true
+	fl := h.rec.flags
 	b.mu.Unlock()
+	if fl != 0 {
+		h.reg.releasedObject(h.rec, o, fl)
+	}
 	if h.reg.creatorSet.Load() {
 		h.reg.creators.Delete(h.rec)
 	}

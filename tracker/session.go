@@ -17,10 +17,12 @@ type Session struct {
 	buckets []bucket
 	stopped atomic.Bool
 
-	mu       sync.Mutex // guards parent, children and stopTime
+	mu       sync.Mutex // guards parent, children, stopTime, heap and heapRun
 	parent   *Session
 	children map[*Session]struct{}
 	stopTime time.Time
+	heap     any          // see SetHeap (heap.go)
+	heapRun  func(func()) // see SetHeapScheduler (heap.go)
 }
 
 // bucket is one shard of a session's records: a doubly linked list, so adding
@@ -177,6 +179,7 @@ func (s *Session) stop(now time.Time, skip int) []Record {
 		parent.mu.Unlock()
 	}
 	s.reg.forgetIfEmpty(s)
+	s.reg.afterStop(s, now) // opt-in checks (checks.go)
 	return left
 }
 

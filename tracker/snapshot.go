@@ -35,6 +35,8 @@ type Snapshot struct {
 	// Unreleased holds records the garbage collector found unreachable while
 	// still registered: nobody released them; the collector did.
 	Unreleased []Unreleased `json:"unreleased,omitempty"`
+	// UnreleasedTotal counts every unreleased finding, kept or dropped.
+	UnreleasedTotal int `json:"unreleased_total,omitempty"`
 	// Retained holds released records and stopped sessions still reachable
 	// after several garbage collections.
 	Retained []Retained `json:"retained,omitempty"`
@@ -68,6 +70,13 @@ type Cycle struct {
 	// Stopped is true when every session on the cycle has stopped, so the
 	// cycle is garbage that only the cycle keeps alive.
 	Stopped bool `json:"stopped"`
+	// Owner and OwnerLabel name the session whose heap holds the cycle: the
+	// nearest session at or above where the walk entered it.
+	Owner      uint64 `json:"owner,omitempty"`
+	OwnerLabel string `json:"owner_label,omitempty"`
+	// Root is the path by which the walk reached the cycle, e.g.
+	// (*Session "worker").Heap["a"]; empty when the cycle starts at the root.
+	Root string `json:"root,omitempty"`
 }
 
 // Gauge is a sampled series of a collection's size.
@@ -174,6 +183,7 @@ func (r *Registry) Snapshot() *Snapshot {
 			}
 		}
 	}
+	r.fillChecks(s)
 	return s
 }
 

@@ -114,7 +114,9 @@ type Ticker struct {
 
 // NewTicker starts a ticker under owner.
 func (r *Registry) NewTicker(owner *Session, d time.Duration) *Ticker {
-	return &Ticker{Ticker: time.NewTicker(d), h: r.track(KindTimer, owner, "ticker "+d.String(), 1)}
+	t := &Ticker{Ticker: time.NewTicker(d), h: r.track(KindTimer, owner, "ticker "+d.String(), 1)}
+	attachObject(t.h, t, false) // opt-in checks: a ticker dropped without Stop is unreleased
+	return t
 }
 
 // Stop stops the ticker and releases its record. Stopping again does nothing,

@@ -18,7 +18,7 @@ func (r *Registry) OpenFile(owner *Session, name string, flag int, perm os.FileM
 	if err != nil {
 		return nil, err
 	}
-	return &File{File: f, h: r.track(KindFile, owner, name, 1)}, nil
+	return newFile(f, r.track(KindFile, owner, name, 1)), nil
 }
 
 // Open opens a file for reading and tracks it under owner.
@@ -27,7 +27,7 @@ func (r *Registry) Open(owner *Session, name string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &File{File: f, h: r.track(KindFile, owner, name, 1)}, nil
+	return newFile(f, r.track(KindFile, owner, name, 1)), nil
 }
 
 // Create creates or truncates a file and tracks it under owner.
@@ -36,12 +36,20 @@ func (r *Registry) Create(owner *Session, name string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &File{File: f, h: r.track(KindFile, owner, name, 1)}, nil
+	return newFile(f, r.track(KindFile, owner, name, 1)), nil
 }
 
 // TrackFile tracks an already open file under owner.
 func (r *Registry) TrackFile(owner *Session, f *os.File) *File {
-	return &File{File: f, h: r.track(KindFile, owner, f.Name(), 1)}
+	return newFile(f, r.track(KindFile, owner, f.Name(), 1))
+}
+
+// newFile wraps f, attaching the registry's opt-in checks (WithCleanups,
+// WithRetainCheck) to the wrapper.
+func newFile(f *os.File, h Handle) *File {
+	w := &File{File: f, h: h}
+	attachObject(h, w, false)
+	return w
 }
 
 // Close closes the file and releases its record.
@@ -77,12 +85,19 @@ func (r *Registry) Dial(ctx context.Context, owner *Session, network, address st
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Conn: c, h: r.track(KindSocket, owner, connLabel(c), 1)}, nil
+	return newConn(c, r.track(KindSocket, owner, connLabel(c), 1)), nil
 }
 
 // TrackConn tracks an open connection under owner.
 func (r *Registry) TrackConn(owner *Session, c net.Conn) *Conn {
-	return &Conn{Conn: c, h: r.track(KindSocket, owner, connLabel(c), 1)}
+	return newConn(c, r.track(KindSocket, owner, connLabel(c), 1))
+}
+
+// newConn wraps c, attaching the registry's opt-in checks to the wrapper.
+func newConn(c net.Conn, h Handle) *Conn {
+	w := &Conn{Conn: c, h: h}
+	attachObject(h, w, false)
+	return w
 }
 
 // Close closes the connection and releases its record.
@@ -110,12 +125,19 @@ func (r *Registry) Listen(ctx context.Context, owner *Session, network, address 
 	if err != nil {
 		return nil, err
 	}
-	return &Listener{Listener: l, h: r.track(KindListener, owner, network+" "+l.Addr().String(), 1)}, nil
+	return newListener(l, r.track(KindListener, owner, network+" "+l.Addr().String(), 1)), nil
 }
 
 // TrackListener tracks an open listener under owner.
 func (r *Registry) TrackListener(owner *Session, l net.Listener) *Listener {
-	return &Listener{Listener: l, h: r.track(KindListener, owner, l.Addr().Network()+" "+l.Addr().String(), 1)}
+	return newListener(l, r.track(KindListener, owner, l.Addr().Network()+" "+l.Addr().String(), 1))
+}
+
+// newListener wraps l, attaching the registry's opt-in checks to the wrapper.
+func newListener(l net.Listener, h Handle) *Listener {
+	w := &Listener{Listener: l, h: h}
+	attachObject(h, w, false)
+	return w
 }
 
 // Accept waits for a connection and returns it as a *Conn tracked under the
@@ -131,7 +153,7 @@ func (l *Listener) AcceptFor(owner *Session) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Conn: c, h: l.h.reg.track(KindSocket, owner, connLabel(c), 1)}, nil
+	return newConn(c, l.h.reg.track(KindSocket, owner, connLabel(c), 1)), nil
 }
 
 // Close closes the listener and releases its record.

@@ -1,0 +1,516 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/leakcheck/leakcheck/probes"
+	"github.com/leakcheck/leakcheck/report"
+	"github.com/leakcheck/leakcheck/tracker"
+)
+
+// demoDuration is how long `leakcheck run` with no command runs the demo.
+const demoDuration = 20 * time.Second
+
+type runOptions struct {
+	interval time.Duration
+	warmup   time.Duration
+	duration time.Duration
+	grace    time.Duration
+	pprof    string
+	format   string
+	output   string
+	series   string
+	ignore   string
+	failOn   report.Policy
+	minSlope float64
+	leaks    string // for the demo, when no command is given
+	args     []string
+}
+
+// forwarded are the signals leakcheck passes on to the wrapped command.
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+
+func newRunCommand() *cobra.Command {
+	opts := runOptions{}
+	opts.failOn, _ = report.ParsePolicy("leftover,growth")
+	c := &cobra.Command{
+		Use:   "run [flags] [-- COMMAND [ARGS...]]",
+		Short: "Run a daemon, watch its resources, and report leftovers and growth",
+		Long: `run starts COMMAND in its own process group, passes its input and output
+through, forwards signals to it, and samples its descriptors, sockets, threads,
+memory and child processes every --interval (and its goroutines and heap when
+--pprof points at its net/http/pprof endpoint). It stops the command after
+--duration (SIGTERM, then SIGKILL after --grace) or when it exits, then reports
+descriptors and sockets left open since the baseline, series that grow under a
+trend test, child processes left behind, and, from a Go daemon that uses the
+tracker, its own exit report (LEAKCHECK_REPORT).
+
+With no COMMAND, run starts leakcheck's built-in demo daemon for 20 seconds,
+committing the leaks named by --leak.
+
+Exit status: 0 clean; 3 findings fail --fail-on; 2 usage or input error;
+otherwise the command's own failure (127 not found, 128+n killed by signal n).`,
+		Example: `  leakcheck run                                   # the demo daemon, about 20 s
+  leakcheck run --leak none                       # the demo, leaking nothing: exit 0
+  leakcheck run --duration 10m -- ./mydaemon -listen :8080
+  leakcheck run --pprof http://127.0.0.1:6060 --format json --output run.json -- ./mydaemon
+  leakcheck run --fail-on all --series samples.csv -- redis-server --port 7000`,
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.args = args
+			if len(args) > 0 && c.Flags().Changed("leak") {
+				return usageError(errors.New("--leak applies only to the built-in demo (no COMMAND)"))
+			}
+			code, err := runRun(c.Context(), opts, c.OutOrStdout(), c.ErrOrStderr())
+			if err != nil || code != 0 {
+				return &exitError{code: code, err: err}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.DurationVar(&opts.interval, "interval", time.Second, "time between samples")
+	f.DurationVar(&opts.warmup, "warmup", 2*time.Second, "time after start before the baseline sample; trend tests ignore it")
+	f.DurationVar(&opts.duration, "duration", 0, "stop the command after this long (0: wait for it to exit; the demo runs 20s)")
+	f.DurationVar(&opts.grace, "grace", 5*time.Second, "time between SIGTERM and SIGKILL when stopping the command")
+	f.StringVar(&opts.pprof, "pprof", "", "base URL of the command's net/http/pprof endpoint, e.g. http://127.0.0.1:6060")
+	f.StringVar(&opts.format, "format", report.DefaultFormat, "output format: "+strings.Join(report.Formats(), ", "))
+	f.StringVarP(&opts.output, "output", "o", "", "write the report to this file instead of stdout")
+	f.StringVar(&opts.series, "series", "", "write every sample to this file (.csv or .json)")
+	f.StringVar(&opts.ignore, "ignore", "", "file of rules suppressing known findings")
+	f.Var(&opts.failOn, "fail-on", "finding kinds (and severity>=LEVEL) that fail the run: e.g. leftover,growth, all, none")
+	f.Float64Var(&opts.minSlope, "min-slope", 0, "least growth per hour, in each series' unit, that counts")
+	f.StringVar(&opts.leaks, "leak", defaultDemoLeaks, "demo only: leaks to commit: "+demoLeakNames()+", all or none")
+	return c
+}
+
+// runRun runs the command (or the demo), samples it, reports, and returns the
+// exit code: the command's own failure first, then the fail policy.
+func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if opts.interval <= 0 {
+		return report.ExitUsage, errors.New("--interval must be positive")
+	}
+	if !knownFormat(opts.format) {
+		return report.ExitUsage, fmt.Errorf("unknown --format %q: want %s", opts.format, strings.Join(report.Formats(), ", "))
+	}
+	var rules []report.IgnoreRule
+	if opts.ignore != "" {
+		f, err := os.Open(opts.ignore)
+		if err != nil {
+			return report.ExitUsage, fmt.Errorf("reading ignore file: %w", err)
+		}
+		rules, err = report.ParseIgnore(f, opts.ignore)
+		f.Close()
+		if err != nil {
+			return report.ExitUsage, err
+		}
+	}
+
+	tmp, err := os.MkdirTemp("", "leakcheck-run-")
+	if err != nil {
+		return report.ExitUsage, fmt.Errorf("creating a temporary directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	exitReport := filepath.Join(tmp, "exit-report.json")
+
+	args := opts.args
+	demo := len(args) == 0
+	readyFile := filepath.Join(tmp, "pprof-url")
+	if demo {
+		leaks, err := parseDemoLeaks(opts.leaks)
+		if err != nil {
+			return report.ExitUsage, err
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return report.ExitUsage, fmt.Errorf("finding leakcheck's own binary for the demo: %w", err)
+		}
+		leakArg := strings.Join(leaks, ",")
+		if leakArg == "" {
+			leakArg = "none"
+		}
+		args = []string{self, "demo", "--leak", leakArg, "--pprof", "127.0.0.1:0", "--ready-file", readyFile}
+		if opts.duration == 0 {
+			opts.duration = demoDuration
+		}
+		fmt.Fprintf(stderr, "leakcheck: running the built-in demo daemon for %s (leaks: %s)\n", opts.duration, opts.leaks)
+	}
+
+	child := exec.Command(args[0], args[1:]...)
+	child.Stdin, child.Stdout, child.Stderr = os.Stdin, stdout, stderr
+	child.Env = append(os.Environ(), tracker.ReportEnv+"="+exitReport)
+	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := child.Start(); err != nil {
+		code := report.ExitNotFound
+		if errors.Is(err, os.ErrPermission) {
+			code = 126
+		}
+		return code, fmt.Errorf("starting %s: %w", args[0], err)
+	}
+	w := &watch{
+		opts:  opts,
+		pid:   child.Process.Pid,
+		start: time.Now(),
+		http:  &http.Client{Timeout: max(opts.interval, time.Second)},
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, forwarded...)
+	defer signal.Stop(sigc)
+
+	status := w.loop(ctx, exited, sigc, stderr, func() {
+		if demo && w.opts.pprof == "" {
+			if b, err := os.ReadFile(readyFile); err == nil {
+				w.opts.pprof = string(b)
+			}
+		}
+	})
+	left := w.killLeftovers()
+
+	r, err := w.report(exitReport, left, rules, args)
+	if err != nil {
+		return report.ExitUsage, err
+	}
+	if opts.series != "" {
+		if err := w.writeSeries(opts.series); err != nil {
+			return report.ExitUsage, err
+		}
+	}
+	if opts.output != "" {
+		err = report.WriteFile(opts.output, r, opts.format)
+	} else {
+		err = report.Render(stdout, r, opts.format)
+	}
+	if err != nil {
+		return report.ExitUsage, fmt.Errorf("writing the report: %w", err)
+	}
+	if code := status.code(); code != 0 {
+		return code, nil
+	}
+	return opts.failOn.ExitCode(r.Findings), nil
+}
+
+func knownFormat(name string) bool {
+	for _, f := range report.Formats() {
+		if f == name {
+			return true
+		}
+	}
+	return false
+}
+
+// childStatus is how the wrapped command ended.
+type childStatus struct {
+	err       error
+	stoppedBy bool // leakcheck stopped it at --duration
+}
+
+// code returns the exit code the command's own ending asks for: 0 when it
+// succeeded or leakcheck stopped it, its status, or 128+n for signal n.
+func (s childStatus) code() int {
+	if s.err == nil || s.stoppedBy {
+		return 0
+	}
+	var ee *exec.ExitError
+	if !errors.As(s.err, &ee) {
+		return report.ExitUsage
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return report.ExitSignalBase + int(ws.Signal())
+	}
+	return ee.ExitCode()
+}
+
+// watch samples one process tree.
+type watch struct {
+	opts     runOptions
+	pid      int
+	start    time.Time
+	http     *http.Client
+	procs    []*probes.ProcSample
+	gos      []*probes.GoSample
+	baseline *probes.ProcSample
+	gaps     []string
+	seen     map[int]probes.Child // every descendant ever sampled
+}
+
+// loop samples until the command exits, --duration passes, or ctx ends, and
+// forwards signals meanwhile. ready runs before each sample.
+func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Signal, stderr io.Writer, ready func()) childStatus {
+	tick := time.NewTicker(w.opts.interval)
+	defer tick.Stop()
+	var deadline <-chan time.Time
+	if w.opts.duration > 0 {
+		t := time.NewTimer(w.opts.duration)
+		defer t.Stop()
+		deadline = t.C
+	}
+	status := newStatusLine(stderr)
+	defer status.clear()
+	w.sample(ctx)
+	for {
+		select {
+		case err := <-exited:
+			return childStatus{err: err}
+		case sig := <-sigc:
+			syscall.Kill(-w.pid, sig.(syscall.Signal))
+		case <-ctx.Done():
+			return w.stop(exited)
+		case <-deadline:
+			w.sample(ctx)
+			return w.stop(exited)
+		case <-tick.C:
+			ready()
+			w.sample(ctx)
+			status.update(w)
+		}
+	}
+}
+
+// stop ends the command: SIGTERM to its process group, SIGKILL after --grace.
+func (w *watch) stop(exited <-chan error) childStatus {
+	syscall.Kill(-w.pid, syscall.SIGTERM)
+	t := time.NewTimer(w.opts.grace)
+	defer t.Stop()
+	select {
+	case err := <-exited:
+		return childStatus{err: err, stoppedBy: true}
+	case <-t.C:
+		syscall.Kill(-w.pid, syscall.SIGKILL)
+		return childStatus{err: <-exited, stoppedBy: true}
+	}
+}
+
+// killLeftovers kills what remains of the command's process group and every
+// descendant seen while sampling, and returns the descendants that were still
+// alive: child processes the command left behind.
+func (w *watch) killLeftovers() []probes.Child {
+	syscall.Kill(-w.pid, syscall.SIGKILL)
+	var left []probes.Child
+	for pid, c := range w.seen {
+		if pid == w.pid || !sameProcess(c) {
+			continue
+		}
+		left = append(left, c)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return left
+}
+
+// sameProcess reports whether c still runs (and was not reaped and its pid
+// reused by another program).
+func sameProcess(c probes.Child) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.PID))
+	return err == nil && strings.TrimSpace(string(b)) == c.Comm
+}
+
+// sample takes one sample of the process and, with --pprof, of its endpoint.
+// Failures become gaps.
+func (w *watch) sample(ctx context.Context) {
+	now := time.Now()
+	ps, err := probes.SampleProcess(w.pid)
+	switch {
+	case err != nil:
+		w.gaps = append(w.gaps, fmt.Sprintf("%s: %v", now.Format(time.RFC3339), err))
+	default:
+		w.procs = append(w.procs, ps)
+		if w.seen == nil {
+			w.seen = map[int]probes.Child{}
+		}
+		for _, c := range ps.Children {
+			w.seen[c.PID] = c
+		}
+		if w.baseline == nil && now.Sub(w.start) >= w.opts.warmup {
+			w.baseline = ps
+		}
+	}
+	if w.opts.pprof == "" {
+		return
+	}
+	gctx, cancel := context.WithTimeout(ctx, max(w.opts.interval, time.Second))
+	defer cancel()
+	gs, err := probes.SampleGo(gctx, w.http, w.opts.pprof, probes.DefaultTrackerPath)
+	if err != nil {
+		w.gaps = append(w.gaps, fmt.Sprintf("%s: %v", now.Format(time.RFC3339), err))
+		return
+	}
+	w.gos = append(w.gos, gs)
+}
+
+// report turns the samples, the leftovers and the exit report into a report.
+func (w *watch) report(exitReport string, left []probes.Child, rules []report.IgnoreRule, args []string) (*report.Report, error) {
+	series := w.seriesList()
+	trend := report.TrendOptions{Warmup: w.opts.warmup, MinSlope: w.opts.minSlope}
+	findings := report.Growth(series, trend)
+	findings = append(findings, w.descriptorFindings()...)
+	for _, c := range left {
+		findings = append(findings, report.Finding{
+			Kind: report.KindLeftover, Severity: report.SeverityError,
+			Subject: fmt.Sprintf("process %s", c.Comm), Owner: fmt.Sprintf("pid %d", c.PPID), Count: 1,
+			Evidence:   report.Evidence{Values: map[string]float64{"pid": float64(c.PID)}},
+			Suggestion: "wait for or kill child processes before exiting; leakcheck killed it",
+			Signature:  report.Signature(report.KindLeftover, "process "+c.Comm, nil),
+		})
+	}
+	if data, err := os.ReadFile(exitReport); err == nil {
+		var snap tracker.Snapshot
+		if err := json.Unmarshal(data, &snap); err != nil {
+			return nil, fmt.Errorf("reading the command's exit report: %w", err)
+		}
+		fs, gauges := report.FromSnapshot(&snap, report.SnapshotOptions{AtExit: true, Trend: trend})
+		findings = append(findings, fs...)
+		series = append(series, gauges...)
+	}
+	r := report.New(findings, series, rules)
+	r.Metadata = map[string]string{
+		"command":  strings.Join(args, " "),
+		"duration": time.Since(w.start).Round(time.Millisecond).String(),
+		"samples":  fmt.Sprint(len(w.procs)),
+	}
+	if len(w.gaps) > 0 {
+		r.Metadata["gaps"] = fmt.Sprintf("%d (first: %s)", len(w.gaps), w.gaps[0])
+	}
+	return r, nil
+}
+
+// descriptorFindings names the descriptors and sockets open in the last sample
+// that were not open at the baseline.
+func (w *watch) descriptorFindings() []report.Finding {
+	if w.baseline == nil || len(w.procs) == 0 {
+		return nil
+	}
+	last := w.procs[len(w.procs)-1]
+	var fs []report.Finding
+	for _, g := range socketGroups(last, probes.NewSockets(w.baseline, last)) {
+		fs = append(fs, report.Finding{
+			Kind: report.KindLeftover, Severity: report.SeverityWarning,
+			Subject: g.subject, Count: g.count,
+			Suggestion: socketAdvice(g.state),
+			Signature:  report.Signature(report.KindLeftover, g.subject, nil),
+		})
+	}
+	for _, fd := range probes.NewFDs(w.baseline, last) {
+		if fd.Type == "socket" {
+			continue // reported above, by socket
+		}
+		subject := "fd " + fd.Type + " " + report.Pattern(fd.Target)
+		fs = append(fs, report.Finding{
+			Kind: report.KindLeftover, Severity: report.SeverityWarning,
+			Subject: subject, Count: 1,
+			Evidence:   report.Evidence{Values: map[string]float64{"fd": float64(fd.Num)}},
+			Suggestion: "opened since the baseline and still open: close it when done",
+			Signature:  report.Signature(report.KindLeftover, subject, nil),
+		})
+	}
+	return fs
+}
+
+func socketAdvice(state string) string {
+	if state == "CLOSE_WAIT" {
+		return "the peer closed these connections but the daemon never did: close the socket on EOF"
+	}
+	return "opened since the baseline and still open: close or pool them"
+}
+
+type socketGroup struct {
+	subject, state string
+	count          int
+}
+
+// socketGroups groups new sockets by protocol, state and the end that names
+// them: connections accepted on one of the process's listening addresses are
+// named by that address (their remote ports are ephemeral), others by the
+// address they connect to, e.g. "tcp sockets to 127.0.0.1:6379 in CLOSE_WAIT".
+func socketGroups(last *probes.ProcSample, socks []probes.Socket) []socketGroup {
+	listening := map[string]bool{}
+	for _, s := range last.Sockets {
+		if s.State == "LISTEN" {
+			listening[s.Proto+" "+s.Local] = true
+		}
+	}
+	var out []socketGroup
+	index := map[string]int{}
+	for _, s := range socks {
+		var subject string
+		switch {
+		case s.State == "LISTEN":
+			subject = fmt.Sprintf("%s listener on %s", s.Proto, s.Local)
+		case listening[s.Proto+" "+s.Local]:
+			subject = fmt.Sprintf("%s connections accepted on %s in %s", s.Proto, s.Local, s.State)
+		case s.Remote != "":
+			subject = fmt.Sprintf("%s sockets to %s in %s", s.Proto, s.Remote, s.State)
+		default:
+			subject = fmt.Sprintf("%s sockets on %s in %s", s.Proto, report.Pattern(s.Local), s.State)
+		}
+		if i, ok := index[subject]; ok {
+			out[i].count++
+			continue
+		}
+		index[subject] = len(out)
+		out = append(out, socketGroup{subject: subject, state: s.State, count: 1})
+	}
+	return out
+}
+
+// seriesList turns the samples into one series per metric.
+func (w *watch) seriesList() []report.Series {
+	byName := map[string]*report.Series{}
+	var order []string
+	add := func(name string, t time.Time, v float64) {
+		s, ok := byName[name]
+		if !ok {
+			s = &report.Series{Name: name, Unit: unitOf(name)}
+			byName[name] = s
+			order = append(order, name)
+		}
+		s.Points = append(s.Points, report.Point{Time: t, Value: v})
+	}
+	for _, p := range w.procs {
+		for name, v := range p.Metrics() {
+			add(name, p.Time, v)
+		}
+	}
+	for _, g := range w.gos {
+		for name, v := range g.Metrics() {
+			add(name, g.Time, v)
+		}
+	}
+	out := make([]report.Series, 0, len(order))
+	for _, name := range order {
+		out = append(out, *byName[name])
+	}
+	sortSeries(out)
+	return out
+}
+
+func unitOf(name string) string {
+	switch {
+	case strings.HasSuffix(name, "_bytes"):
+		return "B"
+	case strings.HasPrefix(name, "fds"):
+		return "fds"
+	case strings.HasPrefix(name, "sockets"):
+		return "sockets"
+	case name == "threads", name == "goroutines", name == "children", name == "zombies":
+		return name
+	}
+	return ""
+}

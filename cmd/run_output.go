@@ -1,0 +1,97 @@
+package cmd
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/leakcheck/leakcheck/report"
+)
+
+// sortSeries orders series by name, so output is stable.
+func sortSeries(s []report.Series) {
+	slices.SortFunc(s, func(a, b report.Series) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// writeSeries writes every sampled series to path: CSV (time, series, value)
+// when it ends in .csv, JSON otherwise.
+func (w *watch) writeSeries(path string) error {
+	series := w.seriesList()
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing series: %w", err)
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".csv":
+		cw := csv.NewWriter(f)
+		cw.Write([]string{"time", "series", "value"})
+		for _, s := range series {
+			for _, p := range s.Points {
+				cw.Write([]string{p.Time.UTC().Format(time.RFC3339Nano), s.Name, strconv.FormatFloat(p.Value, 'f', -1, 64)})
+			}
+		}
+		cw.Flush()
+		err = cw.Error()
+	default:
+		enc := json.NewEncoder(f)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(series)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing series to %s: %w", path, err)
+	}
+	return nil
+}
+
+// statusLine shows progress on stderr when stderr is a terminal, and nothing
+// otherwise.
+type statusLine struct {
+	w     io.Writer
+	shown bool
+}
+
+func newStatusLine(w io.Writer) *statusLine {
+	f, ok := w.(*os.File)
+	if !ok {
+		return &statusLine{}
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return &statusLine{}
+	}
+	return &statusLine{w: w}
+}
+
+func (s *statusLine) update(w *watch) {
+	if s.w == nil || len(w.procs) == 0 {
+		return
+	}
+	last := w.procs[len(w.procs)-1]
+	line := fmt.Sprintf("leakcheck: %s  %d samples  %d fds  rss %.1f MiB",
+		time.Since(w.start).Round(time.Second), len(w.procs), len(last.FDs), float64(last.RSS)/(1<<20))
+	if n := len(w.gos); n > 0 {
+		line += fmt.Sprintf("  %d goroutines", w.gos[n-1].Goroutines)
+	}
+	if w.baseline != nil {
+		if d := len(last.FDs) - len(w.baseline.FDs); d > 0 {
+			line += fmt.Sprintf("  fds +%d since baseline", d)
+		}
+	}
+	fmt.Fprintf(s.w, "\r\x1b[K%s", line)
+	s.shown = true
+}
+
+func (s *statusLine) clear() {
+	if s.shown {
+		fmt.Fprint(s.w, "\r\x1b[K")
+	}
+}

@@ -1,0 +1,21 @@
+//go:build !linux
+
+package probes
+
+import (
+	"errors"
+	"fmt"
+)
+
+// SampleProcess reads a process from /proc, which only Linux provides; on
+// other systems it returns an error wrapping errors.ErrUnsupported.
+func SampleProcess(pid int) (*ProcSample, error) {
+	return nil, fmt.Errorf("probes: sample pid %d: %w", pid, errors.ErrUnsupported)
+}
+
+// CountFDs counts a process's descriptors from /proc, which only Linux
+// provides; on other systems it returns an error wrapping
+// errors.ErrUnsupported.
+func CountFDs(pid int) (int, error) {
+	return 0, fmt.Errorf("probes: count descriptors of pid %d: %w", pid, errors.ErrUnsupported)
+}

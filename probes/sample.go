@@ -1,0 +1,197 @@
+package probes
+
+import (
+	"time"
+)
+
+// Descriptor types, as found in FD.Type.
+const (
+	fdFile   = "file"
+	fdSocket = "socket"
+	fdPipe   = "pipe"
+	fdAnon   = "anon"
+	fdDev    = "dev"
+	fdOther  = "other"
+)
+
+// fdTypes lists every FD.Type, in the order Metrics documents them.
+var fdTypes = [...]string{fdFile, fdSocket, fdPipe, fdAnon, fdDev, fdOther}
+
+// Socket protocols, as found in Socket.Proto.
+const (
+	protoTCP   = "tcp"
+	protoTCP6  = "tcp6"
+	protoUDP   = "udp"
+	protoUDP6  = "udp6"
+	protoUnix  = "unix"
+	protoOther = "other"
+)
+
+// protos lists every Socket.Proto.
+var protos = [...]string{protoTCP, protoTCP6, protoUDP, protoUDP6, protoUnix, protoOther}
+
+// An FD is one open file descriptor of a process.
+type FD struct {
+	// Num is the descriptor number.
+	Num int
+	// Type is the kind of object the descriptor refers to: "file", "socket",
+	// "pipe", "anon" (anon_inode: objects such as eventfd, epoll, timerfd,
+	// signalfd, pidfd, and memfd files), "dev" (device files under /dev, except
+	// /dev/shm which is "file") or "other" (namespaces and anything unknown).
+	Type string
+	// Target is the text of the descriptor's link in /proc/<pid>/fd, for
+	// example "/var/log/app.log", "socket:[12345]", "pipe:[6789]" or
+	// "anon_inode:[eventfd]". A file removed while open ends in " (deleted)".
+	Target string
+	// Inode is the inode number of a socket or pipe, zero for other types.
+	// Both ends of a pipe have the same inode.
+	Inode uint64
+}
+
+// A Socket is one socket held by a process, joined with the kernel's tables.
+type Socket struct {
+	// Inode identifies the socket; it is the number in the descriptor's
+	// "socket:[N]" target.
+	Inode uint64
+	// FD is the lowest descriptor number referring to the socket.
+	FD int
+	// Proto is "tcp", "tcp6", "udp", "udp6", "unix", or "other" for a socket
+	// of another family (netlink, packet, raw...).
+	Proto string
+	// State is the socket's state; see the package documentation for the
+	// names. It is empty when Proto is "other".
+	State string
+	// Local is the local address: "127.0.0.1:6379" or "[::1]:80" for inet
+	// sockets (IPv4-mapped IPv6 addresses are written in IPv4 form), the bound
+	// path for unix sockets ("@name" for the abstract namespace), or empty.
+	Local string
+	// Remote is the peer's address for connected inet sockets; it is empty
+	// for listening or unconnected sockets and for unix sockets, whose peer
+	// the kernel's table does not show.
+	Remote string
+}
+
+// A Child is a descendant process.
+type Child struct {
+	PID  int
+	PPID int
+	// Comm is the command name from /proc/<pid>/stat (at most 15 bytes).
+	Comm string
+	// State is the one-letter process state: R running, S sleeping,
+	// D disk sleep, Z zombie, T stopped, t traced, X dead, I idle.
+	State string
+	// Zombie reports a child that has exited but was not reaped by its
+	// parent.
+	Zombie bool
+}
+
+// A Gap records a part of a sample that could not be taken, and why.
+type Gap struct {
+	// Part is the part that is missing: "fds", "sockets" or "children" in a
+	// ProcSample; "heap" or "tracker" in a GoSample.
+	Part string
+	Err  error
+}
+
+func (g Gap) String() string {
+	if g.Err == nil {
+		return g.Part
+	}
+	return g.Part + ": " + g.Err.Error()
+}
+
+// A ProcSample is what SampleProcess read about a process at one time.
+type ProcSample struct {
+	// Time is when the sample was started.
+	Time time.Time
+	PID  int
+	// FDs holds the open descriptors, sorted by number. When the process
+	// samples itself, the descriptors the sampler opens to do so are left
+	// out.
+	FDs []FD
+	// Sockets holds each distinct socket referred to by FDs, in descriptor
+	// order. Sockets without a descriptor, such as TCP sockets in TIME_WAIT,
+	// belong to no process and are not included.
+	Sockets []Socket
+	// Threads is the number of threads of the process.
+	Threads int
+	// RSS, RSSAnon and HWM are the resident set size, its anonymous part and
+	// the peak resident set size, in bytes (VmRSS, RssAnon and VmHWM in
+	// /proc/<pid>/status).
+	RSS, RSSAnon, HWM uint64
+	// Children holds every descendant process, zombies included, parents
+	// before their children.
+	Children []Child
+	// Gaps lists the parts that could not be read; their fields are empty.
+	Gaps []Gap
+}
+
+// missing reports whether part is one of the sample's gaps.
+func missing(gaps []Gap, part string) bool {
+	for _, g := range gaps {
+		if g.Part == part {
+			return true
+		}
+	}
+	return false
+}
+
+// Metrics returns the sample as named series; the package documentation lists
+// the names. The series of a part listed in Gaps are left out.
+func (s *ProcSample) Metrics() map[string]float64 {
+	m := make(map[string]float64, 32)
+	m["threads"] = float64(s.Threads)
+	m["rss_bytes"] = float64(s.RSS)
+	m["rss_anon_bytes"] = float64(s.RSSAnon)
+	m["hwm_bytes"] = float64(s.HWM)
+	if !missing(s.Gaps, "fds") {
+		var byType [len(fdTypes)]int
+		for i := range s.FDs {
+			for j, t := range fdTypes {
+				if s.FDs[i].Type == t {
+					byType[j]++
+					break
+				}
+			}
+		}
+		m["fds"] = float64(len(s.FDs))
+		for j, t := range fdTypes {
+			m["fds."+t] = float64(byType[j])
+		}
+	}
+	if !missing(s.Gaps, "fds") && !missing(s.Gaps, "sockets") {
+		type key struct{ proto, state string }
+		byState := make(map[key]int)
+		var byProto [len(protos)]int
+		for i := range s.Sockets {
+			sk := &s.Sockets[i]
+			for j, p := range protos {
+				if sk.Proto == p {
+					byProto[j]++
+					break
+				}
+			}
+			if sk.State != "" {
+				byState[key{sk.Proto, sk.State}]++
+			}
+		}
+		m["sockets"] = float64(len(s.Sockets))
+		for j, p := range protos {
+			m["sockets."+p] = float64(byProto[j])
+		}
+		for k, n := range byState {
+			m["sockets."+k.proto+"."+k.state] = float64(n)
+		}
+	}
+	if !missing(s.Gaps, "children") {
+		zombies := 0
+		for _, c := range s.Children {
+			if c.Zombie {
+				zombies++
+			}
+		}
+		m["children"] = float64(len(s.Children))
+		m["zombies"] = float64(zombies)
+	}
+	return m
+}

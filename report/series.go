@@ -1,0 +1,84 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Point is one sample of a series.
+type Point struct {
+	Time  time.Time `json:"t"`
+	Value float64   `json:"v"`
+}
+
+// Series is a measure sampled over time: a count of descriptors, the length of
+// a map, resident memory. Series sampled from /proc are named "fds",
+// "fds.socket", "sockets.tcp.CLOSE_WAIT", "threads", "rss_bytes"; those from a
+// Go daemon "goroutines", "heap_inuse_bytes"; tracker gauges keep their names.
+type Series struct {
+	Name string `json:"name"`
+	// Unit is what Value counts, e.g. "fds", "bytes", "goroutines", "items".
+	Unit string `json:"unit,omitempty"`
+	// Owner is who owns the measured collection, if anyone.
+	Owner  string  `json:"owner,omitempty"`
+	Points []Point `json:"points"`
+	// Trend is the verdict of the trend test, once the series was analysed.
+	Trend *Trend `json:"trend,omitempty"`
+}
+
+// Analyze runs AnalyzeTrend on the series' points, stores the result in
+// s.Trend and returns it.
+func (s *Series) Analyze(opts TrendOptions) Trend {
+	t := AnalyzeTrend(s.Points, opts)
+	s.Trend = &t
+	return t
+}
+
+// Growth analyses every series in place (see Series.Analyze) and returns a
+// growth finding, of severity warning, for each one found growing. The
+// finding's subject is the series name.
+func Growth(series []Series, opts TrendOptions) []Finding {
+	var fs []Finding
+	for i := range series {
+		s := &series[i]
+		t := s.Analyze(opts)
+		if t.Verdict != VerdictGrowing {
+			continue
+		}
+		fs = append(fs, Finding{
+			Kind:       KindGrowth,
+			Severity:   SeverityWarning,
+			Subject:    s.Name,
+			Owner:      s.Owner,
+			Count:      1,
+			Evidence:   Evidence{Series: s.Name, Trend: &t},
+			Suggestion: growthSuggestion(s.Name),
+			Signature:  Signature(KindGrowth, s.Name, nil),
+		})
+	}
+	return fs
+}
+
+// growthSuggestion says where to look when the named series grows.
+func growthSuggestion(name string) string {
+	switch {
+	case name == "sockets.tcp.CLOSE_WAIT" || name == "sockets.tcp6.CLOSE_WAIT":
+		return "peers closed these connections but the program did not: close the socket when a read returns EOF or an error"
+	case strings.HasPrefix(name, "sockets."):
+		return "connections accumulate: close each one when done, or bound the pool that keeps them"
+	case name == "fds.socket":
+		return "sockets accumulate: find where connections are dialed or accepted and make sure every path closes them"
+	case name == "fds" || strings.HasPrefix(name, "fds."):
+		return "descriptors accumulate: find where files, sockets or pipes are opened and not closed"
+	case name == "threads":
+		return "OS threads accumulate: look for blocking syscalls or cgo calls that never return, or LockOSThread without UnlockOSThread"
+	case name == "goroutines":
+		return "goroutines accumulate: take two goroutine dumps (debug=2) and see which stack multiplies"
+	case strings.HasSuffix(name, "_bytes"):
+		return "memory keeps growing: compare a base and a later heap profile to find the allocation site that grows"
+	case name == "children" || name == "zombies":
+		return "child processes accumulate: Wait for every child the program starts"
+	}
+	return fmt.Sprintf("prune %s: delete entries when their work is done, or bound its size", name)
+}

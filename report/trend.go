@@ -1,0 +1,402 @@
+package report
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Verdict is the outcome of a trend test on a series.
+type Verdict string
+
+// Verdicts.
+const (
+	// VerdictNotEnoughData means too few points remained after the warm-up to
+	// decide anything.
+	VerdictNotEnoughData Verdict = "not-enough-data"
+	// VerdictSteady means no sustained monotonic trend: flat, oscillating
+	// (saw-tooth, GC cycles), wandering, or grown earlier and now flat.
+	VerdictSteady Verdict = "steady"
+	// VerdictGrowing means a significant upward trend over the whole window and
+	// over its most recent half, at least as steep as the minimum slope.
+	VerdictGrowing Verdict = "growing"
+	// VerdictShrinking is VerdictGrowing downwards.
+	VerdictShrinking Verdict = "shrinking"
+)
+
+func (v Verdict) known() bool {
+	switch v {
+	case VerdictNotEnoughData, VerdictSteady, VerdictGrowing, VerdictShrinking:
+		return true
+	}
+	return false
+}
+
+// Defaults for TrendOptions.
+const (
+	DefaultAlpha      = 0.01
+	DefaultMinSamples = 12
+	DefaultBlocks     = 32
+	// MaxBlocks caps TrendOptions.Blocks; it bounds the test's cost.
+	MaxBlocks = 1000
+)
+
+// TrendOptions configures AnalyzeTrend. The zero value uses the defaults.
+type TrendOptions struct {
+	// Warmup drops the points taken within this duration of the first point.
+	Warmup time.Duration
+	// WarmupSamples drops this many points from the start. A point is dropped
+	// when either Warmup or WarmupSamples says so.
+	WarmupSamples int
+	// Alpha is the significance level of each test; 0 means DefaultAlpha.
+	Alpha float64
+	// MinSlope is the least slope, per hour in the series' unit, that counts as
+	// growing or shrinking, so a tiny drift is steady; 0 accepts any slope.
+	MinSlope float64
+	// MinSamples is the fewest points after warm-up to test; fewer is
+	// VerdictNotEnoughData. 0 means DefaultMinSamples. Values below 4 are
+	// raised to 4.
+	MinSamples int
+	// Blocks is the most points a test looks at: a longer series is cut into
+	// this many consecutive blocks of equal size, and each block becomes one
+	// point, its median value at its middle time. Oscillations shorter than a
+	// block then cancel out within it. 0 means DefaultBlocks; it is capped at
+	// MaxBlocks and raised to at least 8.
+	Blocks int
+}
+
+func (o TrendOptions) withDefaults() TrendOptions {
+	if o.Alpha <= 0 || o.Alpha >= 1 {
+		o.Alpha = DefaultAlpha
+	}
+	if o.MinSamples == 0 {
+		o.MinSamples = DefaultMinSamples
+	}
+	o.MinSamples = max(o.MinSamples, 4)
+	if o.Blocks == 0 {
+		o.Blocks = DefaultBlocks
+	}
+	o.Blocks = min(max(o.Blocks, 8), MaxBlocks)
+	o.MinSlope = max(o.MinSlope, 0)
+	o.WarmupSamples = max(o.WarmupSamples, 0)
+	return o
+}
+
+// Trend is the result of AnalyzeTrend.
+type Trend struct {
+	Verdict Verdict `json:"verdict"`
+	// Samples is how many points remained after the warm-up.
+	Samples int `json:"samples"`
+	// Window is the test over every point after the warm-up.
+	Window TrendTest `json:"window"`
+	// Recent is the test over the most recent half of those points.
+	Recent TrendTest `json:"recent"`
+	// Note explains a verdict that may surprise, e.g. a series that grew
+	// earlier in the window but is flat now.
+	Note string `json:"note,omitempty"`
+}
+
+// TrendTest is one Mann-Kendall test with its Theil-Sen slope.
+type TrendTest struct {
+	// N is how many points were tested (after reduction to blocks).
+	N int `json:"n"`
+	// S is the Mann-Kendall statistic: concordant minus discordant pairs.
+	S int64 `json:"s"`
+	// Tau is Kendall's tau-b between time and value, from -1 to 1.
+	Tau float64 `json:"tau"`
+	// P is the two-sided p-value of S under "no trend".
+	P float64 `json:"p"`
+	// Exact is true when P comes from the exact distribution of S (small N
+	// without ties) rather than the normal approximation.
+	Exact bool `json:"exact,omitempty"`
+	// SlopePerHour is the Theil-Sen slope in the series' unit per hour.
+	SlopePerHour float64 `json:"slope_per_hour"`
+}
+
+// exactMaxN is the largest N whose p-value is taken from the exact distribution
+// of S; above it the normal approximation is good (Kendall 1975).
+const exactMaxN = 10
+
+// AnalyzeTrend decides whether the points grow, shrink or hold steady. It drops
+// the warm-up and non-finite values, orders the points by time, and runs a
+// Mann-Kendall test with a Theil-Sen slope on the whole remaining window and on
+// its most recent half. The verdict is growing only when both are significant
+// at Alpha, both slopes are positive and at least MinSlope: the recent-half
+// test keeps a series that rose and then levelled off (a cache filling to its
+// bound, a step) from being called growing. See docs/trend.md.
+func AnalyzeTrend(points []Point, opts TrendOptions) Trend {
+	opts = opts.withDefaults()
+	pts := afterWarmup(points, opts)
+	tr := Trend{Samples: len(pts)}
+	if len(pts) < opts.MinSamples || !pts[len(pts)-1].Time.After(pts[0].Time) {
+		tr.Verdict = VerdictNotEnoughData
+		tr.Window.P, tr.Recent.P = 1, 1 // nothing tested, nothing significant
+		return tr
+	}
+	tr.Window = trendTest(pts, opts.Blocks)
+	tr.Recent = trendTest(pts[len(pts)/2:], opts.Blocks/2)
+
+	dir := func(t TrendTest) int {
+		switch {
+		case t.P >= opts.Alpha:
+			return 0
+		case t.S > 0 && t.SlopePerHour > 0 && t.SlopePerHour >= opts.MinSlope:
+			return 1
+		case t.S < 0 && t.SlopePerHour < 0 && -t.SlopePerHour >= opts.MinSlope:
+			return -1
+		}
+		return 0
+	}
+	whole, recent := dir(tr.Window), dir(tr.Recent)
+	switch {
+	case whole == 1 && recent == 1:
+		tr.Verdict = VerdictGrowing
+	case whole == -1 && recent == -1:
+		tr.Verdict = VerdictShrinking
+	default:
+		tr.Verdict = VerdictSteady
+		// sig is the direction of a significant S, whatever the slope.
+		sig := func(t TrendTest) int64 {
+			if t.P >= opts.Alpha {
+				return 0
+			}
+			return min(max(t.S, -1), 1)
+		}
+		switch w, r := sig(tr.Window), sig(tr.Recent); {
+		case w != 0 && w == r:
+			tr.Note = "significant trend, but below the minimum slope"
+		case w > 0:
+			tr.Note = "grew earlier in the window but not in its recent half"
+		case w < 0:
+			tr.Note = "shrank earlier in the window but not in its recent half"
+		case r > 0:
+			tr.Note = "rising in the recent half only: watch it"
+		}
+	}
+	return tr
+}
+
+// afterWarmup returns the finite points in time order without the warm-up.
+// It copies only when it must reorder or filter.
+func afterWarmup(points []Point, opts TrendOptions) []Point {
+	pts := points
+	finite := func(p Point) bool { return !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0) }
+	if !slices.IsSortedFunc(pts, comparePointTimes) || !allFunc(pts, finite) {
+		pts = make([]Point, 0, len(points))
+		for _, p := range points {
+			if finite(p) {
+				pts = append(pts, p)
+			}
+		}
+		slices.SortStableFunc(pts, comparePointTimes)
+	}
+	if len(pts) == 0 {
+		return pts
+	}
+	start := min(opts.WarmupSamples, len(pts))
+	if opts.Warmup > 0 {
+		end := pts[0].Time.Add(opts.Warmup)
+		for start < len(pts) && pts[start].Time.Before(end) {
+			start++
+		}
+	}
+	return pts[start:]
+}
+
+func comparePointTimes(a, b Point) int { return a.Time.Compare(b.Time) }
+
+func allFunc[T any](s []T, f func(T) bool) bool {
+	for _, v := range s {
+		if !f(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// trendTest reduces pts to at most blocks points and tests them.
+func trendTest(pts []Point, blocks int) TrendTest {
+	ts, xs := reduce(pts, blocks)
+	mk := mannKendall(xs)
+	return TrendTest{
+		N:            len(xs),
+		S:            mk.s,
+		Tau:          mk.tau,
+		P:            mk.p,
+		Exact:        mk.exact,
+		SlopePerHour: theilSen(ts, xs) * 3600,
+	}
+}
+
+// reduce returns the times (in seconds since the first point) and values of
+// pts, or, when there are more than blocks points, of blocks consecutive blocks
+// of nearly equal size: each block's median value at the midpoint of its first
+// and last times.
+func reduce(pts []Point, blocks int) (ts, xs []float64) {
+	t0 := pts[0].Time
+	sec := func(t time.Time) float64 { return t.Sub(t0).Seconds() }
+	if len(pts) <= blocks {
+		ts = make([]float64, len(pts))
+		xs = make([]float64, len(pts))
+		for i, p := range pts {
+			ts[i], xs[i] = sec(p.Time), p.Value
+		}
+		return ts, xs
+	}
+	ts = make([]float64, blocks)
+	xs = make([]float64, blocks)
+	buf := make([]float64, 0, len(pts)/blocks+1)
+	for b := range blocks {
+		lo, hi := b*len(pts)/blocks, (b+1)*len(pts)/blocks
+		buf = buf[:0]
+		for _, p := range pts[lo:hi] {
+			buf = append(buf, p.Value)
+		}
+		xs[b] = median(buf)
+		ts[b] = (sec(pts[lo].Time) + sec(pts[hi-1].Time)) / 2
+	}
+	return ts, xs
+}
+
+// median returns the median of xs, reordering xs. xs must not be empty.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
+type mkResult struct {
+	s     int64
+	varS  float64
+	tau   float64
+	p     float64
+	exact bool
+}
+
+// mannKendall computes the Mann-Kendall statistic S = Σ_{i<j} sgn(x_j - x_i),
+// its variance under "no trend" with the correction for ties,
+//
+//	Var(S) = [n(n-1)(2n+5) - Σ t(t-1)(2t+5)] / 18   (t: sizes of groups of equal values),
+//
+// Kendall's tau-b, and the two-sided p-value: exact for n <= exactMaxN
+// without ties, otherwise from the normal approximation with continuity
+// correction, z = (S - sgn S) / sqrt(Var S). S is counted in O(n log n) by
+// counting inversions with a merge sort.
+func mannKendall(xs []float64) mkResult {
+	n := int64(len(xs))
+	if n < 2 {
+		return mkResult{p: 1}
+	}
+	pairs := n * (n - 1) / 2
+	sorted := slices.Clone(xs)
+	inversions := countInversions(sorted, make([]float64, len(sorted)))
+	// sorted is now in ascending order: find the groups of ties.
+	var tiedPairs int64
+	var tieTerm float64
+	for i := 0; i < len(sorted); {
+		j := i + 1
+		for j < len(sorted) && sorted[j] == sorted[i] {
+			j++
+		}
+		if t := int64(j - i); t > 1 {
+			tiedPairs += t * (t - 1) / 2
+			tieTerm += float64(t * (t - 1) * (2*t + 5))
+		}
+		i = j
+	}
+	r := mkResult{s: pairs - tiedPairs - 2*inversions}
+	fn := float64(n)
+	r.varS = (fn*(fn-1)*(2*fn+5) - tieTerm) / 18
+	if d := float64(pairs) * float64(pairs-tiedPairs); d > 0 {
+		r.tau = float64(r.s) / math.Sqrt(d)
+	}
+	switch {
+	case tiedPairs == 0 && n <= exactMaxN:
+		r.p, r.exact = exactP(int(n), r.s), true
+	case r.varS <= 0 || r.s == 0:
+		r.p = 1
+	default:
+		z := (math.Abs(float64(r.s)) - 1) / math.Sqrt(r.varS)
+		r.p = math.Erfc(z / math.Sqrt2)
+	}
+	r.p = min(r.p, 1)
+	return r
+}
+
+// countInversions sorts xs ascending and returns the number of pairs i < j with
+// xs[i] > xs[j] (equal values are not inversions). tmp must be as long as xs.
+func countInversions(xs, tmp []float64) int64 {
+	if len(xs) < 2 {
+		return 0
+	}
+	mid := len(xs) / 2
+	inv := countInversions(xs[:mid], tmp[:mid]) + countInversions(xs[mid:], tmp[mid:])
+	i, j, k := 0, mid, 0
+	for i < mid && j < len(xs) {
+		if xs[j] < xs[i] {
+			inv += int64(mid - i)
+			tmp[k] = xs[j]
+			j++
+		} else {
+			tmp[k] = xs[i]
+			i++
+		}
+		k++
+	}
+	k += copy(tmp[k:], xs[i:mid])
+	copy(tmp[k:], xs[j:])
+	copy(xs, tmp)
+	return inv
+}
+
+// exactP returns the two-sided p-value P(|S| >= |s|) for n values without
+// ties under "no trend", where every ordering is equally likely. S = N - 2I,
+// where N = n(n-1)/2 and I is the number of inversions of a random
+// permutation, whose distribution is built by adding one element at a time:
+// the k-th element adds 0..k-1 inversions.
+func exactP(n int, s int64) float64 {
+	pairs := n * (n - 1) / 2
+	counts := []float64{1}
+	for k := 2; k <= n; k++ {
+		next := make([]float64, len(counts)+k-1)
+		for inv, c := range counts {
+			for add := range k {
+				next[inv+add] += c
+			}
+		}
+		counts = next
+	}
+	var tail, total float64
+	abs := s
+	if abs < 0 {
+		abs = -abs
+	}
+	for inv, c := range counts {
+		total += c
+		if v := int64(pairs - 2*inv); v >= abs || -v >= abs {
+			tail += c
+		}
+	}
+	return tail / total
+}
+
+// theilSen returns the median of the slopes (x_j - x_i) / (t_j - t_i) over all
+// pairs i < j with distinct times, or 0 without such a pair. The caller keeps
+// len(ts) at most MaxBlocks, so the O(n² log n) cost stays bounded.
+func theilSen(ts, xs []float64) float64 {
+	slopes := make([]float64, 0, len(ts)*(len(ts)-1)/2)
+	for i := range ts {
+		for j := i + 1; j < len(ts); j++ {
+			if dt := ts[j] - ts[i]; dt != 0 {
+				slopes = append(slopes, (xs[j]-xs[i])/dt)
+			}
+		}
+	}
+	if len(slopes) == 0 {
+		return 0
+	}
+	return median(slopes)
+}

@@ -1,0 +1,3 @@
+// Package leaktest fails a test that leaves goroutines, descriptors or
+// tracked records behind.
+package leaktest

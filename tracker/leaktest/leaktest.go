@@ -1,0 +1,272 @@
+package leaktest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"runtime/pprof"
+	"slices"
+	"testing"
+	"time"
+)
+
+// VerifyNone checks that the test leaves nothing behind: no goroutine it
+// started still running, no descriptor it opened still open, no record it
+// created in the registry still live. Call it first thing in the test (after
+// t.Parallel, if the test calls it): it notes the state of the process, and
+// registers the check with t.Cleanup, so the check runs when the test and its
+// subtests are done and after every cleanup registered later. Leaks fail the
+// test with one error that lists them all.
+//
+//	func TestServer(t *testing.T) {
+//		t.Parallel()
+//		leaktest.VerifyNone(t)
+//		...
+//	}
+func VerifyNone(t testing.TB, opts ...Option) {
+	t.Helper()
+	verifyNone(t, opts...)
+}
+
+// VerifyTestMain runs the package's tests, then checks that the whole run left
+// nothing behind, and exits: with the tests' status, or with status 1 and a
+// report on standard error if something leaked. Leftovers that a VerifyNone
+// check has judged are not reported again; those it could not attribute to
+// one test are reported here.
+//
+//	func TestMain(m *testing.M) {
+//		leaktest.VerifyTestMain(m)
+//	}
+func VerifyTestMain(m *testing.M, opts ...Option) {
+	os.Exit(verifyTestMain(m, os.Stderr, opts...))
+}
+
+// tb is the part of testing.TB that a check uses; this package's tests pass a
+// fake that captures the report.
+type tb interface {
+	Helper()
+	Name() string
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+	Failed() bool
+}
+
+func verifyNone(t tb, opts ...Option) {
+	t.Helper()
+	r := newRun(t.Name(), newConfig(opts), false)
+	r.start()
+	t.Cleanup(func() {
+		// As a helper, the report points at the call of VerifyNone.
+		t.Helper()
+		report, notes := r.finish(t.Failed())
+		for _, n := range notes {
+			t.Logf("%s", n)
+		}
+		if report != "" {
+			t.Errorf("%s", report)
+		}
+	})
+}
+
+// testRunner is what VerifyTestMain needs of a *testing.M.
+type testRunner interface{ Run() int }
+
+func verifyTestMain(m testRunner, w io.Writer, opts ...Option) int {
+	r := newRun("", newConfig(opts), true)
+	r.start()
+	code := m.Run()
+	report, _ := r.finish(code != 0)
+	if report != "" {
+		fmt.Fprintln(w, report)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// run is one check: of one test (VerifyNone) or of the whole run of a test
+// binary (VerifyTestMain, main is true).
+type run struct {
+	name  string
+	main  bool
+	cfg   *config
+	label string // value of the pprof label on the test's goroutines
+	goid  uint64 // the test's goroutine
+	// prev holds the labels the test's goroutine had before, to restore.
+	prev    context.Context
+	labeled bool
+
+	// Guarded by coord.mu.
+	overlap map[*run]struct{}   // other VerifyNone checks in force at the same time
+	others  map[string]struct{} // unverified tests seen running, by function
+	goids   []uint64            // goroutines known to work for this test
+	usesReg bool
+
+	// The state at the start.
+	baseIDs map[uint64]struct{} // goroutines
+	baseG   map[string]int      // goroutines without a leaktest label, by signature
+	// baseSettled is how many of them checks had judged.
+	baseSettled map[string]int
+	baseFDs     map[int]string
+	baseRecs    map[uint64]struct{}
+	errs        []error
+}
+
+func newRun(name string, cfg *config, main bool) *run {
+	return &run{
+		name:    name,
+		main:    main,
+		cfg:     cfg,
+		overlap: make(map[*run]struct{}),
+		others:  make(map[string]struct{}),
+		errs:    cfg.errs,
+	}
+}
+
+// Marker functions: a goroutine whose stack has one of them is a check at
+// work, not a leak.
+var (
+	pkgPath      = reflect.TypeFor[run]().PkgPath()
+	markerStart  = pkgPath + ".ownLabels"
+	markerRun    = pkgPath + ".(*run).start"
+	markerFinish = pkgPath + ".(*run).finish"
+)
+
+// start notes the state of the process and puts the test's label on its
+// goroutine.
+//
+//go:noinline
+func (r *run) start() {
+	if !r.main {
+		r.goid = currentGoroutineID()
+	}
+	coord.register(r)
+	if !r.main && r.cfg.checks&Goroutines != 0 {
+		r.baseIDs = make(map[uint64]struct{})
+		for _, g := range parseTraceback(allGoroutinesText()) {
+			r.baseIDs[g.id] = struct{}{}
+		}
+	}
+	if !r.main {
+		coord.startMu.Lock()
+		labels, gs, err := ownLabels()
+		coord.startMu.Unlock()
+		if err != nil {
+			r.errs = append(r.errs, fmt.Errorf("reading the test's labels: %w", err))
+		} else {
+			coord.noteActivity(r, gs)
+			r.setLabels(labels)
+			r.baseG = make(map[string]int)
+			for _, g := range gs {
+				if g.label() == "" {
+					r.baseG[g.signature()] += g.count
+				}
+			}
+			r.baseSettled, _ = coord.judgedGoroutines(gs)
+		}
+	}
+	if r.cfg.checks&Descriptors != 0 && descriptorsSupported {
+		fds, err := coord.listDescriptors()
+		if err != nil {
+			r.errs = append(r.errs, err)
+		}
+		r.baseFDs = fds
+	}
+	if r.cfg.checks&Records != 0 {
+		live := r.cfg.registry.Leftovers()
+		r.baseRecs = make(map[uint64]struct{}, len(live))
+		for _, rec := range live {
+			r.baseRecs[rec.ID] = struct{}{}
+		}
+	}
+}
+
+// ownLabels returns the pprof labels of the calling goroutine, which no API
+// reads: they are those of the one goroutine of the profile that is in
+// ownLabels, since the caller holds coord.startMu. It also returns the
+// profile.
+//
+//go:noinline
+func ownLabels() (map[string]string, []*gsample, error) {
+	gs, err := readGoroutines()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, g := range gs {
+		if g.has(markerStart) {
+			return g.labels, gs, nil
+		}
+	}
+	return nil, gs, nil
+}
+
+// setLabels puts the test's label on its goroutine, keeping the others, and
+// remembers the labels to restore.
+func (r *run) setLabels(prev map[string]string) {
+	var kv, old []string
+	for k, v := range prev {
+		old = append(old, k, v)
+		if k != labelKey {
+			kv = append(kv, k, v)
+		}
+	}
+	kv = append(kv, labelKey, r.label)
+	r.prev = context.Background()
+	if len(old) > 0 {
+		r.prev = pprof.WithLabels(r.prev, pprof.Labels(old...))
+	}
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(kv...)))
+	r.labeled = true
+}
+
+// finish checks for leaks, restores the goroutine's labels and the
+// registry, and returns the report ("" when clean) and notes to log about
+// leftovers left to an enclosing check.
+//
+//go:noinline
+func (r *run) finish(failed bool) (report string, notes []string) {
+	defer func() {
+		if r.labeled && currentGoroutineID() == r.goid {
+			pprof.SetGoroutineLabels(r.prev)
+		}
+		coord.unregister(r)
+	}()
+	if failed && r.cfg.skipFailed {
+		return "", nil
+	}
+	p := r.check()
+	coord.settle(p)
+	for _, d := range p.deferred {
+		notes = append(notes, "leaktest: "+d.what+" appeared during this test, but "+d.why+
+			"; it is left to an enclosing check (VerifyNone on a parent test, or VerifyTestMain)")
+	}
+	return p.report(), notes
+}
+
+// check looks for leaks until there are none or MaxWait has passed, waiting
+// 1 ms, then twice as long each time.
+func (r *run) check() *poll {
+	deadline := time.Now().Add(r.cfg.maxWait)
+	wait := time.Millisecond
+	for {
+		p := &poll{r: r, errs: slices.Clone(r.errs)}
+		for _, ck := range checkers {
+			if r.cfg.checks&ck.kind == 0 {
+				continue
+			}
+			if err := ck.find(r, p); err != nil {
+				p.errs = append(p.errs, fmt.Errorf("checking %s: %w", ck.name, err))
+			}
+		}
+		left := time.Until(deadline)
+		if len(p.findings) == 0 || len(p.errs) > 0 || left <= 0 {
+			return p
+		}
+		time.Sleep(min(wait, left))
+		wait *= 2
+	}
+}
