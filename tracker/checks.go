@@ -104,7 +104,9 @@ func (r *Registry) SetRetainCheck(on bool) { r.checks.retain.Store(on) }
 
 // WithCycleCheck makes Session.Stop look for reference cycles in the
 // stopping session's heap (see FindCycles and Session.SetHeap) and keep, in
-// Snapshot.Cycles, those whose sessions have all stopped.
+// Snapshot.Cycles, those whose sessions have all stopped. Each Stop then
+// walks the heap, and what it reaches, on the stopping goroutine, without
+// locks: stop a session from the goroutine that owns its heap.
 func WithCycleCheck(on bool) Option {
 	return func(r *Registry) { r.checks.cycles.Store(on) }
 }

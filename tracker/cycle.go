@@ -56,9 +56,11 @@ type CycleResult struct {
 	// Nodes is how many distinct objects (pointed-to values, maps, slice
 	// backing arrays, sessions) were visited.
 	Nodes int
-	// Opaque counts non-nil values the walk could not look into: funcs
-	// (closures hide what they captured), channels (their buffered values),
-	// unsafe pointers and standard-library or tracker-internal types.
+	// Opaque counts the values met that the walk could not look into:
+	// funcs (closures hide what they captured), channels (their buffered
+	// values), unsafe pointers, and standard-library or tracker values
+	// reached through a pointer or an interface. Non-zero means a cycle
+	// through them would go unseen.
 	Opaque int
 	// DepthLimited is true when some path was cut at the depth bound: a
 	// longer cycle may exist.

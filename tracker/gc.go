@@ -85,7 +85,7 @@ func collectRecord(rec *record) {
 		return
 	}
 	b.unlink(rec)
-	rec.released = true
+	o.reg.retire(rec)
 	rec.flags |= recCollected
 	b.mu.Unlock()
 

@@ -169,6 +169,14 @@ func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Hand
 	return Handle{rec: rec, reg: r}
 }
 
+// retire marks rec released and hands it to the root, so that a released
+// record (and any Handle to it) no longer keeps its former owner session
+// reachable. The caller holds the lock of the bucket rec was unlinked from.
+func (r *Registry) retire(rec *record) {
+	rec.released = true
+	rec.owner.Store(r.root)
+}
+
 // lockOwner locks the bucket holding rec and returns its owner and bucket. The
 // owner cannot change while the bucket is locked.
 func lockOwner(rec *record) (*Session, *bucket) {
@@ -207,7 +215,7 @@ func (h Handle) release(skip int) error {
 		return ErrReleased
 	}
 	b.unlink(h.rec)
-	h.rec.released = true
+	h.reg.retire(h.rec)
 	fl := h.rec.flags
 	b.mu.Unlock()
 	if fl != 0 {

@@ -2,8 +2,10 @@ package tracker
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
+	"weak"
 )
 
 func TestTrackReleaseCountsUnderChurn(t *testing.T) {
@@ -314,5 +316,32 @@ func TestCreatorFunc(t *testing.T) {
 	h.Release()
 	if _, ok := r.creators.Load(h.rec); ok {
 		t.Fatal("creator kept after release")
+	}
+}
+
+// A handle kept after release must not keep its former owner reachable: the
+// FAQ's "extra references" would otherwise be the tracker's own.
+func TestReleasedHandleDoesNotRetainOwner(t *testing.T) {
+	r := New()
+	s := r.StartSession("short-lived", nil)
+	h := s.Track(KindFile, "x")
+	h.Release()
+	gone := weak.Make(s)
+	s.Stop()
+	s = nil
+	for range 5 {
+		runtime.GC()
+		if gone.Value() == nil {
+			break
+		}
+	}
+	if gone.Value() != nil {
+		t.Fatal("a stopped session stays reachable through a released Handle")
+	}
+	if h.Live() {
+		t.Fatal("released handle reports live")
+	}
+	if err := h.Release(); !errors.Is(err, ErrReleased) {
+		t.Fatalf("second release: %v", err)
 	}
 }

@@ -77,8 +77,8 @@ func (r *Registry) watchSession(s *Session, now time.Time) {
 }
 
 // addWatch appends w to the watch list. When the list is full, watches of
-// objects already collected are pruned first, then the oldest tenth is
-// dropped.
+// objects already collected are pruned first, then the oldest are dropped
+// until it is three quarters full.
 func (r *Registry) addWatch(w *watch) {
 	x := &r.checks
 	limit := 10 * x.max()
@@ -86,10 +86,10 @@ func (r *Registry) addWatch(w *watch) {
 	defer x.mu.Unlock()
 	if len(x.watches) >= limit {
 		x.watches = slices.DeleteFunc(x.watches, func(w *watch) bool { return !w.alive() })
-		if len(x.watches) >= limit {
-			// Drop the oldest tenth at once, so a full list costs an
-			// amortized constant per watch.
-			n := max(limit/10, 1)
+		if keep := limit * 3 / 4; len(x.watches) > keep {
+			// Drop the oldest down to three quarters at once, so the
+			// pruning scan costs at most four checks per watch added.
+			n := len(x.watches) - keep
 			x.watchDropped += n
 			x.watches = slices.Delete(x.watches, 0, n)
 		}

@@ -297,3 +297,29 @@ func TestWatchListIsBounded(t *testing.T) {
 	}
 	_ = keep
 }
+
+// FAQ "Extra filehandle references": a file that was closed but is still
+// referenced is not reclaimed.
+func TestRetainedClosedFile(t *testing.T) {
+	r := New(WithRetainCheck(true))
+	s := r.StartSession("logger", nil)
+	path := tempFile(t)
+	var open []*File // a registry of files the program forgot to prune
+	func() {
+		f, err := r.Open(s, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, f)
+		f.Close()
+	}()
+	got := r.CheckRetained()
+	if len(got) != 1 || got[0].Record.Kind != KindFile || got[0].Record.Label != path || got[0].Record.OwnerLabel != "logger" {
+		t.Fatalf("retained = %v, want the closed file", retainedLabels(got))
+	}
+	runtime.KeepAlive(open)
+	open = nil
+	if got := r.CheckRetained(); len(got) != 0 {
+		t.Fatalf("retained = %v after the slice let go", retainedLabels(got))
+	}
+}

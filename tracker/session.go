@@ -109,7 +109,8 @@ func (s *Session) Label() string { return s.rec.label }
 // Registry returns the registry the session belongs to.
 func (s *Session) Registry() *Registry { return s.reg }
 
-// Parent returns the session's current parent; nil for the root.
+// Parent returns the session's current parent; nil for the root and for a
+// stopped session, which keeps no reference to its parent.
 func (s *Session) Parent() *Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,7 +170,7 @@ func (s *Session) stop(now time.Time, skip int) []Record {
 		pb := parent.bucket(s.rec.id)
 		pb.mu.Lock()
 		pb.unlink(s.rec)
-		s.rec.released = true
+		s.reg.retire(s.rec)
 		pb.mu.Unlock()
 		if s.reg.creatorSet.Load() {
 			s.reg.creators.Delete(s.rec)
@@ -177,6 +178,10 @@ func (s *Session) stop(now time.Time, skip int) []Record {
 		parent.mu.Lock()
 		delete(parent.children, s)
 		parent.mu.Unlock()
+		// A stopped session does not keep its parent reachable.
+		s.mu.Lock()
+		s.parent = nil
+		s.mu.Unlock()
 	}
 	s.reg.forgetIfEmpty(s)
 	s.reg.afterStop(s, now) // opt-in checks (checks.go)
