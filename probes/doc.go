@@ -13,7 +13,7 @@
 // Each sample carries the time it was taken. Probes are meant to be called
 // repeatedly, typically once a second, for as long as a daemon runs, so they
 // do little besides the system calls: a sample of a process holding 10,000
-// descriptors makes three allocations. Those system calls are the cost: the
+// descriptors makes a handful of allocations, not one per descriptor. Those system calls are the cost: the
 // kernel answers one readlink per descriptor, around a microsecond each, so a
 // full sample of a process with tens of thousands of descriptors takes tens
 // of milliseconds. [CountFDs] gives the descriptor count alone in a few
@@ -48,7 +48,7 @@
 //	fds                     open descriptors
 //	fds.file                regular files and directories (also /dev/shm)
 //	fds.socket              sockets
-//	fds.pipe                pipes and FIFOs
+//	fds.pipe                pipes (a named FIFO, opened by its path, is a file)
 //	fds.anon                anonymous inodes (eventfd, epoll, timerfd, pidfd...) and memfds
 //	fds.dev                 device files under /dev
 //	fds.other               anything else (namespaces, unknown kinds)

@@ -144,7 +144,12 @@ func fetch(ctx context.Context, client *http.Client, u string, notFoundOK bool) 
 		}
 		return nil, false, fmt.Errorf("probes: GET %s: %w", u, err)
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// Drain a little so that the connection can serve the next
+		// sample; the client drops it if more is left.
+		io.CopyN(io.Discard, resp.Body, 64<<10)
+		resp.Body.Close()
+	}()
 	if resp.StatusCode == http.StatusNotFound && notFoundOK {
 		return nil, false, nil
 	}
