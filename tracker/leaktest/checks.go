@@ -114,9 +114,17 @@ func (p *poll) deferTo(key any, what string) bool {
 	p.deferred = append(p.deferred, deferral{
 		key:  key,
 		what: what,
-		why:  p.r.name + " and " + strings.Join(others, ", ") + " ran at the same time",
+		why:  andList(append([]string{p.r.name}, others...)) + " ran at the same time",
 	})
 	return true
+}
+
+// andList joins "a", "b" and "c" as "a, b and c".
+func andList(items []string) string {
+	if len(items) <= 1 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 // goroutineKey names goroutines of one signature (stack and labels) that no
@@ -140,8 +148,10 @@ func findGoroutines(r *run, p *poll) error {
 			}
 		case label == r.label:
 			own = true
-		case label != "":
-			continue // another test's, or one around this test
+		case label != "" || r.baseG == nil:
+			// Another test's, or one around this test's; or, if the
+			// start could not be read, nothing to compare with.
+			continue
 		}
 		if g.has(markerFinish) {
 			n-- // the goroutine running this check

@@ -171,16 +171,27 @@ func (c *coordinator) labelRun(l string) *run {
 // to follow the chain of creators to a test's goroutine. A goroutine whose
 // test cannot be found is named "goroutine N".
 func (c *coordinator) creator() string {
+	id := currentGoroutineID()
+	c.mu.Lock()
+	r, tests := c.goids[id], c.tests
+	_, known := c.unknown[id]
+	c.mu.Unlock()
+	switch {
+	case r != nil:
+		return r.label
+	case known || tests == 0 || id == 0:
+		return "goroutine " + strconv.FormatUint(id, 10)
+	}
+	// A goroutine seen for the first time: look at its creator.
 	g, ok := currentGoroutine()
 	if !ok {
-		return ""
+		return "goroutine " + strconv.FormatUint(id, 10)
 	}
 	c.mu.Lock()
-	r := c.lookupLocked(g.id, g.parent)
-	_, known := c.unknown[g.id]
-	walk := r == nil && !known && c.tests > 0
+	r = c.lookupLocked(g.id, g.parent)
+	_, known = c.unknown[g.id]
 	c.mu.Unlock()
-	if walk {
+	if r == nil && !known {
 		r = c.walk(g)
 	}
 	if r == nil {
@@ -297,7 +308,7 @@ func (c *coordinator) noteActivity(r *run, gs []*gsample) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, g := range gs {
-		if g.has(markerRun) || g.has(markerFinish) {
+		if g.has(markerVerify) || g.has(markerFinish) {
 			continue // a verified test starting or finishing: it is in running
 		}
 		fn, ok := activeTest(g)

@@ -165,25 +165,22 @@ func stackKey(fs []frame) string {
 }
 
 // defaultIgnored reports whether a goroutine belongs to the testing framework
-// or to the runtime's own services, which no test leaks: tests waiting for
-// their subtests or for their turn to run in parallel, a test goroutine that
-// is returning, the os/signal loop that signal.Notify starts once per
-// process, and runtime/trace's reader.
+// or to the runtime's own services, which no test leaks: a test's goroutine
+// whose test function has returned (it is reporting, or signalling its
+// parent), the os/signal loop that signal.Notify starts once per process, and
+// runtime/trace's reader.
 func defaultIgnored(g *gsample) bool {
-	framework := true
-	for _, f := range g.frames {
+	for i, f := range g.frames {
 		switch {
 		case f.Func == "os/signal.loop", f.Func == "os/signal.signal_recv",
 			f.Func == "runtime.ensureSigM",
 			strings.HasPrefix(f.Func, "runtime/trace."):
 			return true
-		case strings.HasPrefix(f.Func, "testing."), strings.HasPrefix(f.Func, "runtime."),
-			strings.HasPrefix(f.Func, "internal/"), strings.HasPrefix(f.Func, "sync."):
-		default:
-			framework = false
+		case f.Func == "testing.tRunner":
+			return i > 0 && strings.HasPrefix(g.frames[i-1].Func, "testing.")
 		}
 	}
-	return framework && g.has("testing.tRunner")
+	return false
 }
 
 // activeTest reports whether the goroutine runs a test's own code now: it is

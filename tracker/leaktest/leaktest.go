@@ -54,6 +54,7 @@ type tb interface {
 	Failed() bool
 }
 
+//go:noinline
 func verifyNone(t tb, opts ...Option) {
 	t.Helper()
 	r := newRun(t.Name(), newConfig(opts), false)
@@ -132,14 +133,12 @@ func newRun(name string, cfg *config, main bool) *run {
 var (
 	pkgPath      = reflect.TypeFor[run]().PkgPath()
 	markerStart  = pkgPath + ".ownLabels"
-	markerRun    = pkgPath + ".(*run).start"
+	markerVerify = pkgPath + ".verifyNone"
 	markerFinish = pkgPath + ".(*run).finish"
 )
 
 // start notes the state of the process and puts the test's label on its
 // goroutine.
-//
-//go:noinline
 func (r *run) start() {
 	if !r.main {
 		r.goid = currentGoroutineID()

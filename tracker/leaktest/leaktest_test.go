@@ -5,6 +5,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -344,13 +347,17 @@ func TestDescriptorWhileOthersRun(t *testing.T) {
 }
 
 func TestMaxWait(t *testing.T) {
+	// exiting returns funcs to start a goroutine that sleeps for d, and to
+	// wait until it has exited.
 	exiting := func(d time.Duration) (start func(), wait func()) {
-		done := make(chan struct{})
+		started, done := make(chan struct{}), make(chan struct{})
 		return func() {
 				go func() {
+					close(started)
 					time.Sleep(d)
 					close(done)
 				}()
+				<-started
 			}, func() {
 				<-done
 			}
@@ -364,9 +371,9 @@ func TestMaxWait(t *testing.T) {
 	}
 
 	start, wait = exiting(300 * time.Millisecond)
-	f = fakeTest(t.Name()+"/short", []Option{MaxWait(10 * time.Millisecond)}, func(*fakeTB) { start() })
+	f = fakeTest(t.Name()+"/short", []Option{MaxWait(30 * time.Millisecond)}, func(*fakeTB) { start() })
 	wait()
-	wantContains(t, "report with MaxWait(10ms)", f.report(t), "1 goroutine [sleep]")
+	wantContains(t, "report with MaxWait(30ms)", f.report(t), "1 goroutine [sleep]")
 
 	// A real leak is reported once MaxWait has passed, not later.
 	l := newLeaker()
@@ -568,4 +575,43 @@ func TestTopAndShownFrames(t *testing.T) {
 	if got := len(g.shownFrames()); got != 2 {
 		t.Errorf("%d shown frames, want 2", got)
 	}
+}
+
+// TestLoopbackServer checks a test that serves HTTP on loopback: cleaned up,
+// it passes; with the server left running, its accept loop and listening
+// socket are reported.
+func TestLoopbackServer(t *testing.T) {
+	get := func(url string) {
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Get(url)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+
+	clean := fakeTest(t.Name()+"/clean", nil, func(*fakeTB) {
+		srv := httptest.NewServer(handler)
+		defer srv.Close()
+		get(srv.URL)
+	})
+	if r := clean.report(t); r != "" {
+		t.Errorf("clean server test reported:\n%s", r)
+	}
+
+	var srv *httptest.Server
+	leaky := fakeTest(t.Name()+"/leaky", []Option{MaxWait(20 * time.Millisecond)}, func(*fakeTB) {
+		srv = httptest.NewServer(handler)
+		get(srv.URL)
+	})
+	srv.Close()
+	want := []string{"net/http.(*Server).Serve\n"}
+	if descriptorsSupported {
+		want = append(want, " -> socket:[")
+	}
+	wantContains(t, "report", leaky.report(t), want...)
 }

@@ -115,8 +115,8 @@ func (l *goroutineLeak) write(b *strings.Builder, p *poll) {
 	case l.why != "":
 		fmt.Fprintf(b, "      not blamed on one test, as %s\n", l.why)
 	case l.unlabeled && !l.main:
-		b.WriteString("      they do not carry the test's label (pprof.Do or SetGoroutineLabels with a context\n" +
-			"      that lacks it drops it), but appeared while no other test ran\n")
+		b.WriteString("      not labeled with the test (pprof.Do or SetGoroutineLabels with a context that lacks\n" +
+			"      the label drops it), but blamed on it as no other test ran\n")
 	}
 }
 

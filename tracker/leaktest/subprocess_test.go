@@ -162,7 +162,7 @@ func TestSubprocessSequential(t *testing.T) {
 	expect(t, rs, leaky, "TestUnlabeled", "fail",
 		"leaktest: TestUnlabeled leaked 1 goroutine:",
 		"created by "+leaky+".startUnlabeled.func1 at ",
-		"they do not carry the test's label")
+		"not labeled with the test")
 	expect(t, rs, leaky, "TestParallelUnlabeled", "fail",
 		"leaktest: TestParallelUnlabeled leaked 1 goroutine:",
 		leaky+".parkUnlabeled\n",
