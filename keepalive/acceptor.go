@@ -25,8 +25,8 @@ type AcceptorConfig struct {
 // and posts them to the session. A live acceptor keeps its session alive;
 // Close closes the listener and stops the goroutine.
 type Acceptor struct {
-	k        *Kernel
-	s        *Session
+	kp       atomic.Pointer[Kernel] // hidden from heap walks, as Wheel's
+	sp       atomic.Pointer[Session]
 	id       WheelID
 	rec      tracker.Handle
 	lrec     tracker.Handle
@@ -46,7 +46,9 @@ func (c *Context) Listen(l net.Listener, cfg AcceptorConfig) (*Acceptor, error) 
 		return nil, errors.New("keepalive: AcceptorConfig.Accept is required")
 	}
 	k, s := c.Kernel, c.Session
-	a := &Acceptor{k: k, s: s, cfg: cfg}
+	a := &Acceptor{cfg: cfg}
+	a.kp.Store(k)
+	a.sp.Store(s)
 	if err := k.addHold(s, a); err != nil {
 		return nil, err
 	}
@@ -82,19 +84,19 @@ func (a *Acceptor) accept() {
 		if err != nil {
 			if !a.isClosed.Load() && a.cfg.Error != "" {
 				a.queued.Add(1)
-				if !a.k.postSource(a.s, a, a.cfg.Error, nil, "accept", err, a.id) {
+				if !a.kp.Load().postSource(a.sp.Load(), a, a.cfg.Error, nil, "accept", err, a.id) {
 					a.queued.Add(-1)
 				}
 			}
 			return
 		}
-		tc := a.k.reg.TrackConn(a.s.ts, conn)
+		tc := a.kp.Load().reg.TrackConn(a.sp.Load().ts, conn)
 		if a.isClosed.Load() {
 			tc.Close()
 			return
 		}
 		a.queued.Add(1)
-		if !a.k.postSource(a.s, a, a.cfg.Accept, func() { tc.Close() }, net.Conn(tc), a.id) {
+		if !a.kp.Load().postSource(a.sp.Load(), a, a.cfg.Accept, func() { tc.Close() }, net.Conn(tc), a.id) {
 			a.queued.Add(-1)
 			return
 		}
@@ -110,6 +112,6 @@ func (a *Acceptor) Close() error {
 	err := a.closer()
 	a.wg.Wait()
 	a.rec.Release()
-	a.k.dropHold(a.s, a)
+	a.kp.Load().dropHold(a.sp.Load(), a)
 	return err
 }

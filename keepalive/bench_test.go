@@ -26,45 +26,56 @@ func runBench(b *testing.B, k *Kernel) {
 }
 
 // BenchmarkDispatch measures events posted and handled per second through
-// one kernel: a session yields an event to itself, one in flight at a time
-// ("chain"), or 100 at a time ("burst"), with event tracking on and off.
+// one kernel, with event tracking on and off (stacks off): a session yielding
+// to itself with one event in flight ("chain") or 100 ("burst"), and two
+// sessions posting one event back and forth ("pingpong").
 func BenchmarkDispatch(b *testing.B) {
-	for _, shape := range []struct {
-		name  string
-		burst int
-	}{{"chain", 1}, {"burst", 100}} {
+	for _, shape := range []string{"chain", "burst", "pingpong"} {
 		for _, tracked := range []bool{true, false} {
-			name := shape.name + "/tracked"
+			name := shape + "/tracked"
 			if !tracked {
-				name = shape.name + "/untracked"
+				name = shape + "/untracked"
 			}
 			b.Run(name, func(b *testing.B) {
 				k := benchKernel(WithEventTracking(tracked))
-				n := 0
-				posted := 0
-				post := func(c *Context) {
-					for i := 0; i < shape.burst && posted < b.N; i++ {
-						c.Yield("tick")
+				n, posted := 0, 0
+				burst := 1
+				if shape == "burst" {
+					burst = 100
+				}
+				post := func(c *Context, to *Session) {
+					for i := 0; i < burst && posted < b.N; i++ {
+						c.Post(to, "tick")
 						posted++
 					}
 				}
-				_, err := k.Spawn(Spec{Name: "bench", Handlers: map[string]Handler{
-					EvStart: post,
-					"tick": func(c *Context) {
-						n++
-						if n == posted {
-							post(c)
+				tick := func(c *Context) {
+					n++
+					if n == posted {
+						to := c.Session
+						if shape == "pingpong" {
+							to = c.Sender
 						}
+						post(c, to)
+					}
+				}
+				_, err := k.Spawn(Spec{Name: "bench", Handlers: map[string]Handler{
+					EvStart: func(c *Context) {
+						to := c.Session
+						if shape == "pingpong" {
+							to, _ = c.Spawn(Spec{Name: "peer", Handlers: map[string]Handler{"tick": tick}})
+						}
+						post(c, to)
 					},
+					"tick": tick,
 				}})
 				if err != nil {
 					b.Fatal(err)
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
-				start := time.Now()
 				runBench(b, k)
-				b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 			})
 		}
 	}
@@ -141,7 +152,7 @@ func BenchmarkWheelEcho(b *testing.B) {
 						if err != nil {
 							b.Fatal(err)
 						}
-						c.Session.heap = w
+						c.SetHeap(w)
 					})
 				},
 				"line": func(c *Context) { HeapOf[*Wheel](c).Put(c.Arg(0).([]byte)) },
@@ -162,7 +173,7 @@ func BenchmarkWheelEcho(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					c.Session.heap = w
+					c.SetHeap(w)
 					b.ResetTimer()
 					for ; sent < window && sent < b.N; sent++ {
 						w.Put(msg)

@@ -32,6 +32,7 @@ type Context struct {
 	ret   any
 	kind  eventKind
 	sent  bool           // Sender's count was raised for this event
+	pend  *pendingEvents // the record tracking it, nil when untracked
 	src   eventSource    // the wheel or acceptor that produced it
 	drop  func()         // disposes of what Args hold if it is never dispatched
 	reply chan callResult
@@ -39,6 +40,14 @@ type Context struct {
 
 // Heap returns the session's heap.
 func (c *Context) Heap() any { return c.Session.heap }
+
+// SetHeap replaces the session's heap.
+func (c *Context) SetHeap(v any) {
+	c.Session.heap = v
+	if c.Kernel.heapChecks {
+		c.Session.ts.SetHeap(v)
+	}
+}
 
 // HeapOf returns the session's heap as a T, or T's zero value if it is not one.
 func HeapOf[T any](c *Context) T {

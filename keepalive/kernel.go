@@ -90,6 +90,20 @@ func WithLeftoverFunc(f func(s *Session, held []tracker.Record)) Option {
 	return func(k *Kernel) { k.onLeftover = f }
 }
 
+// WithHeapChecks gives each session's heap to its tracker session (tracker
+// Session.SetHeap), so the registry's heap checks see it: the cycle check at
+// Stop (tracker.WithCycleCheck) and the automatic sampling of the
+// collections a heap holds (Registry.StartSampler), which then runs on the
+// loop goroutine, with the kernel locked, through a heap scheduler. A
+// stopped session's heap is let go after the check at its Stop. Wheels,
+// acceptors and watched handles in a heap show the walks nothing of the
+// runtime; but a heap holding a *Session, *Context or *Kernel leads them into
+// the kernel, where they report cycles that are the kernel's own, so keep
+// session ids in heaps, as POE advises. Off by default.
+func WithHeapChecks(on bool) Option {
+	return func(k *Kernel) { k.heapChecks = on }
+}
+
 // Kernel is one event loop and the sessions it runs. Handlers run one at a
 // time on the goroutine that called Run, so a handler never needs a lock for
 // its own session's heap. Post, Spawn, Call and RefcountIncrement/Decrement
@@ -99,6 +113,7 @@ type Kernel struct {
 	ts          *tracker.Session
 	name        string
 	trackEvents bool
+	heapChecks  bool
 	onLeftover  func(*Session, []tracker.Record)
 	epoch       time.Time
 	wake        chan struct{}
@@ -113,9 +128,11 @@ type Kernel struct {
 	sessions  map[SessionID]*Session
 	aliases   map[string]*Session
 	gcq       []*Session
-	live      int // sessions not stopped
-	holds     int // wheels, acceptors and watched handles, all sessions
-	extra     int // extra references, all sessions
+	drained   []drainedEvents
+	tasks     []func() // to run on the loop with mu held: heap samples
+	live      int      // sessions not stopped
+	holds     int      // wheels, acceptors and watched handles, all sessions
+	extra     int      // extra references, all sessions
 	owners    map[uint64]struct{}
 
 	dispatched, unhandled, dropped, started, stopped atomic.Uint64
@@ -180,6 +197,36 @@ func (k *Kernel) Stats() Stats {
 	st.Timers = k.timers.len()
 	st.Holds = k.holds
 	return st
+}
+
+// scheduleSample is a session's heap scheduler: it queues sample to run on
+// the loop, and never blocks the tracker's sampler.
+func (k *Kernel) scheduleSample(sample func()) {
+	k.mu.Lock()
+	if k.state >= kernelStopping {
+		k.mu.Unlock()
+		return
+	}
+	k.tasks = append(k.tasks, sample)
+	wake := k.wakeLocked()
+	k.mu.Unlock()
+	if wake {
+		k.signal()
+	}
+}
+
+// runTasks runs the queued tasks on the loop, with the kernel locked so that
+// nothing the tasks read changes under them.
+func (k *Kernel) runTasks() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for len(k.tasks) > 0 {
+		tasks := k.tasks
+		k.tasks = nil
+		for _, f := range tasks {
+			f()
+		}
+	}
 }
 
 // now is the loop's clock: nanoseconds since the kernel was made, monotonic.
@@ -286,15 +333,19 @@ func (k *Kernel) enqueueLocked(c *Context, countSender bool) {
 		// One record per session and event name while any such event is
 		// pending: its stack and age are those of the oldest, and a busy
 		// session costs a map update per event, not a record.
-		p := s.pending[c.Event]
-		if p == nil {
-			if s.pending == nil {
-				s.pending = make(map[string]*pendingEvents)
+		p := s.lastPend
+		if p == nil || s.lastEvent != c.Event {
+			if p = s.pending[c.Event]; p == nil {
+				if s.pending == nil {
+					s.pending = make(map[string]*pendingEvents)
+				}
+				p = &pendingEvents{h: s.ts.Track(KindEvent, c.Event)}
+				s.pending[c.Event] = p
 			}
-			p = &pendingEvents{h: s.ts.Track(KindEvent, c.Event)}
-			s.pending[c.Event] = p
+			s.lastEvent, s.lastPend = c.Event, p
 		}
 		p.n++
+		c.pend = p
 	}
 	if countSender && c.Sender != nil {
 		c.Sender.sent++
@@ -308,10 +359,10 @@ func (k *Kernel) enqueueLocked(c *Context, countSender bool) {
 func (k *Kernel) settleLocked(c *Context) {
 	s := c.Session
 	s.events--
-	if p := s.pending[c.Event]; p != nil {
-		if p.n--; p.n == 0 {
-			delete(s.pending, c.Event)
-			p.h.Release()
+	if p := c.pend; p != nil {
+		if p.n--; p.n == 0 && !p.listed {
+			p.listed = true
+			k.drained = append(k.drained, drainedEvents{s, c.Event, p})
 		}
 	}
 	k.gcLocked(s)
@@ -323,8 +374,35 @@ func (k *Kernel) settleLocked(c *Context) {
 
 // pendingEvents tracks a session's pending events of one name.
 type pendingEvents struct {
-	n int
-	h tracker.Handle
+	n      int
+	listed bool // on the kernel's drained list
+	h      tracker.Handle
+}
+
+// drainedEvents is a record of pending events whose count reached zero; it
+// is released at the end of the loop's batch unless events of that name
+// arrived again meanwhile, so steady traffic reuses one record.
+type drainedEvents struct {
+	s    *Session
+	name string
+	p    *pendingEvents
+}
+
+// releaseDrainedLocked releases the records of pending events that drained
+// during the batch and stayed drained.
+func (k *Kernel) releaseDrainedLocked() {
+	for i, d := range k.drained {
+		d.p.listed = false
+		if d.p.n == 0 && d.s.pending[d.name] == d.p {
+			delete(d.s.pending, d.name)
+			if d.s.lastPend == d.p {
+				d.s.lastPend = nil
+			}
+			d.p.h.Release()
+		}
+		k.drained[i] = drainedEvents{}
+	}
+	k.drained = k.drained[:0]
 }
 
 // postSource queues an event a wheel or acceptor goroutine produced for s.
@@ -439,13 +517,14 @@ func (k *Kernel) loop(ctx context.Context) bool {
 		k.runTimers()
 		k.runEvents()
 		k.collect()
+		k.runTasks()
 
 		k.mu.Lock()
 		if k.live == 0 {
 			k.mu.Unlock()
 			return false
 		}
-		if k.queue.len() > 0 || len(k.gcq) > 0 || (k.timers.len() > 0 && k.timers.min().at <= k.now()) {
+		if k.queue.len() > 0 || len(k.gcq) > 0 || len(k.tasks) > 0 || (k.timers.len() > 0 && k.timers.min().at <= k.now()) {
 			k.mu.Unlock()
 			continue
 		}
@@ -493,6 +572,7 @@ func (k *Kernel) runEvents() {
 			k.mu.Lock()
 		}
 	}
+	k.releaseDrainedLocked()
 	k.mu.Unlock()
 }
 
@@ -676,7 +756,8 @@ func (k *Kernel) shutdown(forced bool, started time.Time) *Report {
 		k.settleLocked(c)
 		rest = append(rest, c)
 	}
-	k.gcq = nil
+	k.releaseDrainedLocked()
+	k.gcq, k.tasks = nil, nil
 	k.state = kernelDone
 	k.mu.Unlock()
 	for _, c := range rest {

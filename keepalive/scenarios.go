@@ -64,12 +64,10 @@ const (
 type Instance struct {
 	Scenario Scenario
 
-	cfg     ScenarioConfig
 	rounds  atomic.Int64
 	mu      sync.Mutex
 	gauges  map[string]func() int64
 	closers []func() error
-	tmpDir  string
 }
 
 // Rounds returns how many rounds have run.
@@ -114,6 +112,14 @@ func (in *Instance) gauge(name string, f func() int64) {
 	in.gauges[name] = f
 }
 
+// trackerGauge is gauge, also registered as a gauge of k's registry named
+// "scenario NAME.name", for measures cheap enough to sample every second.
+func (in *Instance) trackerGauge(k *Kernel, name string, f func() int64) {
+	in.gauge(name, f)
+	remove := k.Registry().Gauge("scenario "+in.Scenario.Name+"."+name, nil, func() int { return int(f()) })
+	in.onClose(func() error { remove(); return nil })
+}
+
 func (in *Instance) onClose(f func() error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -128,7 +134,7 @@ func (sc Scenario) Start(k *Kernel, cfg ScenarioConfig) (*Instance, error) {
 	if cfg.Payload <= 0 {
 		cfg.Payload = DefaultPayload
 	}
-	in := &Instance{Scenario: sc, cfg: cfg, gauges: map[string]func() int64{}}
+	in := &Instance{Scenario: sc, gauges: map[string]func() int64{}}
 	in.gauge("rounds", in.rounds.Load)
 	if err := sc.start(k, cfg, in); err != nil {
 		return nil, errors.Join(err, in.Close())
@@ -190,7 +196,7 @@ var scenarioPairs = []scenarioPair{
 			"each heap has a finalizer (Go's DESTROY). Go collects plain cycles, but never a cycle with a " +
 			"finalizer, so both heaps and their payloads stay in memory after the sessions stop.",
 		fixedDesc: "Each session drops its reference to the peer's heap in _stop, breaking the cycle.",
-		evidence:  "Measure heaps_retained (weak pointers still set after GC); heap growth",
+		evidence:  "retained heaps (tracker Watch, CheckRetained); cycles found at stop (kernel WithHeapChecks and tracker WithCycleCheck); Measure heaps_retained",
 		run:       runSessionCycle,
 	},
 	{
@@ -199,7 +205,7 @@ var scenarioPairs = []scenarioPair{
 			"worker goroutine that posts its result back, and never deletes finished tasks, so the map grows " +
 			"with every round.",
 		fixedDesc: "The dispatcher deletes each task from the map when its result arrives.",
-		evidence:  "Measure tasks (the map's length, published after each event); heap growth",
+		evidence:  "gauge tasks (tracker gauge, and the heap gauge Heap.tasks with WithHeapChecks) grows with every round",
 		run:       runGrowingMap,
 	},
 	{
@@ -208,7 +214,7 @@ var scenarioPairs = []scenarioPair{
 			"one-hour tracked timer, both closures capturing the session's payload; the session stops without " +
 			"cancelling them, so the closures keep the payload (and the timer record) alive.",
 		fixedDesc: "In _stop the session stops its timer, unregisters its callback and clears the variable the closures captured.",
-		evidence:  "leftover report (timer records owned by stopped sessions); Measure payloads_retained, callbacks",
+		evidence:  "leftover report (timer records owned by stopped sessions); retained payloads (tracker Watch, CheckRetained); gauge callbacks",
 		run:       runClosureCapture,
 	},
 }
@@ -287,7 +293,7 @@ func runExtraFilehandle(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool)
 		return err
 	}
 	holder := &handleHolder{m: map[string]heldHandle{}}
-	in.gauge("held_handles", holder.len)
+	in.trackerGauge(k, "held_handles", holder.len)
 	in.onClose(func() error {
 		holder.mu.Lock()
 		held := holder.m
@@ -381,7 +387,7 @@ func runForgottenWheel(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) 
 		return err
 	}
 	var live atomic.Int64
-	in.gauge("live_clients", live.Load)
+	in.trackerGauge(k, "live_clients", live.Load)
 	return driver(k, in.Scenario.Name, cfg, in, func(c *Context, n int) {
 		c.Spawn(Spec{Name: fmt.Sprintf("client %d", n), Handlers: map[string]Handler{
 			EvStart: func(c *Context) {
@@ -397,7 +403,7 @@ func runForgottenWheel(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) 
 					conn.Close()
 					return
 				}
-				c.Session.heap = w
+				c.SetHeap(w)
 				w.Put(fmt.Appendf(nil, "ping %d", n))
 			},
 			"echo": func(c *Context) {
@@ -406,7 +412,7 @@ func runForgottenWheel(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) 
 				}
 				// The leaky client keeps the wheel in its heap "for later".
 			},
-			"gone":  func(c *Context) { HeapOf[*Wheel](c).Close() },
+			"gone": func(c *Context) { HeapOf[*Wheel](c).Close() },
 			EvStop: func(c *Context) { live.Add(-1) },
 		}})
 	})
@@ -451,9 +457,12 @@ func runSessionCycle(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) er
 	})
 	in.gauge("heaps_finalized", finalized.Load)
 	stop := func(c *Context) {
+		h := HeapOf[*peerHeap](c)
 		if !leaky {
-			HeapOf[*peerHeap](c).peer = nil
+			h.peer = nil
 		}
+		// The session is done with its heap: the tracker checks it goes.
+		tracker.Watch(c.Kernel.Registry(), h, "heap", c.Session.Tracker(), c.Session.Name()+" heap")
 	}
 	return driver(k, in.Scenario.Name, cfg, in, func(c *Context, n int) {
 		pong, err := c.Spawn(Spec{Name: fmt.Sprintf("pong %d", n), Heap: newHeap("pong"), Handlers: map[string]Handler{
@@ -497,11 +506,18 @@ type task struct {
 	sum     [sha256.Size]byte
 }
 
+// dispatcherHeap is the growing-map dispatcher's heap; with the kernel's
+// heap checks on, the tracker samples len(tasks) as the gauge
+// session "growing-map dispatcher".Heap.tasks.
+type dispatcherHeap struct {
+	tasks map[int]*task
+}
+
 func runGrowingMap(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) error {
 	var size atomic.Int64
-	in.gauge("tasks", size.Load)
+	in.trackerGauge(k, "tasks", size.Load)
 	tasks := map[int]*task{}
-	_, err := k.Spawn(Spec{Name: in.Scenario.Name + " dispatcher", Heap: tasks, Handlers: map[string]Handler{
+	_, err := k.Spawn(Spec{Name: in.Scenario.Name + " dispatcher", Heap: &dispatcherHeap{tasks: tasks}, Handlers: map[string]Handler{
 		EvStart: func(c *Context) { c.Yield("round") },
 		"round": func(c *Context) {
 			n := int(in.rounds.Add(1))
@@ -572,7 +588,7 @@ func runClosureCapture(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) 
 	var mu sync.Mutex
 	timers := map[*tracker.Timer]struct{}{} // armed and not stopped, for Close
 	var payloads []weak.Pointer[payload]
-	in.gauge("callbacks", nt.len)
+	in.trackerGauge(k, "callbacks", nt.len)
 	in.gauge("payloads_retained", func() int64 {
 		runtime.GC()
 		mu.Lock()
@@ -627,6 +643,7 @@ func runClosureCapture(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) 
 			"work": func(c *Context) {},
 			EvStop: func(c *Context) {
 				h := HeapOf[*jobHeap](c)
+				tracker.Watch(c.Kernel.Registry(), *h.hold, "payload", c.Session.Tracker(), c.Session.Name()+" payload")
 				if !leaky {
 					h.timer.Stop()
 					nt.remove(h.hook)

@@ -95,12 +95,16 @@ type Session struct {
 	events   int // pending events it will receive
 	sent     int // pending events it sent
 	pending  map[string]*pendingEvents
-	doomed   bool // Kernel.Stop asked for it to stop
-	ntimers  int
-	timers   *timer // list of its pending timers
-	holds    map[holder]struct{}
-	extra    map[string]*extraRef
-	extraN   int
+	// lastEvent and lastPend cache the pending record used last: most
+	// sessions get the same event name over and over.
+	lastEvent string
+	lastPend  *pendingEvents
+	doomed    bool // Kernel.Stop asked for it to stop
+	ntimers   int
+	timers    *timer // list of its pending timers
+	holds     map[holder]struct{}
+	extra     map[string]*extraRef
+	extraN    int
 }
 
 type extraRef struct {
@@ -205,6 +209,12 @@ func (k *Kernel) newSessionLocked(spec Spec, parent *Session) *Session {
 		if h != nil {
 			s.handlers[ev] = h
 		}
+	}
+	if k.heapChecks {
+		if spec.Heap != nil {
+			ts.SetHeap(spec.Heap)
+		}
+		ts.SetHeapScheduler(k.scheduleSample)
 	}
 	k.sessions[s.id] = s
 	k.owners[ts.ID()] = struct{}{}
@@ -311,6 +321,16 @@ func (k *Kernel) stop(s *Session) {
 		k.lifecycle(parent, nil, EvChild, ChildLose, s, ret)
 	}
 
+	// Records of event names that drained during this batch are not held.
+	k.mu.Lock()
+	s.lastPend = nil
+	for name, p := range s.pending {
+		if p.n == 0 {
+			delete(s.pending, name)
+			p.h.Release()
+		}
+	}
+	k.mu.Unlock()
 	held := s.ts.Owned()
 
 	k.mu.Lock()
@@ -326,6 +346,10 @@ func (k *Kernel) stop(s *Session) {
 		for _, c := range queued {
 			k.settleLocked(c)
 		}
+	}
+	for name, p := range s.pending {
+		delete(s.pending, name)
+		rel = append(rel, p.h)
 	}
 	holds := make([]holder, 0, len(s.holds))
 	for h := range s.holds {
@@ -358,12 +382,16 @@ func (k *Kernel) stop(s *Session) {
 	for _, h := range holds {
 		h.shutdown()
 	}
-	left := s.ts.Stop()
 	k.mu.Lock()
+	left := s.ts.Stop() // under the lock: a heap check at Stop may walk into the kernel
 	if len(left) == 0 {
 		delete(k.owners, s.ts.ID())
 	}
 	k.mu.Unlock()
+	if k.heapChecks {
+		s.ts.SetHeapScheduler(nil)
+		s.ts.SetHeap(nil)
+	}
 	s.heap, s.handlers, s.fallback = nil, nil, nil
 	k.stopped.Add(1)
 	if k.onLeftover != nil && len(held) > 0 {

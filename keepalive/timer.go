@@ -82,7 +82,7 @@ func (c *Context) Adjust(id TimerID, delta time.Duration) bool {
 		return false
 	}
 	t.at += int64(delta)
-	k.timers.fix(t.idx)
+	k.timers.update(t.idx, t.at)
 	return true
 }
 
@@ -142,30 +142,39 @@ func (k *Kernel) forgetTimerLocked(t *timer) {
 	s.ntimers--
 }
 
-// timerHeap is a binary min-heap of timers by due time, then by order set.
-type timerHeap struct{ a []*timer }
+// timerHeap is a 4-ary min-heap of timers by due time, then by order set.
+// Entries hold their keys inline, so sifting touches one slice, not every
+// timer's memory: with 100,000 timers pending that is most of the cost.
+type timerHeap struct{ a []timerEntry }
 
-func (h *timerHeap) len() int      { return len(h.a) }
-func (h *timerHeap) min() *timer   { return h.a[0] }
+type timerEntry struct {
+	at  int64
+	seq uint64
+	t   *timer
+}
+
+func (h *timerHeap) len() int    { return len(h.a) }
+func (h *timerHeap) min() *timer { return h.a[0].t }
+
 func (h *timerHeap) less(i, j int) bool {
-	a, b := h.a[i], h.a[j]
+	a, b := &h.a[i], &h.a[j]
 	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
 }
 
 func (h *timerHeap) swap(i, j int) {
 	h.a[i], h.a[j] = h.a[j], h.a[i]
-	h.a[i].idx = i
-	h.a[j].idx = j
+	h.a[i].t.idx = i
+	h.a[j].t.idx = j
 }
 
 func (h *timerHeap) push(t *timer) {
 	t.idx = len(h.a)
-	h.a = append(h.a, t)
+	h.a = append(h.a, timerEntry{at: t.at, seq: t.seq, t: t})
 	h.up(t.idx)
 }
 
 func (h *timerHeap) pop() *timer {
-	t := h.a[0]
+	t := h.a[0].t
 	h.remove(0)
 	return t
 }
@@ -175,16 +184,22 @@ func (h *timerHeap) remove(i int) {
 	if i != n {
 		h.swap(i, n)
 	}
-	t := h.a[n]
-	h.a[n] = nil
+	t := h.a[n].t
+	h.a[n] = timerEntry{}
 	h.a = h.a[:n]
 	t.idx = -1
 	if i != n {
 		h.fix(i)
 	}
 	if cap(h.a) > 1024 && len(h.a) < cap(h.a)/8 {
-		h.a = append([]*timer(nil), h.a...)
+		h.a = append([]timerEntry(nil), h.a...)
 	}
+}
+
+// update sets the due time of the timer at i and restores the heap.
+func (h *timerHeap) update(i int, at int64) {
+	h.a[i].at = at
+	h.fix(i)
 }
 
 func (h *timerHeap) fix(i int) {
@@ -195,7 +210,7 @@ func (h *timerHeap) fix(i int) {
 
 func (h *timerHeap) up(i int) {
 	for i > 0 {
-		p := (i - 1) / 2
+		p := (i - 1) / 4
 		if !h.less(i, p) {
 			return
 		}
@@ -208,13 +223,15 @@ func (h *timerHeap) up(i int) {
 func (h *timerHeap) down(i int) bool {
 	start, n := i, len(h.a)
 	for {
-		l := 2*i + 1
-		if l >= n {
+		c := 4*i + 1
+		if c >= n {
 			break
 		}
-		m := l
-		if r := l + 1; r < n && h.less(r, l) {
-			m = r
+		m := c
+		for j := c + 1; j < c+4 && j < n; j++ {
+			if h.less(j, m) {
+				m = j
+			}
 		}
 		if !h.less(m, i) {
 			break

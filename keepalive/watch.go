@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 
 	"github.com/leakcheck/leakcheck/tracker"
 )
@@ -19,8 +20,8 @@ var ErrNotWatched = errors.New("keepalive: handle not watched")
 // when the session stops with it still watched (a kernel shutdown), the
 // kernel closes it and reports it.
 type Watched struct {
-	k     *Kernel
-	s     *Session // guarded by k.mu; nil once no longer watched
+	kp    atomic.Pointer[Kernel]  // hidden from heap walks, as Wheel's
+	sp    atomic.Pointer[Session] // written under the kernel's lock; nil once no longer watched
 	h     io.Closer
 	rec   tracker.Handle
 	owned bool // rec was made by Watch, not moved from a tracker wrapper
@@ -32,7 +33,9 @@ type Watched struct {
 // "handle", labeled by label (or a description of h when label is "").
 func (c *Context) Watch(h io.Closer, label string) (*Watched, error) {
 	k, s := c.Kernel, c.Session
-	w := &Watched{k: k, s: s, h: h}
+	w := &Watched{h: h}
+	w.kp.Store(k)
+	w.sp.Store(s)
 	if err := k.addHold(s, w); err != nil {
 		return nil, err
 	}
@@ -66,19 +69,20 @@ func (w *Watched) Handle() tracker.Handle { return w.rec }
 
 // Session returns the session watching the handle, nil once it is not watched.
 func (w *Watched) Session() *Session {
-	w.k.mu.Lock()
-	defer w.k.mu.Unlock()
-	return w.s
+	k := w.kp.Load()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return w.sp.Load()
 }
 
 // take ends the watch and returns the session that held it.
 func (w *Watched) take() *Session {
-	w.k.mu.Lock()
-	s := w.s
-	w.s = nil
-	w.k.mu.Unlock()
+	k := w.kp.Load()
+	k.mu.Lock()
+	s := w.sp.Swap(nil)
+	k.mu.Unlock()
 	if s != nil {
-		w.k.dropHold(s, w)
+		k.dropHold(s, w)
 	}
 	return s
 }
@@ -111,7 +115,7 @@ func (w *Watched) Unwatch() (io.Closer, error) {
 // Give hands the handle to another session of the same kernel, which then
 // watches it (and is kept alive by it); the record moves with it.
 func (w *Watched) Give(to *Session) error {
-	k := w.k
+	k := w.kp.Load()
 	if to == nil || to.k != k {
 		return ErrForeignSession
 	}
@@ -119,13 +123,13 @@ func (w *Watched) Give(to *Session) error {
 		return err
 	}
 	k.mu.Lock()
-	from := w.s
+	from := w.sp.Load()
 	if from == nil {
 		k.mu.Unlock()
 		k.dropHold(to, w)
 		return ErrNotWatched
 	}
-	w.s = to
+	w.sp.Store(to)
 	k.mu.Unlock()
 	k.dropHold(from, w)
 	return w.rec.Move(to.ts)

@@ -109,8 +109,10 @@ type WheelConfig struct {
 // has its record moved to the session (tracker Handle.Move), a plain net.Conn
 // or *os.File is wrapped by the session's registry.
 type Wheel struct {
-	k      *Kernel
-	s      *Session
+	// kp and sp point back to the kernel and session through types the
+	// tracker's heap walks do not enter (see WithHeapChecks).
+	kp     atomic.Pointer[Kernel]
+	sp     atomic.Pointer[Session]
 	id     WheelID
 	rec    tracker.Handle // the wheel's own record
 	hrec   tracker.Handle // the handle's record, if tracked
@@ -127,6 +129,14 @@ type Wheel struct {
 	resume   chan struct{}
 	wg       sync.WaitGroup
 
+	// st holds what the wheel's goroutines share, behind a type that the
+	// tracker's heap walks (cycle finder, heap sampling) do not enter, so a
+	// heap holding a wheel never has them read its buffers unlocked.
+	st atomic.Pointer[wheelState]
+}
+
+// wheelState is the part of a wheel its goroutines and callers share.
+type wheelState struct {
 	mu          sync.Mutex // guards the fields below
 	out         []byte
 	inflight    int
@@ -154,11 +164,14 @@ func (c *Context) NewWheel(rw io.ReadWriteCloser, cfg WheelConfig) (*Wheel, erro
 	}
 	k, s := c.Kernel, c.Session
 	w := &Wheel{
-		k: k, s: s, cfg: cfg, framer: cfg.Framer,
+		cfg: cfg, framer: cfg.Framer,
 		done:   make(chan struct{}),
 		kick:   make(chan struct{}, 1),
 		resume: make(chan struct{}, 1),
 	}
+	w.st.Store(&wheelState{})
+	w.kp.Store(k)
+	w.sp.Store(s)
 	if err := k.addHold(s, w); err != nil {
 		return nil, err
 	}
@@ -214,7 +227,7 @@ func describe(h any) string {
 func (w *Wheel) ID() WheelID { return w.id }
 
 // Session returns the session that owns the wheel.
-func (w *Wheel) Session() *Session { return w.s }
+func (w *Wheel) Session() *Session { return w.sp.Load() }
 
 // Handle returns the tracker record of the wheel's handle (the socket or
 // file), zero if the handle is not tracked. After Detach it stays with the
@@ -229,17 +242,18 @@ func (w *Wheel) shutdown()    { w.Close() }
 // emit posts event to the session unless the wheel is closed; it reports
 // whether the event was queued.
 func (w *Wheel) emit(event string, args ...any) bool {
+	ws := w.st.Load()
 	if event == "" {
 		return true
 	}
-	w.mu.Lock()
+	ws.mu.Lock()
 	if w.isClosed.Load() {
-		w.mu.Unlock()
+		ws.mu.Unlock()
 		return false
 	}
 	w.queued.Add(1)
-	w.mu.Unlock()
-	if !w.k.postSource(w.s, w, event, nil, args...) {
+	ws.mu.Unlock()
+	if !w.kp.Load().postSource(w.sp.Load(), w, event, nil, args...) {
 		w.queued.Add(-1)
 		return false
 	}
@@ -250,30 +264,31 @@ func (w *Wheel) emit(event string, args ...any) bool {
 // ErrWheelClosed, ErrOutputShutdown, the error of a failed earlier write, or
 // a framing error (records before the bad one are queued).
 func (w *Wheel) Put(records ...[]byte) error {
-	w.mu.Lock()
+	ws := w.st.Load()
+	ws.mu.Lock()
 	switch {
 	case w.isClosed.Load():
-		w.mu.Unlock()
+		ws.mu.Unlock()
 		return ErrWheelClosed
-	case w.outShut:
-		w.mu.Unlock()
+	case ws.outShut:
+		ws.mu.Unlock()
 		return ErrOutputShutdown
-	case w.writeErr != nil:
-		err := w.writeErr
-		w.mu.Unlock()
+	case ws.writeErr != nil:
+		err := ws.writeErr
+		ws.mu.Unlock()
 		return err
 	}
 	var err error
 	for _, r := range records {
-		if w.out, err = w.framer.Frame(w.out, r); err != nil {
+		if ws.out, err = w.framer.Frame(ws.out, r); err != nil {
 			break
 		}
 	}
-	high := w.cfg.HighMark > 0 && !w.high && len(w.out)+w.inflight >= w.cfg.HighMark
+	high := w.cfg.HighMark > 0 && !ws.high && len(ws.out)+ws.inflight >= w.cfg.HighMark
 	if high {
-		w.high = true
+		ws.high = true
 	}
-	w.mu.Unlock()
+	ws.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
 	default:
@@ -287,9 +302,10 @@ func (w *Wheel) Put(records ...[]byte) error {
 // Buffered returns how many framed bytes wait to be written, including those
 // being written now.
 func (w *Wheel) Buffered() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.out) + w.inflight
+	ws := w.st.Load()
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return len(ws.out) + ws.inflight
 }
 
 // PauseInput stops the wheel from posting input records and from reading
@@ -322,16 +338,17 @@ func (w *Wheel) ShutdownInput() error {
 // output queued so far is written; Put then returns ErrOutputShutdown. It
 // returns ErrNoHalfClose for handles that cannot half-close.
 func (w *Wheel) ShutdownOutput() error {
+	ws := w.st.Load()
 	if _, ok := unwrapConn(w.rw).(interface{ CloseWrite() error }); !ok {
 		return ErrNoHalfClose
 	}
-	w.mu.Lock()
+	ws.mu.Lock()
 	if w.isClosed.Load() {
-		w.mu.Unlock()
+		ws.mu.Unlock()
 		return ErrWheelClosed
 	}
-	w.outShut = true
-	w.mu.Unlock()
+	ws.outShut = true
+	ws.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
 	default:
@@ -352,18 +369,19 @@ func unwrapConn(rw io.ReadWriteCloser) any {
 // lost: wait for the Flushed event first when it matters. Events the wheel
 // posted but the session has not handled yet are dropped.
 func (w *Wheel) Close() error {
-	w.mu.Lock()
+	ws := w.st.Load()
+	ws.mu.Lock()
 	if w.isClosed.Load() {
-		w.mu.Unlock()
+		ws.mu.Unlock()
 		return ErrWheelClosed
 	}
 	w.isClosed.Store(true)
-	w.mu.Unlock()
+	ws.mu.Unlock()
 	close(w.done)
 	err := w.rw.Close()
 	w.wg.Wait()
 	w.rec.Release()
-	w.k.dropHold(w.s, w)
+	w.kp.Load().dropHold(w.sp.Load(), w)
 	return err
 }
 
@@ -378,52 +396,53 @@ func (w *Wheel) Close() error {
 // error events are still pending, or input or output has ended or failed: such
 // a handle is not fit for reuse; Close it.
 func (w *Wheel) Detach() (io.ReadWriteCloser, error) {
+	ws := w.st.Load()
 	dl, ok := w.rw.(interface{ SetReadDeadline(time.Time) error })
 	if !ok {
 		return nil, fmt.Errorf("%w: %T has no read deadline", ErrCannotDetach, w.rw)
 	}
-	w.mu.Lock()
+	ws.mu.Lock()
 	var why string
 	switch {
 	case w.isClosed.Load():
-		w.mu.Unlock()
+		ws.mu.Unlock()
 		return nil, ErrWheelClosed
-	case len(w.out)+w.inflight > 0:
+	case len(ws.out)+ws.inflight > 0:
 		why = "output pending"
 	case w.queued.Load() > 0:
 		why = "events pending"
-	case w.readErr != nil:
-		why = "input ended: " + w.readErr.Error()
-	case w.writeErr != nil:
-		why = "output failed: " + w.writeErr.Error()
-	case w.outShut || w.inShut.Load():
+	case ws.readErr != nil:
+		why = "input ended: " + ws.readErr.Error()
+	case ws.writeErr != nil:
+		why = "output failed: " + ws.writeErr.Error()
+	case ws.outShut || w.inShut.Load():
 		why = "shut down"
 	}
 	if why != "" {
-		w.mu.Unlock()
+		ws.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrCannotDetach, why)
 	}
 	w.isClosed.Store(true)
-	w.mu.Unlock()
+	ws.mu.Unlock()
 	close(w.done)
 	if err := dl.SetReadDeadline(time.Unix(1, 0)); err != nil {
 		w.rw.Close()
 		w.wg.Wait()
 		w.rec.Release()
-		w.k.dropHold(w.s, w)
+		w.kp.Load().dropHold(w.sp.Load(), w)
 		return nil, fmt.Errorf("%w: %v (closed)", ErrCannotDetach, err)
 	}
 	w.wg.Wait()
 	dl.SetReadDeadline(time.Time{})
 	w.rec.Release()
-	w.k.dropHold(w.s, w)
-	if len(w.unread) == 0 {
+	w.kp.Load().dropHold(w.sp.Load(), w)
+	if len(ws.unread) == 0 {
 		return w.rw, nil
 	}
 	if nc, ok := w.rw.(net.Conn); ok {
-		return &unreadConn{Conn: nc, buf: w.unread}, nil
+		return &unreadConn{Conn: nc, buf: ws.unread}, nil
 	}
-	return &unreadRWC{ReadWriteCloser: w.rw, buf: w.unread}, nil
+	return &unreadRWC{ReadWriteCloser: w.rw, buf: ws.unread}, nil
 }
 
 // unreadConn is a detached connection whose Read first returns what the
@@ -471,15 +490,16 @@ func (w *Wheel) waitResume() bool {
 // reader reads, frames and posts records until end of input, an error or the
 // wheel's end.
 func (w *Wheel) reader() {
+	ws := w.st.Load()
 	buf := make([]byte, 4096)
 	start, end := 0, 0
 	eof := false
 	defer func() {
-		w.mu.Lock()
+		ws.mu.Lock()
 		if start < end {
-			w.unread = bytes.Clone(buf[start:end])
+			ws.unread = bytes.Clone(buf[start:end])
 		}
-		w.mu.Unlock()
+		ws.mu.Unlock()
 	}()
 	for {
 		for start < end || eof {
@@ -488,11 +508,11 @@ func (w *Wheel) reader() {
 			}
 			adv, rec, err := w.framer.Split(buf[start:end], eof)
 			if err != nil {
-				w.fail(&w.readErr, "read", err)
+				w.fail(&ws.readErr, "read", err)
 				return
 			}
 			if adv < 0 || adv > end-start {
-				w.fail(&w.readErr, "read", ErrBadAdvance)
+				w.fail(&ws.readErr, "read", ErrBadAdvance)
 				return
 			}
 			if adv == 0 && rec == nil {
@@ -507,7 +527,7 @@ func (w *Wheel) reader() {
 		}
 		if eof {
 			if !w.inShut.Load() {
-				w.fail(&w.readErr, "read", io.EOF)
+				w.fail(&ws.readErr, "read", io.EOF)
 			}
 			return
 		}
@@ -520,7 +540,7 @@ func (w *Wheel) reader() {
 				end = copy(buf, buf[start:end])
 				start = 0
 			case len(buf) >= w.cfg.MaxRecord:
-				w.fail(&w.readErr, "read", fmt.Errorf("%w: no record in %d bytes", ErrRecordTooLarge, len(buf)))
+				w.fail(&ws.readErr, "read", fmt.Errorf("%w: no record in %d bytes", ErrRecordTooLarge, len(buf)))
 				return
 			default:
 				nb := make([]byte, min(2*len(buf), w.cfg.MaxRecord))
@@ -541,7 +561,7 @@ func (w *Wheel) reader() {
 				eof = true
 				continue
 			}
-			w.fail(&w.readErr, "read", err)
+			w.fail(&ws.readErr, "read", err)
 			return
 		}
 	}
@@ -549,14 +569,16 @@ func (w *Wheel) reader() {
 
 // fail records the error of op in *slot and posts the error event.
 func (w *Wheel) fail(slot *error, op string, err error) {
-	w.mu.Lock()
+	ws := w.st.Load()
+	ws.mu.Lock()
 	*slot = err
-	w.mu.Unlock()
+	ws.mu.Unlock()
 	w.emit(w.cfg.Error, op, err, w.id)
 }
 
 // writer writes what Put queues, posting flushed and low-water events.
 func (w *Wheel) writer() {
+	ws := w.st.Load()
 	var buf []byte
 	for {
 		select {
@@ -565,42 +587,42 @@ func (w *Wheel) writer() {
 			return
 		}
 		for {
-			w.mu.Lock()
-			if len(w.out) == 0 {
-				shut := w.outShut && !w.outShutDone
-				w.outShutDone = w.outShut
-				w.mu.Unlock()
+			ws.mu.Lock()
+			if len(ws.out) == 0 {
+				shut := ws.outShut && !ws.outShutDone
+				ws.outShutDone = ws.outShut
+				ws.mu.Unlock()
 				if shut {
 					if cw, ok := unwrapConn(w.rw).(interface{ CloseWrite() error }); ok {
 						if err := cw.CloseWrite(); err != nil && !w.isClosed.Load() {
-							w.fail(&w.writeErr, "write", err)
+							w.fail(&ws.writeErr, "write", err)
 						}
 					}
 				}
 				break
 			}
-			buf, w.out = w.out, buf[:0]
-			w.inflight = len(buf)
-			w.mu.Unlock()
+			buf, ws.out = ws.out, buf[:0]
+			ws.inflight = len(buf)
+			ws.mu.Unlock()
 
 			_, err := w.rw.Write(buf)
 
-			w.mu.Lock()
-			w.inflight = 0
+			ws.mu.Lock()
+			ws.inflight = 0
 			if err != nil {
-				w.out = nil
-				w.mu.Unlock()
+				ws.out = nil
+				ws.mu.Unlock()
 				if !w.isClosed.Load() {
-					w.fail(&w.writeErr, "write", err)
+					w.fail(&ws.writeErr, "write", err)
 				}
 				return
 			}
-			left := len(w.out)
-			low := w.high && left <= w.cfg.LowMark
+			left := len(ws.out)
+			low := ws.high && left <= w.cfg.LowMark
 			if low {
-				w.high = false
+				ws.high = false
 			}
-			w.mu.Unlock()
+			ws.mu.Unlock()
 			if low {
 				w.emit(w.cfg.Low, w.id)
 			}

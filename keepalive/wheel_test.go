@@ -94,7 +94,7 @@ func client(t *testing.T, k *Kernel, addr string, cfg WheelConfig, handlers map[
 				t.Error(err)
 				return
 			}
-			c.Session.heap = w
+			c.SetHeap(w)
 			if start != nil {
 				start(c, w)
 			}
@@ -230,10 +230,10 @@ func TestWheelSlowReaderWaterMarks(t *testing.T) {
 				if b := w.Buffered(); b < high {
 					t.Errorf("high event with %d bytes buffered", b)
 				}
+				// Usually the peer's socket took some before the wheel's
+				// buffer filled; on a loaded machine the writer may not have
+				// run yet, which is fine too.
 				t.Logf("high water after %d bytes, %d buffered in the wheel", sent, w.Buffered())
-				if sent <= int64(w.Buffered()) {
-					t.Errorf("high water before anything was written (%d bytes sent)", sent)
-				}
 				c.RemoveAllTimers() // stop producing; let the reader catch up
 				startOnce.Do(func() { close(start) })
 			},
