@@ -3,6 +3,7 @@ package cmd
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -126,7 +127,8 @@ func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) er
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var conns []net.Conn // accepted connections, closed at exit unless leaked
+	conns := map[net.Conn]bool{} // accepted connections still open
+
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -136,12 +138,17 @@ func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) er
 				return
 			}
 			mu.Lock()
-			conns = append(conns, c)
+			conns[c] = true
 			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				echo(c, !leak("socket"))
+				if echo(c) && !leak("socket") {
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+					c.Close()
+				}
 			}()
 		}
 	}()
@@ -164,8 +171,8 @@ func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) er
 			l.Close()
 			if !leak("socket") {
 				mu.Lock()
-				for _, c := range conns {
-					c.Close()
+				for c := range conns {
+					c.Close() // unblocks its echo goroutine
 				}
 				mu.Unlock()
 			}
@@ -212,20 +219,18 @@ func demoRequest(ctx context.Context, reg *tracker.Registry, owner *tracker.Sess
 	return err
 }
 
-// echo answers each line; it closes the connection at EOF only if closeAtEOF,
-// otherwise the socket stays in CLOSE_WAIT.
-func echo(c net.Conn, closeAtEOF bool) {
+// echo answers each line until the connection fails, and reports whether it
+// ended at the peer's EOF: the caller must then close it, or the socket stays
+// in CLOSE_WAIT.
+func echo(c net.Conn) (eof bool) {
 	r := bufio.NewReader(c)
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
-			if closeAtEOF {
-				c.Close()
-			}
-			return
+			return errors.Is(err, io.EOF)
 		}
 		if _, err := io.WriteString(c, line); err != nil {
-			return
+			return false
 		}
 	}
 }

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -152,6 +155,13 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		fmt.Fprintf(stderr, "leakcheck: running the built-in demo daemon for %s (leaks: %s)\n", opts.duration, opts.leaks)
 	}
 
+	// Catch the signals to forward before the command starts: one that came
+	// in between would be lost, or kill leakcheck and leave the command, in
+	// its own process group, running.
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, forwarded...)
+	defer signal.Stop(sigc)
+
 	child := exec.Command(args[0], args[1:]...)
 	child.Stdin, child.Stdout, child.Stderr = os.Stdin, stdout, stderr
 	child.Env = append(os.Environ(), tracker.ReportEnv+"="+exitReport)
@@ -163,18 +173,18 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		}
 		return code, fmt.Errorf("starting %s: %w", args[0], err)
 	}
+	own := &ownConns{}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = own.dial
 	w := &watch{
 		opts:  opts,
 		pid:   child.Process.Pid,
 		start: time.Now(),
-		http:  &http.Client{Timeout: max(opts.interval, time.Second)},
+		http:  &http.Client{Timeout: max(opts.interval, time.Second), Transport: transport},
+		own:   own,
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
-
-	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, forwarded...)
-	defer signal.Stop(sigc)
 
 	status := w.loop(ctx, exited, sigc, stderr, func() {
 		if demo && w.opts.pprof == "" {
@@ -250,6 +260,39 @@ type watch struct {
 	baseline *probes.ProcSample
 	gaps     []string
 	seen     map[int]probes.Child // every descendant ever sampled
+	sampled  time.Time            // when the last sample ended
+	own      *ownConns            // leakcheck's connections to --pprof
+}
+
+// ownConns records the local addresses of leakcheck's own connections to the
+// command's --pprof endpoint: the command's ends of them are not its leftovers.
+type ownConns struct {
+	mu    sync.Mutex
+	addrs map[string]bool
+}
+
+func (o *ownConns) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err == nil {
+		o.mu.Lock()
+		if o.addrs == nil {
+			o.addrs = map[string]bool{}
+		}
+		o.addrs[c.LocalAddr().String()] = true
+		o.mu.Unlock()
+	}
+	return c, err
+}
+
+// has reports whether addr is the local address of one of the connections.
+func (o *ownConns) has(addr string) bool {
+	if o == nil || addr == "" {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.addrs[addr]
 }
 
 // loop samples until the command exits, --duration passes, or ctx ends, and
@@ -275,7 +318,11 @@ func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Si
 		case <-ctx.Done():
 			return w.stop(exited)
 		case <-deadline:
-			w.sample(ctx)
+			// Right after a tick's sample another adds nothing, and
+			// descriptorFindings needs its last two samples apart.
+			if time.Since(w.sampled) >= w.opts.interval/2 {
+				w.sample(ctx)
+			}
 			return w.stop(exited)
 		case <-tick.C:
 			ready()
@@ -299,33 +346,58 @@ func (w *watch) stop(exited <-chan error) childStatus {
 	}
 }
 
+// leftoverSettle is how long descendants get, once the command has ended, to
+// finish exiting before they count as left behind. The SIGTERM or SIGKILL that
+// ended the command reached its whole process group at once, but each process
+// exits only when the scheduler next runs it.
+const leftoverSettle = 500 * time.Millisecond
+
 // killLeftovers kills what remains of the command's process group and every
 // descendant seen while sampling, and returns the descendants that were still
-// alive: child processes the command left behind.
+// running: child processes the command left behind.
 func (w *watch) killLeftovers() []probes.Child {
-	syscall.Kill(-w.pid, syscall.SIGKILL)
 	var left []probes.Child
-	for pid, c := range w.seen {
-		if pid == w.pid || !sameProcess(c) {
-			continue
+	deadline := time.Now().Add(leftoverSettle)
+	for {
+		left = left[:0]
+		for pid, c := range w.seen {
+			if pid != w.pid && running(c) {
+				left = append(left, c)
+			}
 		}
-		left = append(left, c)
-		syscall.Kill(pid, syscall.SIGKILL)
+		if len(left) == 0 || !time.Now().Before(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	syscall.Kill(-w.pid, syscall.SIGKILL)
+	for _, c := range left {
+		syscall.Kill(c.PID, syscall.SIGKILL)
 	}
 	return left
 }
 
-// sameProcess reports whether c still runs (and was not reaped and its pid
-// reused by another program).
-func sameProcess(c probes.Child) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.PID))
-	return err == nil && strings.TrimSpace(string(b)) == c.Comm
+// running reports whether c still runs: it has not exited (a zombie has, even
+// if nobody reaps it), nor been reaped and its pid reused by another program.
+func running(c probes.Child) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.PID))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return false
+	}
+	state := strings.TrimSpace(s[end+1:])
+	return s[open+1:end] == c.Comm && state != "" && state[0] != 'Z' && state[0] != 'X'
 }
 
 // sample takes one sample of the process and, with --pprof, of its endpoint.
 // Failures become gaps.
 func (w *watch) sample(ctx context.Context) {
 	now := time.Now()
+	defer func() { w.sampled = time.Now() }()
 	ps, err := probes.SampleProcess(w.pid)
 	switch {
 	case err != nil:
@@ -359,7 +431,14 @@ func (w *watch) sample(ctx context.Context) {
 func (w *watch) report(exitReport string, left []probes.Child, rules []report.IgnoreRule, args []string) (*report.Report, error) {
 	series := w.seriesList()
 	trend := report.TrendOptions{Warmup: w.opts.warmup, MinSlope: w.opts.minSlope}
-	findings := report.Growth(series, trend)
+	var findings []report.Finding
+	for i := range series {
+		// A high-water mark never falls, so every new peak of a steady
+		// process would look like growth; rss_bytes carries the trend.
+		if series[i].Name != "hwm_bytes" {
+			findings = append(findings, report.Growth(series[i:i+1], trend)...)
+		}
+	}
 	findings = append(findings, w.descriptorFindings()...)
 	for _, c := range left {
 		findings = append(findings, report.Finding{
@@ -391,15 +470,28 @@ func (w *watch) report(exitReport string, left []probes.Child, rules []report.Ig
 	return r, nil
 }
 
-// descriptorFindings names the descriptors and sockets open in the last sample
-// that were not open at the baseline.
+// descriptorFindings names the descriptors and sockets open in the last two
+// samples that were not open at the baseline. A busy process always has some
+// descriptors open for a moment; the last sample alone would report whichever
+// of them it caught.
 func (w *watch) descriptorFindings() []report.Finding {
-	if w.baseline == nil || len(w.procs) == 0 {
+	if w.baseline == nil || len(w.procs) < 2 {
 		return nil
 	}
-	last := w.procs[len(w.procs)-1]
+	last, prev := w.procs[len(w.procs)-1], w.procs[len(w.procs)-2]
+	freshSock := map[uint64]bool{}
+	for _, s := range probes.NewSockets(prev, last) {
+		freshSock[s.Inode] = true
+	}
+	socks := slices.DeleteFunc(probes.NewSockets(w.baseline, last), func(s probes.Socket) bool {
+		return freshSock[s.Inode] || w.own.has(s.Remote)
+	})
+	freshFD := map[probes.FD]bool{}
+	for _, fd := range probes.NewFDs(prev, last) {
+		freshFD[fd] = true
+	}
 	var fs []report.Finding
-	for _, g := range socketGroups(last, probes.NewSockets(w.baseline, last)) {
+	for _, g := range socketGroups(last, socks) {
 		fs = append(fs, report.Finding{
 			Kind: report.KindLeftover, Severity: report.SeverityWarning,
 			Subject: g.subject, Count: g.count,
@@ -408,8 +500,8 @@ func (w *watch) descriptorFindings() []report.Finding {
 		})
 	}
 	for _, fd := range probes.NewFDs(w.baseline, last) {
-		if fd.Type == "socket" {
-			continue // reported above, by socket
+		if fd.Type == "socket" || freshFD[fd] {
+			continue // reported above, by socket; or maybe in passing
 		}
 		subject := "fd " + fd.Type + " " + report.Pattern(fd.Target)
 		fs = append(fs, report.Finding{
@@ -457,8 +549,14 @@ func socketGroups(last *probes.ProcSample, socks []probes.Socket) []socketGroup 
 			subject = fmt.Sprintf("%s connections accepted on %s in %s", s.Proto, s.Local, s.State)
 		case s.Remote != "":
 			subject = fmt.Sprintf("%s sockets to %s in %s", s.Proto, s.Remote, s.State)
-		default:
-			subject = fmt.Sprintf("%s sockets on %s in %s", s.Proto, report.Pattern(s.Local), s.State)
+		default: // unconnected, or of another family: no address or state, maybe
+			subject = s.Proto + " sockets"
+			if s.Local != "" {
+				subject += " on " + report.Pattern(s.Local)
+			}
+			if s.State != "" {
+				subject += " in " + s.State
+			}
 		}
 		if i, ok := index[subject]; ok {
 			out[i].count++
