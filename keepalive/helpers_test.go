@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/leakcheck/leakcheck/tracker/leaktest"
 
 	"github.com/leakcheck/leakcheck/tracker"
 )
@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
 		l.Close()
 	}
-	goleak.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }
 
 // openFDs lists this process's descriptors as "fd -> target".
@@ -44,31 +44,11 @@ func openFDs(t testing.TB) map[string]string {
 	return out
 }
 
-// clean fails the test if it leaves goroutines or descriptors behind: it
-// takes a descriptor baseline now and compares at cleanup, after goleak.
+// clean fails the test if it leaves goroutines or descriptors behind, with
+// the project's own test helper.
 func clean(t *testing.T) {
 	t.Helper()
-	before := openFDs(t)
-	t.Cleanup(func() {
-		goleak.VerifyNone(t)
-		var extra []string
-		for deadline := time.Now().Add(2 * time.Second); ; {
-			extra = extra[:0]
-			for fd, target := range openFDs(t) {
-				if before[fd] != target {
-					extra = append(extra, fd+" -> "+target)
-				}
-			}
-			if len(extra) == 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if len(extra) > 0 {
-			slices.Sort(extra)
-			t.Errorf("descriptors left open: %s", strings.Join(extra, ", "))
-		}
-	})
+	leaktest.VerifyNone(t)
 }
 
 // newKernel returns a kernel with its own registry capturing every stack.

@@ -3,9 +3,9 @@ package report
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/leakcheck/leakcheck/tracker/leaktest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }
