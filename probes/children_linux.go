@@ -87,13 +87,29 @@ func (s *scratch) appendChildren(queue []pidParent, dir, pid int) ([]pidParent, 
 		return queue, fmt.Errorf("open task directory: %w", err)
 	}
 	defer syscall.Close(taskDir)
+	err = s.readNumbered(taskDir, "/children\x00", func(b []byte) {
+		s.pids = appendPIDs(s.pids[:0], b)
+		for _, c := range s.pids {
+			queue = append(queue, pidParent{pid: c, parent: pid})
+		}
+	})
+	if err != nil {
+		return queue, fmt.Errorf("list task directory: %w", err)
+	}
+	return queue, nil
+}
+
+// readNumbered calls fn with the contents of N+suffix (suffix ends in a NUL)
+// for every numeric entry N of the open directory dir, skipping entries that
+// vanish before they are read. fn must not keep b.
+func (s *scratch) readNumbered(dir int, suffix string, fn func(b []byte)) error {
 	for {
-		n, err := getdents(taskDir, s.dirent)
+		n, err := getdents(dir, s.dirent)
 		if err != nil {
-			return queue, fmt.Errorf("list task directory: %w", err)
+			return err
 		}
 		if n <= 0 {
-			return queue, nil
+			return nil
 		}
 		for off := 0; off < n; {
 			_, nameZ, next, ok := nextDirent(s.dirent[:n], off)
@@ -105,16 +121,13 @@ func (s *scratch) appendChildren(queue []pidParent, dir, pid int) ([]pidParent, 
 				continue
 			}
 			s.path = append(s.path[:0], nameZ[:len(nameZ)-1]...)
-			s.path = append(s.path, "/children\x00"...)
-			b, err := readSmall(taskDir, s.path, s.file)
+			s.path = append(s.path, suffix...)
+			b, err := readSmall(dir, s.path, s.file)
 			s.file = b[:0]
 			if err != nil {
-				continue // the thread exited
+				continue // the thread or process exited since the listing
 			}
-			s.pids = appendPIDs(s.pids[:0], b)
-			for _, c := range s.pids {
-				queue = append(queue, pidParent{pid: c, parent: pid})
-			}
+			fn(b)
 		}
 	}
 }
@@ -128,34 +141,13 @@ func (s *scratch) descendantsByScan(pid int) ([]Child, error) {
 	}
 	defer syscall.Close(procDir)
 	byParent := make(map[int][]procStat)
-	for {
-		n, err := getdents(procDir, s.dirent)
-		if err != nil {
-			return nil, fmt.Errorf("list /proc: %w", err)
+	err = s.readNumbered(procDir, "/stat\x00", func(b []byte) {
+		if st, ok := parseStat(b); ok && st.pid != st.ppid {
+			byParent[st.ppid] = append(byParent[st.ppid], st)
 		}
-		if n <= 0 {
-			break
-		}
-		for off := 0; off < n; {
-			_, nameZ, next, ok := nextDirent(s.dirent[:n], off)
-			if !ok {
-				break
-			}
-			off = next
-			if _, ok := parseInt(nameZ[:len(nameZ)-1]); !ok {
-				continue
-			}
-			s.path = append(s.path[:0], nameZ[:len(nameZ)-1]...)
-			s.path = append(s.path, "/stat\x00"...)
-			b, err := readSmall(procDir, s.path, s.file)
-			s.file = b[:0]
-			if err != nil {
-				continue // exited since the listing
-			}
-			if st, ok := parseStat(b); ok && st.pid != st.ppid {
-				byParent[st.ppid] = append(byParent[st.ppid], st)
-			}
-		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list /proc: %w", err)
 	}
 	var out []Child
 	seen := map[int]bool{pid: true}
