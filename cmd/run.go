@@ -109,7 +109,7 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	if opts.interval <= 0 {
 		return report.ExitUsage, errors.New("--interval must be positive")
 	}
-	if !knownFormat(opts.format) {
+	if !slices.Contains(report.Formats(), opts.format) {
 		return report.ExitUsage, fmt.Errorf("unknown --format %q: want %s", opts.format, strings.Join(report.Formats(), ", "))
 	}
 	var rules []report.IgnoreRule
@@ -216,15 +216,6 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		return code, nil
 	}
 	return opts.failOn.ExitCode(r.Findings), nil
-}
-
-func knownFormat(name string) bool {
-	for _, f := range report.Formats() {
-		if f == name {
-			return true
-		}
-	}
-	return false
 }
 
 // childStatus is how the wrapped command ended.
@@ -361,7 +352,7 @@ func (w *watch) killLeftovers() []probes.Child {
 	for {
 		left = left[:0]
 		for pid, c := range w.seen {
-			if pid != w.pid && running(c) {
+			if pid != w.pid && probes.Running(c) {
 				left = append(left, c)
 			}
 		}
@@ -375,22 +366,6 @@ func (w *watch) killLeftovers() []probes.Child {
 		syscall.Kill(c.PID, syscall.SIGKILL)
 	}
 	return left
-}
-
-// running reports whether c still runs: it has not exited (a zombie has, even
-// if nobody reaps it), nor been reaped and its pid reused by another program.
-func running(c probes.Child) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.PID))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
-		return false
-	}
-	state := strings.TrimSpace(s[end+1:])
-	return s[open+1:end] == c.Comm && state != "" && state[0] != 'Z' && state[0] != 'X'
 }
 
 // sample takes one sample of the process and, with --pprof, of its endpoint.
@@ -431,14 +406,7 @@ func (w *watch) sample(ctx context.Context) {
 func (w *watch) report(exitReport string, left []probes.Child, rules []report.IgnoreRule, args []string) (*report.Report, error) {
 	series := w.seriesList()
 	trend := report.TrendOptions{Warmup: w.opts.warmup, MinSlope: w.opts.minSlope}
-	var findings []report.Finding
-	for i := range series {
-		// A high-water mark never falls, so every new peak of a steady
-		// process would look like growth; rss_bytes carries the trend.
-		if series[i].Name != "hwm_bytes" {
-			findings = append(findings, report.Growth(series[i:i+1], trend)...)
-		}
-	}
+	findings := report.Growth(series, trend)
 	findings = append(findings, w.descriptorFindings()...)
 	for _, c := range left {
 		findings = append(findings, report.Finding{
@@ -575,7 +543,8 @@ func (w *watch) seriesList() []report.Series {
 	add := func(name string, t time.Time, v float64) {
 		s, ok := byName[name]
 		if !ok {
-			s = &report.Series{Name: name, Unit: unitOf(name)}
+			// A high-water mark never falls: rss_bytes carries the trend.
+			s = &report.Series{Name: name, Unit: unitOf(name), Monotone: name == "hwm_bytes"}
 			byName[name] = s
 			order = append(order, name)
 		}
@@ -595,7 +564,7 @@ func (w *watch) seriesList() []report.Series {
 	for _, name := range order {
 		out = append(out, *byName[name])
 	}
-	sortSeries(out)
+	slices.SortFunc(out, func(a, b report.Series) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

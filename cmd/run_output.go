@@ -7,18 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/leakcheck/leakcheck/report"
 )
-
-// sortSeries orders series by name, so output is stable.
-func sortSeries(s []report.Series) {
-	slices.SortFunc(s, func(a, b report.Series) int { return strings.Compare(a.Name, b.Name) })
-}
 
 // writeSeries writes every sampled series to path: CSV (time, series, value)
 // when it ends in .csv, JSON otherwise.

@@ -150,17 +150,17 @@ func TestChildStatusCode(t *testing.T) {
 	}
 }
 
-// TestRunning checks the liveness test that decides which descendants were
-// left behind: a zombie, a reaped process and a pid reused by another program
-// are not running.
+// TestRunning checks probes.Running, the liveness test that decides which
+// descendants were left behind: a zombie, a reaped process and a pid reused by
+// another program are not running.
 func TestRunning(t *testing.T) {
 	t.Parallel()
 	self := probes.Child{PID: os.Getpid(), Comm: procComm(t, os.Getpid())}
-	if !running(self) {
-		t.Errorf("running(%+v) = false for the test itself", self)
+	if !probes.Running(self) {
+		t.Errorf("probes.Running(%+v) = false for the test itself", self)
 	}
-	if other := (probes.Child{PID: self.PID, Comm: self.Comm + "-not"}); running(other) {
-		t.Errorf("running(%+v) = true for another command name", other)
+	if other := (probes.Child{PID: self.PID, Comm: self.Comm + "-not"}); probes.Running(other) {
+		t.Errorf("probes.Running(%+v) = true for another command name", other)
 	}
 
 	c := exec.Command("sh", "-c", "exit 0")
@@ -170,7 +170,7 @@ func TestRunning(t *testing.T) {
 	child := probes.Child{PID: c.Process.Pid, Comm: procComm(t, c.Process.Pid)}
 	// Not waited for yet: it becomes a zombie when it exits.
 	deadline := time.Now().Add(10 * time.Second)
-	for running(child) {
+	for probes.Running(child) {
 		if time.Now().After(deadline) {
 			t.Fatalf("pid %d still running after 10s", child.PID)
 		}
@@ -182,8 +182,8 @@ func TestRunning(t *testing.T) {
 	if err := c.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if running(child) {
-		t.Errorf("running(%+v) = true after it was reaped", child)
+	if probes.Running(child) {
+		t.Errorf("probes.Running(%+v) = true after it was reaped", child)
 	}
 }
 

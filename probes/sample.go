@@ -1,6 +1,8 @@
 package probes
 
 import (
+	"os"
+	"strconv"
 	"time"
 )
 
@@ -194,4 +196,16 @@ func (s *ProcSample) Metrics() map[string]float64 {
 		m["zombies"] = float64(zombies)
 	}
 	return m
+}
+
+// Running reports whether the descendant c still runs: it has not exited (a
+// zombie has, even if nobody reaps it), and its pid was not reaped and reused
+// by another program since it was sampled.
+func Running(c Child) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(c.PID) + "/stat")
+	if err != nil {
+		return false
+	}
+	st, ok := parseStat(b)
+	return ok && st.pid == c.PID && st.comm == c.Comm && st.state != 'Z' && st.state != 'X'
 }

@@ -23,6 +23,10 @@ type Series struct {
 	// Owner is who owns the measured collection, if anyone.
 	Owner  string  `json:"owner,omitempty"`
 	Points []Point `json:"points"`
+	// Monotone marks a measure that cannot fall by construction, such as a
+	// high-water mark: it is charted but never trend-tested, since every new
+	// peak of a steady process would read as growth.
+	Monotone bool `json:"monotone,omitempty"`
 	// Trend is the verdict of the trend test, once the series was analysed.
 	Trend *Trend `json:"trend,omitempty"`
 }
@@ -35,13 +39,16 @@ func (s *Series) Analyze(opts TrendOptions) Trend {
 	return t
 }
 
-// Growth analyses every series in place (see Series.Analyze) and returns a
-// growth finding, of severity warning, for each one found growing. The
-// finding's subject is the series name.
+// Growth analyses every series in place (see Series.Analyze), except monotone
+// ones, and returns a growth finding, of severity warning, for each one found
+// growing. The finding's subject is the series name.
 func Growth(series []Series, opts TrendOptions) []Finding {
 	var fs []Finding
 	for i := range series {
 		s := &series[i]
+		if s.Monotone {
+			continue
+		}
 		t := s.Analyze(opts)
 		if t.Verdict != VerdictGrowing {
 			continue
