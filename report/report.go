@@ -10,7 +10,7 @@ import (
 // followed by MAJOR.MINOR. The minor version grows when fields are added; the
 // major version changes when a field changes meaning or is removed, and
 // ReadReport rejects other majors. See docs/findings.md.
-const SchemaVersion = "leakcheck.report/1.0"
+const SchemaVersion = "leakcheck.report/1.1"
 
 // schemaMajor is the major version of SchemaVersion.
 const schemaMajor = 1
@@ -31,6 +31,18 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 	// Series are the series analysed, by name, with their points and verdicts.
 	Series []Series `json:"series"`
+	// Tables are listings that are not findings, such as a heap profile's top
+	// holders or the growth between two profiles, in the order they were added.
+	Tables []Table `json:"tables,omitempty"`
+}
+
+// Table is a ranked listing for people to read alongside the findings. Cells
+// are formatted text; Columns names them.
+type Table struct {
+	// Title says what the rows are, e.g. "top holders by inuse_space".
+	Title   string     `json:"title"`
+	Columns []string   `json:"columns"`
+	Rows    [][]string `json:"rows"`
 }
 
 // Summary counts a report's findings.
