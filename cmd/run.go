@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,8 @@ type runOptions struct {
 	ignore   string
 	failOn   report.Policy
 	minSlope float64
-	leaks    string // for the demo, when no command is given
+	maxCPU   float64 // percent of a core that full samples may use
+	leaks    string  // for the demo, when no command is given
 	args     []string
 }
 
@@ -96,6 +98,7 @@ otherwise the command's own failure (127 not found, 128+n killed by signal n).`,
 	f.StringVar(&opts.ignore, "ignore", "", "file of rules suppressing known findings")
 	f.Var(&opts.failOn, "fail-on", "finding kinds (and severity>=LEVEL) that fail the run: e.g. leftover,growth, all, none")
 	f.Float64Var(&opts.minSlope, "min-slope", 0, "least growth per hour, in each series' unit, that counts")
+	f.Float64Var(&opts.maxCPU, "max-cpu", 100*fullSampleBudget, "percent of one core that full samples (which name every descriptor) may use; ticks between them only count descriptors. 100: a full sample every tick")
 	f.StringVar(&opts.leaks, "leak", defaultDemoLeaks, "demo only: leaks to commit: "+demoLeakNames()+", all or none")
 	return c
 }
@@ -108,6 +111,12 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	}
 	if opts.interval <= 0 {
 		return report.ExitUsage, errors.New("--interval must be positive")
+	}
+	if opts.maxCPU == 0 {
+		opts.maxCPU = 100 * fullSampleBudget
+	}
+	if opts.maxCPU < 0 || opts.maxCPU > 100 {
+		return report.ExitUsage, fmt.Errorf("--max-cpu %v: want a percentage above 0 and at most 100", opts.maxCPU)
 	}
 	if !slices.Contains(report.Formats(), opts.format) {
 		return report.ExitUsage, fmt.Errorf("unknown --format %q: want %s", opts.format, strings.Join(report.Formats(), ", "))
@@ -177,11 +186,12 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.DialContext = own.dial
 	w := &watch{
-		opts:  opts,
-		pid:   child.Process.Pid,
-		start: time.Now(),
-		http:  &http.Client{Timeout: max(opts.interval, time.Second), Transport: transport},
-		own:   own,
+		opts:   opts,
+		pid:    child.Process.Pid,
+		start:  time.Now(),
+		http:   &http.Client{Timeout: max(opts.interval, time.Second), Transport: transport},
+		own:    own,
+		budget: opts.maxCPU / 100,
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
@@ -246,9 +256,12 @@ type watch struct {
 	pid      int
 	start    time.Time
 	http     *http.Client
-	procs    []*probes.ProcSample
+	procs    []*probes.ProcSample // every sample, full or counted
+	full     []*probes.ProcSample // the full samples: those that name descriptors
+	nextFull time.Time            // the earliest time for the next full sample
+	budget   float64              // fullSampleBudget; 1 takes a full sample every tick
 	gos      []*probes.GoSample
-	baseline *probes.ProcSample
+	baseline *probes.ProcSample // a full sample
 	gaps     []string
 	seen     map[int]probes.Child // every descendant ever sampled
 	sampled  time.Time            // when the last sample ended
@@ -309,9 +322,11 @@ func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Si
 		case <-ctx.Done():
 			return w.stop(exited)
 		case <-deadline:
-			// Right after a tick's sample another adds nothing, and
-			// descriptorFindings needs its last two samples apart.
-			if time.Since(w.sampled) >= w.opts.interval/2 {
+			// The final sample is full: it names the leftovers. Right
+			// after a full sample another adds nothing, and
+			// descriptorFindings needs its last two full samples apart.
+			if n := len(w.procs); n == 0 || w.procs[n-1].Counted || time.Since(w.sampled) >= w.opts.interval/2 {
+				w.nextFull = time.Time{}
 				w.sample(ctx)
 			}
 			return w.stop(exited)
@@ -368,12 +383,36 @@ func (w *watch) killLeftovers() []probes.Child {
 	return left
 }
 
+// fullSampleBudget is the default share of a core that full samples may
+// take (--max-cpu): after a full sample that used d of CPU time, the next
+// waits at least d/budget. A full sample reads every descriptor's target
+// (about a microsecond each), so against a daemon with tens of thousands of
+// descriptors it runs every few seconds, and the ticks between count
+// descriptors instead (SampleCounts), which costs microseconds. Half of
+// DESIGN.md's 1% budget leaves the rest for counting and --pprof.
+const fullSampleBudget = 0.005
+
 // sample takes one sample of the process and, with --pprof, of its endpoint.
-// Failures become gaps.
+// The sample is full when its time has come, and always for the baseline and
+// the final sample, which name the leftover descriptors. Failures become gaps.
 func (w *watch) sample(ctx context.Context) {
 	now := time.Now()
 	defer func() { w.sampled = time.Now() }()
-	ps, err := probes.SampleProcess(w.pid)
+	warm := now.Sub(w.start) >= w.opts.warmup
+	full := !now.Before(w.nextFull) || (w.baseline == nil && warm)
+	var ps *probes.ProcSample
+	var err error
+	if full {
+		var took time.Duration
+		took, ps, err = threadCPU(func() (*probes.ProcSample, error) { return probes.SampleProcess(w.pid) })
+		budget := w.budget
+		if budget <= 0 {
+			budget = fullSampleBudget
+		}
+		w.nextFull = now.Add(time.Duration(float64(took) / budget))
+	} else {
+		ps, err = probes.SampleCounts(w.pid)
+	}
 	switch {
 	case err != nil:
 		w.gaps = append(w.gaps, fmt.Sprintf("%s: %v", now.Format(time.RFC3339), err))
@@ -385,8 +424,11 @@ func (w *watch) sample(ctx context.Context) {
 		for _, c := range ps.Children {
 			w.seen[c.PID] = c
 		}
-		if w.baseline == nil && now.Sub(w.start) >= w.opts.warmup {
-			w.baseline = ps
+		if full {
+			w.full = append(w.full, ps)
+			if w.baseline == nil && warm {
+				w.baseline = ps
+			}
 		}
 	}
 	if w.opts.pprof == "" {
@@ -400,6 +442,23 @@ func (w *watch) sample(ctx context.Context) {
 		return
 	}
 	w.gos = append(w.gos, gs)
+}
+
+// threadCPU runs sample on one locked thread and returns the CPU time the
+// thread used meanwhile: the sample's own cost, whatever else the machine is
+// doing. Where a thread's CPU time cannot be read, it returns the wall time,
+// which only makes full samples rarer on a busy machine.
+func threadCPU(sample func() (*probes.ProcSample, error)) (time.Duration, *probes.ProcSample, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := time.Now()
+	before, ok := threadCPUTime()
+	ps, err := sample()
+	after, ok2 := threadCPUTime()
+	if !ok || !ok2 {
+		return time.Since(start), ps, err
+	}
+	return after - before, ps, err
 }
 
 // report turns the samples, the leftovers and the exit report into a report.
@@ -443,10 +502,10 @@ func (w *watch) report(exitReport string, left []probes.Child, rules []report.Ig
 // descriptors open for a moment; the last sample alone would report whichever
 // of them it caught.
 func (w *watch) descriptorFindings() []report.Finding {
-	if w.baseline == nil || len(w.procs) < 2 {
+	if w.baseline == nil || len(w.full) < 2 {
 		return nil
 	}
-	last, prev := w.procs[len(w.procs)-1], w.procs[len(w.procs)-2]
+	last, prev := w.full[len(w.full)-1], w.full[len(w.full)-2]
 	freshSock := map[uint64]bool{}
 	for _, s := range probes.NewSockets(prev, last) {
 		freshSock[s.Inode] = true

@@ -53,8 +53,11 @@ func buildE2E(t *testing.T, dir string) e2eBinaries {
 	}
 }
 
-// e2eFlags are the run flags that keep a run to a few seconds.
-var e2eFlags = []string{"--interval", "100ms", "--warmup", "300ms", "--grace", "1s"}
+// e2eFlags are the run flags that keep a run to a few seconds. At ten ticks a
+// second, every tick takes a full sample (--max-cpu 100), so that the
+// per-type series have enough points for the trend test in so short a run;
+// the demo runs below keep the default schedule.
+var e2eFlags = []string{"--interval", "100ms", "--warmup", "300ms", "--grace", "1s", "--max-cpu", "100"}
 
 // e2eResult is how one run of leakcheck went.
 type e2eResult struct {

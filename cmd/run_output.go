@@ -69,12 +69,12 @@ func (s *statusLine) update(w *watch) {
 	}
 	last := w.procs[len(w.procs)-1]
 	line := fmt.Sprintf("leakcheck: %s  %d samples  %d fds  rss %.1f MiB",
-		time.Since(w.start).Round(time.Second), len(w.procs), len(last.FDs), float64(last.RSS)/(1<<20))
+		time.Since(w.start).Round(time.Second), len(w.procs), last.NumFDs, float64(last.RSS)/(1<<20))
 	if n := len(w.gos); n > 0 {
 		line += fmt.Sprintf("  %d goroutines", w.gos[n-1].Goroutines)
 	}
 	if w.baseline != nil {
-		if d := len(last.FDs) - len(w.baseline.FDs); d > 0 {
+		if d := last.NumFDs - w.baseline.NumFDs; d > 0 {
 			line += fmt.Sprintf("  fds +%d since baseline", d)
 		}
 	}

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +22,10 @@ import (
 // run` (run_e2e_test.go) build their e2eBinaries themselves, into a directory
 // that the testing package removes.
 func TestMain(m *testing.M) {
+	if n := os.Getenv(holdFDsEnv); n != "" {
+		holdFDs(n)
+		return
+	}
 	leaktest.VerifyTestMain(m)
 }
 
@@ -256,7 +261,7 @@ func TestDescriptorFindings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &watch{procs: tt.procs, baseline: tt.procs[0], own: own}
+			w := &watch{procs: tt.procs, full: tt.procs, baseline: tt.procs[0], own: own}
 			var got []string
 			for _, f := range w.descriptorFindings() {
 				if f.Kind != report.KindLeftover {
@@ -268,6 +273,40 @@ func TestDescriptorFindings(t *testing.T) {
 				t.Errorf("findings:\n got %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSampleSchedule checks that the watch takes full samples for the
+// baseline and then only as often as fullSampleBudget allows, counting
+// descriptors in between.
+func TestSampleSchedule(t *testing.T) {
+	w := &watch{pid: os.Getpid(), start: time.Now(), opts: runOptions{interval: time.Second}}
+	ctx := context.Background()
+	w.sample(ctx)
+	if len(w.full) != 1 || w.baseline != w.full[0] || w.baseline.Counted {
+		t.Fatalf("first sample after the warm-up: %d full samples, baseline %v", len(w.full), w.baseline)
+	}
+	if !w.nextFull.After(w.baseline.Time) {
+		t.Fatalf("next full sample at %v, not after the first at %v", w.nextFull, w.baseline.Time)
+	}
+	w.sample(ctx) // long before nextFull: counted
+	if len(w.procs) != 2 || len(w.full) != 1 || !w.procs[1].Counted || w.procs[1].NumFDs == 0 {
+		t.Fatalf("second sample: %d samples, %d full, last %+v", len(w.procs), len(w.full), w.procs[len(w.procs)-1])
+	}
+	w.nextFull = time.Now()
+	w.sample(ctx)
+	if len(w.full) != 2 || w.procs[2].Counted {
+		t.Fatalf("third sample, when due: %d full samples, counted %v", len(w.full), w.procs[2].Counted)
+	}
+	// Every sample feeds the descriptor count; only full ones the types.
+	for _, s := range w.seriesList() {
+		want := 3
+		if strings.HasPrefix(s.Name, "fds.") || strings.HasPrefix(s.Name, "sockets") {
+			want = 2
+		}
+		if len(s.Points) != want {
+			t.Errorf("series %s has %d points, want %d", s.Name, len(s.Points), want)
+		}
 	}
 }
 

@@ -176,6 +176,19 @@ func BenchmarkCountFDs10k(b *testing.B) {
 	}
 }
 
+// BenchmarkSampleCounts10kFDs is what `leakcheck run` pays on most ticks
+// against such a process.
+func BenchmarkSampleCounts10kFDs(b *testing.B) {
+	openPipes(b, 5000)
+	pid := os.Getpid()
+	b.ReportAllocs()
+	for b.Loop() {
+		if s, err := SampleCounts(pid); err != nil || s.NumFDs < 10000 {
+			b.Fatalf("%v, %v", s, err)
+		}
+	}
+}
+
 func BenchmarkMetrics10kFDs(b *testing.B) {
 	s := &ProcSample{}
 	for i := range 10000 {

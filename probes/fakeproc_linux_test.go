@@ -94,7 +94,7 @@ func sampleFake(t *testing.T, dir string) *ProcSample {
 		t.Fatal(err)
 	}
 	defer syscall.Close(pidDir)
-	s, err := scratchPool.New().(*scratch).sampleDir(pidDir, 4242, false, time.Now())
+	s, err := scratchPool.New().(*scratch).sampleDir(pidDir, 4242, false, false, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,12 +28,26 @@ var selfPID = os.Getpid()
 // or children are recorded in the sample's Gaps instead. SampleProcess is safe
 // for concurrent use.
 func SampleProcess(pid int) (*ProcSample, error) {
+	return sampleWith(pid, false)
+}
+
+// SampleCounts is SampleProcess without the cost that grows with the number
+// of descriptors: it counts them (as CountFDs does) instead of reading each
+// one's target, and does not read the socket tables. Threads, memory and
+// descendants are read as SampleProcess reads them. The sample's Counted
+// field is set. A caller watching a process that holds many descriptors
+// counts every interval and takes a full sample less often.
+func SampleCounts(pid int) (*ProcSample, error) {
+	return sampleWith(pid, true)
+}
+
+func sampleWith(pid int, counted bool) (*ProcSample, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("probes: sample pid %d: not a process id", pid)
 	}
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
-	return s.sample(pid)
+	return s.sample(pid, counted)
 }
 
 // CountFDs returns the number of open descriptors of process pid: the "fds"
@@ -206,7 +220,7 @@ var netTables = [...]struct {
 	{protoUDP6, []byte("net/udp6\x00")},
 }
 
-func (s *scratch) sample(pid int) (*ProcSample, error) {
+func (s *scratch) sample(pid int, counted bool) (*ProcSample, error) {
 	now := time.Now()
 	s.path = appendProcPath(s.path[:0], pid)
 	pidDir, err := openat(atFDCWD, s.path, dirFlags)
@@ -217,12 +231,13 @@ func (s *scratch) sample(pid int) (*ProcSample, error) {
 	// process after this one exits is not mistaken for it: the kernel
 	// fails reads under a stale /proc/<pid> directory.
 	defer syscall.Close(pidDir)
-	return s.sampleDir(pidDir, pid, pid == selfPID, now)
+	return s.sampleDir(pidDir, pid, pid == selfPID, counted, now)
 }
 
 // sampleDir samples the process whose /proc directory is pidDir; self says
-// whether it is this process.
-func (s *scratch) sampleDir(pidDir, pid int, self bool, now time.Time) (*ProcSample, error) {
+// whether it is this process, counted whether to count its descriptors
+// rather than read them.
+func (s *scratch) sampleDir(pidDir, pid int, self, counted bool, now time.Time) (*ProcSample, error) {
 	st, err := s.readStatus(pidDir)
 	if err != nil {
 		return nil, procErr(pid, "read status", err)
@@ -234,16 +249,26 @@ func (s *scratch) sampleDir(pidDir, pid int, self bool, now time.Time) (*ProcSam
 		RSS:     st.rss,
 		RSSAnon: st.rssAnon,
 		HWM:     st.hwmSize,
+		Counted: counted,
 	}
 
-	fds, err := s.readFDs(pidDir, self)
-	switch {
-	case isGone(err):
-		return nil, procErr(pid, "read descriptors", err)
-	case err != nil:
+	if counted {
+		n, err := s.countFDs(pidDir, self, true)
+		switch {
+		case isGone(err):
+			return nil, procErr(pid, "count descriptors", err)
+		case err != nil:
+			ps.Gaps = append(ps.Gaps, Gap{Part: "fds", Err: err})
+		default:
+			ps.NumFDs = n
+		}
+	} else if fds, err := s.readFDs(pidDir, self); err != nil {
+		if isGone(err) {
+			return nil, procErr(pid, "read descriptors", err)
+		}
 		ps.Gaps = append(ps.Gaps, Gap{Part: "fds", Err: err})
-	default:
-		ps.FDs = fds
+	} else {
+		ps.FDs, ps.NumFDs = fds, len(fds)
 		socks, err := s.readSockets(pidDir, fds)
 		switch {
 		case isGone(err):

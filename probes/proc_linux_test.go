@@ -631,6 +631,28 @@ func TestCountFDs(t *testing.T) {
 	if n != len(s.FDs) || n < 200 {
 		t.Errorf("CountFDs = %d, sample holds %d descriptors (at least 200 pipes)", n, len(s.FDs))
 	}
+	c, err := SampleCounts(h.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Counted || c.NumFDs != s.NumFDs || len(c.FDs) != 0 || len(c.Sockets) != 0 ||
+		c.Threads != s.Threads || len(c.Children) != len(s.Children) || len(c.Gaps) > 0 {
+		t.Errorf("SampleCounts = %+v; full sample: %d fds, %d threads, %d children", c, s.NumFDs, s.Threads, len(s.Children))
+	}
+	full, counted := s.Metrics(), c.Metrics()
+	for name, v := range counted {
+		if _, ok := full[name]; !ok {
+			t.Errorf("counting sample has series %s = %v, which a full sample lacks", name, v)
+		}
+	}
+	for _, name := range []string{"fds.pipe", "sockets"} {
+		if _, ok := counted[name]; ok {
+			t.Errorf("counting sample has series %s, which needs the descriptors' targets", name)
+		}
+	}
+	if counted["fds"] != full["fds"] || counted["threads"] != full["threads"] {
+		t.Errorf("counted fds, threads = %v, %v; full %v, %v", counted["fds"], counted["threads"], full["fds"], full["threads"])
+	}
 
 	// The process itself, by the directory's size and by listing: the
 	// sampler's own descriptors are not counted either way.

@@ -109,8 +109,15 @@ type ProcSample struct {
 	PID  int
 	// FDs holds the open descriptors, sorted by number. When the process
 	// samples itself, the descriptors the sampler opens to do so are left
-	// out.
+	// out. A counting sample (see Counted) leaves it empty.
 	FDs []FD
+	// NumFDs is the number of open descriptors: len(FDs) for a full sample
+	// from SampleProcess.
+	NumFDs int
+	// Counted marks a sample taken by SampleCounts: it counts descriptors
+	// but does not name them, so FDs and Sockets are empty and Metrics has
+	// no per-type or per-socket series.
+	Counted bool
 	// Sockets holds each distinct socket referred to by FDs, in descriptor
 	// order. Sockets without a descriptor, such as TCP sockets in TIME_WAIT,
 	// belong to no process and are not included.
@@ -147,6 +154,13 @@ func (s *ProcSample) Metrics() map[string]float64 {
 	m["rss_anon_bytes"] = float64(s.RSSAnon)
 	m["hwm_bytes"] = float64(s.HWM)
 	if !missing(s.Gaps, "fds") {
+		n := s.NumFDs
+		if !s.Counted {
+			n = len(s.FDs)
+		}
+		m["fds"] = float64(n)
+	}
+	if !missing(s.Gaps, "fds") && !s.Counted {
 		var byType [len(fdTypes)]int
 		for i := range s.FDs {
 			for j, t := range fdTypes {
@@ -156,12 +170,11 @@ func (s *ProcSample) Metrics() map[string]float64 {
 				}
 			}
 		}
-		m["fds"] = float64(len(s.FDs))
 		for j, t := range fdTypes {
 			m["fds."+t] = float64(byType[j])
 		}
 	}
-	if !missing(s.Gaps, "fds") && !missing(s.Gaps, "sockets") {
+	if !missing(s.Gaps, "fds") && !missing(s.Gaps, "sockets") && !s.Counted {
 		type key struct{ proto, state string }
 		byState := make(map[key]int)
 		var byProto [len(protos)]int
