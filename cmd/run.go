@@ -42,6 +42,7 @@ type runOptions struct {
 	failOn   report.Policy
 	minSlope float64
 	maxCPU   float64 // percent of a core that full samples may use
+	reaper   bool    // make leakcheck the subreaper of the command's tree (the CLI; not tests, which share a process)
 	leaks    string  // for the demo, when no command is given
 	args     []string
 }
@@ -76,6 +77,7 @@ otherwise the command's own failure (127 not found, 128+n killed by signal n).`,
   leakcheck run --fail-on all --series samples.csv -- redis-server --port 7000`,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.args = args
+			opts.reaper = true
 			if len(args) > 0 && c.Flags().Changed("leak") {
 				return usageError(errors.New("--leak applies only to the built-in demo (no COMMAND)"))
 			}
@@ -164,6 +166,15 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		fmt.Fprintf(stderr, "leakcheck: running the built-in demo daemon for %s (leaks: %s)\n", opts.duration, opts.leaks)
 	}
 
+	if opts.reaper {
+		// Orphans of the command's tree, even those that left its
+		// process group and session, become leakcheck's children
+		// instead of init's, so they cannot escape the final sweep.
+		if err := becomeSubreaper(); err != nil {
+			fmt.Fprintf(stderr, "leakcheck: %v; a process that leaves the command's session may escape\n", err)
+		}
+	}
+
 	// Catch the signals to forward before the command starts: one that came
 	// in between would be lost, or kill leakcheck and leave the command, in
 	// its own process group, running.
@@ -192,6 +203,7 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		http:   &http.Client{Timeout: max(opts.interval, time.Second), Transport: transport},
 		own:    own,
 		budget: opts.maxCPU / 100,
+		reaper: opts.reaper,
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
@@ -260,6 +272,7 @@ type watch struct {
 	full     []*probes.ProcSample // the full samples: those that name descriptors
 	nextFull time.Time            // the earliest time for the next full sample
 	budget   float64              // fullSampleBudget; 1 takes a full sample every tick
+	reaper   bool                 // leakcheck is the subreaper: its orphaned descendants count
 	gos      []*probes.GoSample
 	baseline *probes.ProcSample // a full sample
 	gaps     []string
@@ -365,6 +378,7 @@ func (w *watch) killLeftovers() []probes.Child {
 	var left []probes.Child
 	deadline := time.Now().Add(leftoverSettle)
 	for {
+		w.adopt()
 		left = left[:0]
 		for pid, c := range w.seen {
 			if pid != w.pid && probes.Running(c) {
@@ -380,7 +394,41 @@ func (w *watch) killLeftovers() []probes.Child {
 	for _, c := range left {
 		syscall.Kill(c.PID, syscall.SIGKILL)
 	}
+	// Reap the adopted ones; killed, they exit as soon as they run.
+	for w.reaper && time.Now().Before(deadline.Add(leftoverSettle)) && w.adopt() > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
 	return left
+}
+
+// adopt, when leakcheck is the subreaper, records the processes orphaned
+// under it (besides the command) as descendants seen, reaps those that
+// exited, and returns how many remain.
+func (w *watch) adopt() int {
+	if !w.reaper {
+		return 0
+	}
+	self := os.Getpid()
+	procs, err := probes.Descendants(self)
+	if err != nil {
+		return 0
+	}
+	if w.seen == nil {
+		w.seen = map[int]probes.Child{}
+	}
+	n := 0
+	for _, c := range procs {
+		switch {
+		case c.PID == w.pid:
+		case c.Zombie && c.PPID == self:
+			var ws syscall.WaitStatus
+			syscall.Wait4(c.PID, &ws, syscall.WNOHANG, nil)
+		default:
+			w.seen[c.PID] = c
+			n++
+		}
+	}
+	return n
 }
 
 // fullSampleBudget is the default share of a core that full samples may
@@ -424,6 +472,7 @@ func (w *watch) sample(ctx context.Context) {
 		for _, c := range ps.Children {
 			w.seen[c.PID] = c
 		}
+		w.adopt()
 		if full {
 			w.full = append(w.full, ps)
 			if w.baseline == nil && warm {

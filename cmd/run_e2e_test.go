@@ -439,12 +439,13 @@ func TestRunEndToEnd(t *testing.T) {
 		for i, tt := range []struct {
 			name   string
 			script string // %s is the marker
-			// leftover is whether a "process sleep" finding is required (1),
-			// forbidden (-1), or either, since it depends on whether a sample
-			// saw the grandchild before its parent exited (0).
+			// leftover is whether a "process sleep" finding is required (1)
+			// or forbidden (-1). An orphan is reparented to leakcheck, the
+			// subreaper, so it is found even if no sample saw it.
 			leftover int
 		}{
-			{"grandchild, parent exits at once", "sleep %s & exit 0", 0},
+			{"grandchild, parent exits at once", "sleep %s & exit 0", 1},
+			{"grandchild in its own session, parent exits at once", "setsid sleep %s & exit 0", 1},
 			{"grandchild outlives its parent", "sleep %s & sleep 0.5; exit 0", 1},
 			{"grandchild in its own session", "setsid sleep %s & sleep 0.5; exit 0", 1},
 			// Stopped at --duration, both get SIGTERM: sleep dies with sh

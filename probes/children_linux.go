@@ -26,6 +26,28 @@ var haveChildrenFiles = sync.OnceValue(func() bool {
 	return err == nil
 })
 
+// Descendants returns every descendant of process pid, zombies included,
+// parents before their children: the Children of a sample, without the rest.
+// The error satisfies errors.Is(err, os.ErrNotExist) when the process is gone.
+func Descendants(pid int) ([]Child, error) {
+	if pid <= 0 {
+		return nil, fmt.Errorf("probes: descendants of pid %d: not a process id", pid)
+	}
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	s.path = appendProcPath(s.path[:0], pid)
+	pidDir, err := openat(atFDCWD, s.path, dirFlags)
+	if err != nil {
+		return nil, procErr(pid, "open /proc/"+strconv.Itoa(pid), err)
+	}
+	defer syscall.Close(pidDir)
+	children, err := s.descendants(pidDir, pid)
+	if err != nil {
+		return nil, procErr(pid, "read children", err)
+	}
+	return children, nil
+}
+
 // descendants returns every descendant of the process whose /proc directory
 // is pidDir. An error means the process itself could not be read; children
 // that exit during the walk are skipped.

@@ -88,6 +88,12 @@ func TestChildrenTree(t *testing.T) {
 	if n := len(sleepsOf(self, shPID)); n != 2 {
 		t.Errorf("test process sees %d grandchildren, want 2", n)
 	}
+	if d, err := Descendants(shPID); err != nil || !slices.Equal(d, s.Children) {
+		t.Errorf("Descendants(sh) = %+v, %v; sample's children %+v", d, err, s.Children)
+	}
+	if _, err := Descendants(0); err == nil {
+		t.Error("Descendants(0) succeeded")
+	}
 }
 
 // TestChildrenScanMatchesChildrenFiles checks the fallback for kernels

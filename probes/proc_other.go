@@ -25,3 +25,10 @@ func SampleCounts(pid int) (*ProcSample, error) {
 func CountFDs(pid int) (int, error) {
 	return 0, fmt.Errorf("probes: count descriptors of pid %d: %w", pid, errors.ErrUnsupported)
 }
+
+// Descendants lists a process's descendants from /proc, which only Linux
+// provides; on other systems it returns an error wrapping
+// errors.ErrUnsupported.
+func Descendants(pid int) ([]Child, error) {
+	return nil, fmt.Errorf("probes: descendants of pid %d: %w", pid, errors.ErrUnsupported)
+}
