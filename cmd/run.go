@@ -221,6 +221,7 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	if err != nil {
 		return report.ExitUsage, err
 	}
+	r.Metadata["exit"] = status.String()
 	if opts.series != "" {
 		if err := w.writeSeries(opts.series); err != nil {
 			return report.ExitUsage, err
@@ -235,6 +236,9 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		return report.ExitUsage, fmt.Errorf("writing the report: %w", err)
 	}
 	if code := status.code(); code != 0 {
+		// The command's status passes through, and may equal one of
+		// leakcheck's own: say whose it is.
+		fmt.Fprintf(stderr, "leakcheck: %s %s; leakcheck exits with its status, %d\n", filepath.Base(args[0]), status, code)
 		return code, nil
 	}
 	return opts.failOn.ExitCode(r.Findings), nil
@@ -244,6 +248,27 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 type childStatus struct {
 	err       error
 	stoppedBy bool // leakcheck stopped it at --duration
+}
+
+// String says how the command ended, e.g. "exited with status 3".
+func (s childStatus) String() string {
+	var ee *exec.ExitError
+	switch {
+	case s.err == nil && s.stoppedBy:
+		return "stopped by leakcheck"
+	case s.err == nil:
+		return "exited with status 0"
+	case !errors.As(s.err, &ee):
+		return s.err.Error()
+	}
+	what := fmt.Sprintf("exited with status %d", ee.ExitCode())
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		what = fmt.Sprintf("was killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
+	}
+	if s.stoppedBy {
+		what = "stopped by leakcheck: " + what
+	}
+	return what
 }
 
 // code returns the exit code the command's own ending asks for: 0 when it

@@ -132,25 +132,30 @@ func TestChildStatusCode(t *testing.T) {
 		err       error
 		stoppedBy bool
 		want      int
+		says      string
 	}{
-		{name: "success", script: "exit 0", want: 0},
-		{name: "own status", script: "exit 7", want: 7},
-		{name: "status 1", script: "exit 1", want: 1},
-		{name: "status 255", script: "exit 255", want: 255},
-		{name: "SIGKILL", script: "kill -s KILL $$", want: report.ExitSignalBase + 9},
-		{name: "SIGTERM", script: "kill -s TERM $$", want: report.ExitSignalBase + 15},
-		{name: "SIGSEGV", script: "ulimit -c 0; kill -s SEGV $$", want: report.ExitSignalBase + 11},
-		{name: "stopped by leakcheck, killed", script: "kill -s KILL $$", stoppedBy: true, want: 0},
-		{name: "stopped by leakcheck, failed", script: "exit 3", stoppedBy: true, want: 0},
-		{name: "not an exit error", err: errors.New("copying output: broken pipe"), want: report.ExitUsage},
+		{name: "success", script: "exit 0", want: 0, says: "exited with status 0"},
+		{name: "own status", script: "exit 7", want: 7, says: "exited with status 7"},
+		{name: "status 1", script: "exit 1", want: 1, says: "exited with status 1"},
+		{name: "status 255", script: "exit 255", want: 255, says: "exited with status 255"},
+		{name: "SIGKILL", script: "kill -s KILL $$", want: report.ExitSignalBase + 9, says: "was killed by signal 9 (killed)"},
+		{name: "SIGTERM", script: "kill -s TERM $$", want: report.ExitSignalBase + 15, says: "was killed by signal 15 (terminated)"},
+		{name: "SIGSEGV", script: "ulimit -c 0; kill -s SEGV $$", want: report.ExitSignalBase + 11, says: "was killed by signal 11 (segmentation fault)"},
+		{name: "stopped by leakcheck, killed", script: "kill -s KILL $$", stoppedBy: true, want: 0, says: "stopped by leakcheck: was killed by signal 9 (killed)"},
+		{name: "stopped by leakcheck, failed", script: "exit 3", stoppedBy: true, want: 0, says: "stopped by leakcheck: exited with status 3"},
+		{name: "not an exit error", err: errors.New("copying output: broken pipe"), want: report.ExitUsage, says: "copying output: broken pipe"},
 	}
 	for _, tt := range tests {
 		err := tt.err
 		if err == nil {
 			err = exitErrorOfScript(t, tt.script)
 		}
-		if got := (childStatus{err: err, stoppedBy: tt.stoppedBy}).code(); got != tt.want {
+		st := childStatus{err: err, stoppedBy: tt.stoppedBy}
+		if got := st.code(); got != tt.want {
 			t.Errorf("%s: childStatus{%v, stoppedBy: %v}.code() = %d, want %d", tt.name, err, tt.stoppedBy, got, tt.want)
+		}
+		if got := st.String(); got != tt.says {
+			t.Errorf("%s: String() = %q, want %q", tt.name, got, tt.says)
 		}
 	}
 }
