@@ -299,6 +299,8 @@ type watch struct {
 	budget   float64              // fullSampleBudget; 1 takes a full sample every tick
 	reaper   bool                 // leakcheck is the subreaper: its orphaned descendants count
 	gos      []*probes.GoSample
+	dumps    []*report.GoroutineDump // the goroutine profiles of gos, parsed
+	stacks   map[string][]report.Frame
 	baseline *probes.ProcSample // a full sample
 	gaps     []string
 	seen     map[int]probes.Child // every descendant ever sampled
@@ -515,7 +517,47 @@ func (w *watch) sample(ctx context.Context) {
 		w.gaps = append(w.gaps, fmt.Sprintf("%s: %v", now.Format(time.RFC3339), err))
 		return
 	}
+	if d, err := w.goroutines(gs); err != nil {
+		w.gaps = append(w.gaps, fmt.Sprintf("%s: goroutine profile: %v", now.Format(time.RFC3339), err))
+	} else {
+		w.dumps = append(w.dumps, d)
+	}
+	gs.GoroutineProfile = nil // parsed; a long run keeps only the dump
 	w.gos = append(w.gos, gs)
+}
+
+// goroutines parses a sample's goroutine profile, sharing each distinct
+// stack with the dumps before, so that an hour of samples of a daemon whose
+// goroutines stay put costs little more than one dump.
+func (w *watch) goroutines(gs *probes.GoSample) (*report.GoroutineDump, error) {
+	p, err := probes.ParseProfile(gs.GoroutineProfile)
+	if err != nil {
+		return nil, err
+	}
+	d, err := report.GoroutinesFromProfile(p)
+	if err != nil {
+		return nil, err
+	}
+	if d.Time.IsZero() {
+		d.Time = gs.Time
+	}
+	if w.stacks == nil {
+		w.stacks = map[string][]report.Frame{}
+	}
+	var key strings.Builder
+	for i := range d.Goroutines {
+		g := &d.Goroutines[i]
+		key.Reset()
+		for _, f := range g.Stack {
+			fmt.Fprintf(&key, "%s %s:%d\n", f.Func, f.File, f.Line)
+		}
+		if s, ok := w.stacks[key.String()]; ok {
+			g.Stack = s
+		} else {
+			w.stacks[key.String()] = g.Stack
+		}
+	}
+	return d, nil
 }
 
 // threadCPU runs sample on one locked thread and returns the CPU time the
@@ -539,7 +581,21 @@ func threadCPU(sample func() (*probes.ProcSample, error)) (time.Duration, *probe
 func (w *watch) report(exitReport string, left []probes.Child, rules []report.IgnoreRule, args []string) (*report.Report, error) {
 	series := w.seriesList()
 	trend := report.TrendOptions{Warmup: w.opts.warmup, MinSlope: w.opts.minSlope}
-	findings := report.Growth(series, trend)
+	var findings []report.Finding
+	if len(w.dumps) > 0 {
+		// Goroutines by stack: a growing group is a goroutine finding
+		// that names its stack, and stands in for the growth of the
+		// total, which GoroutineSeries reports itself when no group
+		// explains it.
+		gseries, gfs := report.GoroutineSeries(w.dumps, trend)
+		findings = append(findings, gfs...)
+		findings = append(findings, report.GoroutineFindings(w.dumps[len(w.dumps)-1], report.GoroutineOptions{})...)
+		growth := slices.DeleteFunc(slices.Clone(series), func(s report.Series) bool { return s.Name == "goroutines" })
+		findings = append(findings, report.Growth(growth, trend)...)
+		series = append(series, evidenceSeries(gseries, gfs)...)
+	} else {
+		findings = report.Growth(series, trend)
+	}
 	findings = append(findings, w.descriptorFindings()...)
 	for _, c := range left {
 		findings = append(findings, report.Finding{
@@ -569,6 +625,18 @@ func (w *watch) report(exitReport string, left []probes.Child, rules []report.Ig
 		r.Metadata["gaps"] = fmt.Sprintf("%d (first: %s)", len(w.gaps), w.gaps[0])
 	}
 	return r, nil
+}
+
+// evidenceSeries returns the series that findings name as evidence, but
+// for "goroutines", which the samples give already.
+func evidenceSeries(series []report.Series, findings []report.Finding) []report.Series {
+	var out []report.Series
+	for _, s := range series {
+		if s.Name != "goroutines" && slices.ContainsFunc(findings, func(f report.Finding) bool { return f.Evidence.Series == s.Name }) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // descriptorFindings names the descriptors and sockets open in the last two

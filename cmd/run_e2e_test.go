@@ -267,7 +267,10 @@ func TestRunEndToEnd(t *testing.T) {
 		}{
 			{report.KindGrowth, `"fds" or "fds.file"`, func(s string) bool { return s == "fds" || s == "fds.file" }},
 			{report.KindGrowth, "sockets.tcp.CLOSE_WAIT", subjectIs("sockets.tcp.CLOSE_WAIT")},
-			{report.KindGrowth, "goroutines (from --pprof)", subjectIs("goroutines")},
+			// From --pprof, by stack: the goroutines parked on a channel.
+			{report.KindGoroutine, "growing goroutines blocked in chan receive", func(s string) bool {
+				return strings.HasPrefix(s, "growing goroutines in chan receive at main.")
+			}},
 			{report.KindLeftover, closeWait, subjectIs(closeWait)},
 			{report.KindLeftover, "fd file .../leak-*.log", func(s string) bool {
 				return strings.HasPrefix(s, "fd file ") && strings.HasSuffix(s, "/leak-*.log")
@@ -360,7 +363,7 @@ func TestRunEndToEnd(t *testing.T) {
 			{report.KindLeftover, func(s string) bool { return strings.HasPrefix(s, "goroutine ") }, "goroutine leftovers (the demo's exit report)"},
 			{report.KindLeftover, func(s string) bool { return strings.HasPrefix(s, "fd file ") }, "fd file leftovers"},
 			{report.KindLeftover, func(s string) bool { return strings.Contains(s, "CLOSE_WAIT") }, "CLOSE_WAIT leftovers"},
-			{report.KindGrowth, subjectIs("goroutines"), "goroutines growth"},
+			{report.KindGoroutine, func(s string) bool { return strings.HasPrefix(s, "growing goroutines in chan receive") }, "growing goroutines"},
 			{report.KindGrowth, subjectIs("fds"), "fds growth"},
 		} {
 			if len(findingsOf(r, w.kind, w.match)) == 0 {

@@ -184,9 +184,11 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
-// decodeProfile parses a pprof profile, gzipped or not, decompressing it with
-// the size limit that profile.Parse does not apply.
-func decodeProfile(data []byte) (p *profile.Profile, err error) {
+// ParseProfile parses a pprof profile, gzipped or not, such as
+// GoSample.GoroutineProfile. Unlike profile.ParseData it bounds the
+// decompressed size (MaxBodySize), and it turns a panic of the parser on a
+// malformed profile into an error.
+func ParseProfile(data []byte) (p *profile.Profile, err error) {
 	if isGzip(data) {
 		zr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
@@ -217,7 +219,7 @@ func decodeProfile(data []byte) (p *profile.Profile, err error) {
 
 // sumProfile parses a profile and sums its values of the given sample type.
 func sumProfile(data []byte, sampleType string) (int64, error) {
-	p, err := decodeProfile(data)
+	p, err := ParseProfile(data)
 	if err != nil {
 		return 0, err
 	}
