@@ -222,6 +222,7 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		return report.ExitUsage, err
 	}
 	r.Metadata["exit"] = status.String()
+	r.Policy = opts.failOn.String() // what the CI formats mark as failing
 	if opts.series != "" {
 		if err := w.writeSeries(opts.series); err != nil {
 			return report.ExitUsage, err
@@ -772,7 +773,7 @@ func (w *watch) seriesList() []report.Series {
 func unitOf(name string) string {
 	switch {
 	case strings.HasSuffix(name, "_bytes"):
-		return "B"
+		return "bytes"
 	case strings.HasPrefix(name, "fds"):
 		return "fds"
 	case strings.HasPrefix(name, "sockets"):

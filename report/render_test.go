@@ -209,7 +209,7 @@ func TestReadReportErrors(t *testing.T) {
 
 func TestRenderUnknownFormat(t *testing.T) {
 	err := Render(new(bytes.Buffer), emptyReport(), "yaml")
-	if err == nil || !strings.Contains(err.Error(), `unknown report format "yaml" (want text or json)`) {
+	if err == nil || !strings.Contains(err.Error(), `unknown report format "yaml" (want one of text, json,`) {
 		t.Errorf("Render yaml: %v", err)
 	}
 	var b bytes.Buffer

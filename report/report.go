@@ -10,7 +10,7 @@ import (
 // followed by MAJOR.MINOR. The minor version grows when fields are added; the
 // major version changes when a field changes meaning or is removed, and
 // ReadReport rejects other majors. See docs/findings.md.
-const SchemaVersion = "leakcheck.report/1.1"
+const SchemaVersion = "leakcheck.report/1.2"
 
 // schemaMajor is the major version of SchemaVersion.
 const schemaMajor = 1
@@ -26,7 +26,13 @@ type Report struct {
 	// Metadata holds free-form facts about the run: "command", "duration",
 	// "inputs" and the like.
 	Metadata map[string]string `json:"metadata,omitempty"`
-	Summary  Summary           `json:"summary"`
+	// Policy is the --fail-on policy the findings are judged by, in the form
+	// Policy.String writes ("leftover,growth", "none"). The command that
+	// decides the exit code records it here, so that the JUnit, Markdown,
+	// HTML and GitHub forms mark the same findings as failing. Empty means
+	// no policy was recorded: those forms then count every finding as failing.
+	Policy  string  `json:"policy,omitempty"`
+	Summary Summary `json:"summary"`
 	// Findings are grouped by signature, most important first.
 	Findings []Finding `json:"findings"`
 	// Series are the series analysed, by name, with their points and verdicts.

@@ -91,6 +91,10 @@ type Trend struct {
 	Window TrendTest `json:"window"`
 	// Recent is the test over the most recent half of those points.
 	Recent TrendTest `json:"recent"`
+	// WarmupEnd is when the warm-up ended: the time of the first point
+	// tested, or of the last point when the warm-up dropped them all. It is
+	// zero when the warm-up dropped nothing. Charts shade the warm-up.
+	WarmupEnd time.Time `json:"warmup_end,omitzero"`
 	// Note explains a verdict that may surprise, e.g. a series that grew
 	// earlier in the window but is flat now.
 	Note string `json:"note,omitempty"`
@@ -111,6 +115,13 @@ type TrendTest struct {
 	Exact bool `json:"exact,omitempty"`
 	// SlopePerHour is the Theil-Sen slope in the series' unit per hour.
 	SlopePerHour float64 `json:"slope_per_hour"`
+	// From is the time of the first point tested; zero when nothing was.
+	From time.Time `json:"from,omitzero"`
+	// Intercept is the fitted line's value at From: the median of
+	// value - slope × (time - From) over the points tested, Theil-Sen's
+	// companion to the slope. A chart draws the trend as the line through
+	// (From, Intercept) with slope SlopePerHour.
+	Intercept float64 `json:"intercept,omitempty"`
 }
 
 // exactMaxN is the largest N whose p-value is taken from the exact distribution
@@ -126,8 +137,8 @@ const exactMaxN = 10
 // bound, a step) from being called growing. See docs/trend.md.
 func AnalyzeTrend(points []Point, opts TrendOptions) Trend {
 	opts = opts.withDefaults()
-	pts := afterWarmup(points, opts)
-	tr := Trend{Samples: len(pts)}
+	pts, warmupEnd := afterWarmup(points, opts)
+	tr := Trend{Samples: len(pts), WarmupEnd: warmupEnd}
 	if len(pts) < opts.MinSamples || !pts[len(pts)-1].Time.After(pts[0].Time) {
 		tr.Verdict = VerdictNotEnoughData
 		tr.Window.P, tr.Recent.P = 1, 1 // nothing tested, nothing significant
@@ -176,9 +187,10 @@ func AnalyzeTrend(points []Point, opts TrendOptions) Trend {
 	return tr
 }
 
-// afterWarmup returns the finite points in time order without the warm-up.
-// It copies only when it must reorder or filter.
-func afterWarmup(points []Point, opts TrendOptions) []Point {
+// afterWarmup returns the finite points in time order without the warm-up,
+// and when the warm-up ended (see Trend.WarmupEnd). It copies only when it
+// must reorder or filter.
+func afterWarmup(points []Point, opts TrendOptions) ([]Point, time.Time) {
 	pts := points
 	finite := func(p Point) bool { return !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0) }
 	if !slices.IsSortedFunc(pts, comparePointTimes) || !allFunc(pts, finite) {
@@ -191,7 +203,7 @@ func afterWarmup(points []Point, opts TrendOptions) []Point {
 		slices.SortStableFunc(pts, comparePointTimes)
 	}
 	if len(pts) == 0 {
-		return pts
+		return pts, time.Time{}
 	}
 	start := min(opts.WarmupSamples, len(pts))
 	if opts.Warmup > 0 {
@@ -200,7 +212,11 @@ func afterWarmup(points []Point, opts TrendOptions) []Point {
 			start++
 		}
 	}
-	return pts[start:]
+	var warmupEnd time.Time
+	if start > 0 {
+		warmupEnd = pts[min(start, len(pts)-1)].Time
+	}
+	return pts[start:], warmupEnd
 }
 
 func comparePointTimes(a, b Point) int { return a.Time.Compare(b.Time) }
@@ -218,14 +234,27 @@ func allFunc[T any](s []T, f func(T) bool) bool {
 func trendTest(pts []Point, blocks int) TrendTest {
 	ts, xs := reduce(pts, blocks)
 	mk := mannKendall(xs)
+	slope := theilSen(ts, xs)
 	return TrendTest{
 		N:            len(xs),
 		S:            mk.s,
 		Tau:          mk.tau,
 		P:            mk.p,
 		Exact:        mk.exact,
-		SlopePerHour: theilSen(ts, xs) * 3600,
+		SlopePerHour: slope * 3600,
+		From:         pts[0].Time,
+		Intercept:    intercept(ts, xs, slope),
 	}
+}
+
+// intercept returns the median of xs[i] - slope*ts[i]: the value at time 0
+// of the line with that slope that halves the points' residuals.
+func intercept(ts, xs []float64, slope float64) float64 {
+	rs := make([]float64, len(xs))
+	for i := range xs {
+		rs[i] = xs[i] - slope*ts[i]
+	}
+	return median(rs)
 }
 
 // reduce returns the times (in seconds since the first point) and values of
