@@ -50,7 +50,7 @@ endpoints and the in-process tracker), and reads the profiles Go daemons write.`
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCommand(), newVersionCommand(), newDemoCommand())
+	root.AddCommand(newRunCommand(), newReportCommand(), newVersionCommand(), newDemoCommand())
 	return root
 }
 

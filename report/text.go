@@ -27,8 +27,9 @@ const (
 )
 
 // renderText writes r for people: a header, a table of findings most important
-// first, the details of each finding, a table of the series analysed, and a
-// summary line. Lines fit in 80 columns except for words longer than that.
+// first, the details of each finding, the report's listings (Tables), a table
+// of the series analysed, and a summary line. Lines fit in 80 columns except
+// for words longer than that.
 func renderText(w io.Writer, r *Report) error {
 	var b bytes.Buffer
 	writeHeader(&b, r)
@@ -40,6 +41,12 @@ func renderText(w io.Writer, r *Report) error {
 		for i, f := range r.Findings {
 			b.WriteByte('\n')
 			writeDetails(&b, i+1, f, r.Series)
+		}
+	}
+	for _, t := range r.Tables {
+		b.WriteByte('\n')
+		if err := listingTable(&b, t); err != nil {
+			return err
 		}
 	}
 	if len(r.Series) > 0 {
@@ -175,6 +182,96 @@ func seriesTable(b *bytes.Buffer, series []Series) error {
 		writeWrapped(b, "", note, 2)
 	}
 	return nil
+}
+
+// listingTable writes one of the report's Tables: its title, then its rows
+// under a header. Columns whose cells are all numbers (quantities, percentages,
+// signed changes) are aligned right and kept whole; text columns are cut in
+// the middle, the widest first, to fit the width.
+func listingTable(b *bytes.Buffer, t Table) error {
+	writeWrapped(b, "", oneLine(t.Title), 2)
+	if len(t.Columns) == 0 {
+		return nil
+	}
+	if len(t.Rows) == 0 {
+		b.WriteString("  (none)\n")
+		return nil
+	}
+	header := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		header[i] = oneLine(c)
+	}
+	// Copy the rows: renderTable shortens cells in place, and a row may be
+	// shorter or longer than the header.
+	rows := make([][]string, len(t.Rows))
+	for i, r := range t.Rows {
+		row := make([]string, len(header))
+		for j := range row {
+			if j < len(r) {
+				row[j] = oneLine(r[j])
+			}
+		}
+		rows[i] = row
+	}
+	// Columns of numbers are aligned right and never cut. Text columns are
+	// cut in the middle, the widest first, until the table fits.
+	aligns := make([]tw.Align, len(header))
+	widths := make([]int, len(header))
+	text := make([]bool, len(header))
+	total := 2 * (len(header) - 1)
+	for col := range header {
+		numeric := true
+		widths[col] = utf8.RuneCountInString(header[col])
+		for _, row := range rows {
+			numeric = numeric && numericCell(row[col])
+			widths[col] = max(widths[col], utf8.RuneCountInString(row[col]))
+		}
+		aligns[col], text[col] = tw.AlignLeft, !numeric
+		if numeric {
+			aligns[col] = tw.AlignRight
+		}
+		total += widths[col]
+	}
+	flex := len(header) - 1
+	for total > textWidth-2 {
+		widest := -1
+		for col := range header {
+			if text[col] && widths[col] > minCutWidth && (widest < 0 || widths[col] > widths[widest]) {
+				widest = col
+			}
+		}
+		if widest < 0 {
+			break // nothing left to cut: the table is wider than the page
+		}
+		widths[widest]--
+		total--
+		flex = widest
+	}
+	for _, row := range rows {
+		for col := range row {
+			if text[col] {
+				row[col] = truncateMiddle(row[col], widths[col])
+			}
+		}
+	}
+	return renderTable(b, aligns, flex, header, rows)
+}
+
+// minCutWidth is the narrowest a text column of a listing is cut to.
+const minCutWidth = 12
+
+// numericCell reports whether a table cell holds a number, with an optional
+// sign and unit ("+1.5 MiB", "35%", "-"), rather than text. "new" is the
+// relative change of something that was not there before.
+func numericCell(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	if s == "" || s == "new" {
+		return true // "", "-": no value
+	}
+	if s[0] < '0' || s[0] > '9' {
+		return false
+	}
+	return strings.Count(s, " ") <= 1
 }
 
 // writeDetails writes finding number n: its subject, then one labelled line

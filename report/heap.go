@@ -1,0 +1,1057 @@
+package report
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/pprof/profile"
+)
+
+// DefaultTop is how many rows a profile table lists when HeapOptions.Top is 0.
+const DefaultTop = 20
+
+// Default least growth between two profiles that makes a finding, by the
+// unit of the sample type compared (see HeapOptions.MinGrowth). A heap
+// profile samples about one allocation per 512 KiB, so smaller differences
+// in bytes are mostly sampling noise.
+const (
+	DefaultMinGrowthBytes   = 1 << 20
+	DefaultMinGrowthObjects = 1000
+	DefaultMinGrowthRecords = 10
+)
+
+// HeapOptions configures AnalyzeProfiles.
+type HeapOptions struct {
+	// SampleIndex names the sample type to rank, compare and trend-test by,
+	// e.g. "inuse_space" (the default for heap profiles), "inuse_objects",
+	// "alloc_space"; or its index among the profile's sample types. Tracker
+	// profiles have one sample type, "records".
+	SampleIndex string
+	// Top is how many rows each table lists; 0 means DefaultTop.
+	Top int
+	// MinGrowth is the least growth of a site, in the sample type's unit,
+	// between two profiles (or the first and last of a series too short for
+	// the trend test) that makes a growth finding. 0 means a default for
+	// the unit: DefaultMinGrowthBytes, DefaultMinGrowthObjects or
+	// DefaultMinGrowthRecords.
+	MinGrowth int64
+	// Trend configures the trend test over a series of profiles.
+	Trend TrendOptions
+}
+
+// ProfileAnalysis is what AnalyzeProfiles found.
+type ProfileAnalysis struct {
+	Tables   []Table
+	Series   []Series
+	Findings []Finding
+	// Notes say how the profiles were analysed, e.g. that a series was too
+	// short for the trend test, for the report's metadata.
+	Notes []string
+}
+
+// AnalyzeProfiles analyses heap profiles, or tracker profiles, of one
+// process, given in order (oldest first; a base profile first):
+//
+//   - one profile: the top holders by function and by allocation site;
+//   - two: the growth of each allocation site from the first to the second,
+//     and a growth finding for each site that grew by at least MinGrowth;
+//   - three or more: a series per site, trend-tested (AnalyzeTrend); each
+//     site found growing is a growth finding. A series too short for the
+//     trend test is judged like two profiles, its first and its last.
+//
+// An allocation site is the first frame of a stack that is the program's
+// own code: runtime frames are skipped, so the growth of a map or a slice is
+// charged to the function that assigns or appends. When the runtime frames
+// are in the profile (runtime.mapassign, runtime.growslice), or when the
+// sizes allocated at a site form the ladder of a growing backing array, the
+// finding names a growing collection at that site. For tracker profiles a
+// site is a record kind and its acquisition site, and the values are live
+// records.
+func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*ProfileAnalysis, error) {
+	if len(profiles) == 0 {
+		return nil, errors.New("no profiles to analyse")
+	}
+	if opts.Top <= 0 {
+		opts.Top = DefaultTop
+	}
+	sets := make([]*siteSet, len(profiles))
+	for i, in := range profiles {
+		if in.Profile == nil {
+			return nil, fmt.Errorf("%s: not a profile", in.Name)
+		}
+		s, err := collectSites(in, opts.SampleIndex)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", in.Name, err)
+		}
+		if i > 0 && (s.tracker != sets[0].tracker || s.typ() != sets[0].typ()) {
+			return nil, fmt.Errorf("%s: a %s profile cannot be compared with %s, a %s profile", in.Name, s.kindName(), profiles[0].Name, sets[0].kindName())
+		}
+		sets[i] = s
+	}
+	a := &ProfileAnalysis{}
+	switch n := len(sets); {
+	case n == 1:
+		a.Tables = sets[0].topTables(opts.Top)
+	case n == 2:
+		a.diff(sets[0], sets[1], opts)
+	default:
+		a.series(sets, opts)
+	}
+	if bins := binaries(profiles); len(bins) > 1 {
+		a.Notes = append(a.Notes, fmt.Sprintf("the profiles come from %d different binaries (%s): compare profiles of one process", len(bins), strings.Join(bins, ", ")))
+	}
+	return a, nil
+}
+
+// binaries lists the distinct main binaries (build id, else file) of the
+// profiles that name one.
+func binaries(profiles []*Input) []string {
+	var out []string
+	for _, in := range profiles {
+		if len(in.Profile.Mapping) == 0 {
+			continue
+		}
+		m := in.Profile.Mapping[0]
+		id := m.BuildID
+		if id == "" {
+			id = m.File
+		}
+		if id != "" && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// siteKey identifies an allocation site across profiles.
+type siteKey struct {
+	kind  string // the record kind in tracker profiles; "" in heap profiles
+	frame Frame
+}
+
+// site is what one profile holds at one allocation site.
+type site struct {
+	key  siteKey
+	vals []int64 // by sample type
+	// heaviest is the sample that holds the most at the site, by the chosen
+	// sample type: its stack stands for the site's.
+	heaviest *profile.Sample
+	// coll is "map" or "slice" when runtime frames show that the site
+	// allocates for a growing collection.
+	coll string
+}
+
+// siteSet is a profile's samples summed by allocation site.
+type siteSet struct {
+	in      *Input
+	index   int // the chosen sample type
+	tracker bool
+	sites   map[siteKey]*site
+	total   []int64
+	of      []*site // the site of each of the profile's samples
+	// vals hands out the sites' values from blocks, one allocation for
+	// many sites.
+	vals []int64
+}
+
+func (s *siteSet) typ() string  { return s.in.Profile.SampleType[s.index].Type }
+func (s *siteSet) unit() string { return valueUnit(s.in.Profile.SampleType[s.index], s.tracker) }
+
+func (s *siteSet) kindName() string {
+	if s.tracker {
+		return "tracker"
+	}
+	return "heap " + s.typ()
+}
+
+// valueUnit is the Series unit of a sample type's values.
+func valueUnit(vt *profile.ValueType, tracker bool) string {
+	switch {
+	case vt.Unit == "bytes":
+		return "bytes"
+	case tracker:
+		return "records"
+	case vt.Unit == "count" || vt.Unit == "":
+		return "objects"
+	}
+	return vt.Unit
+}
+
+// countUnit is the unit of a companion column: bytes, or none for counts,
+// which the column's name says.
+func countUnit(vt *profile.ValueType) string {
+	if vt.Unit == "bytes" {
+		return "bytes"
+	}
+	return ""
+}
+
+// sampleIndex finds the sample type named (or numbered) name, or the
+// default: inuse_space, or the last sample type as go tool pprof does.
+func sampleIndex(p *profile.Profile, name string) (int, error) {
+	if name == "" {
+		for i, st := range p.SampleType {
+			if st.Type == "inuse_space" {
+				return i, nil
+			}
+		}
+		return len(p.SampleType) - 1, nil
+	}
+	for i, st := range p.SampleType {
+		if st.Type == name {
+			return i, nil
+		}
+	}
+	if i, err := strconv.Atoi(name); err == nil && i >= 0 && i < len(p.SampleType) {
+		return i, nil
+	}
+	return 0, fmt.Errorf("no sample type %q (the profile has %s)", name, strings.Join(sampleTypes(p), ", "))
+}
+
+// locSite is the allocation site found in one location, cached per location.
+type locSite struct {
+	frame Frame
+	found bool   // frame is the program's own code
+	first Frame  // the location's first named frame, if not found
+	coll  string // a collection's runtime frame seen in the location
+	site  *site  // the site of frame in a heap profile, once seen
+}
+
+// locCache finds the locSite of a location: by its ID when the profile's
+// IDs are dense, as Go's are, else by a map.
+type locCache struct {
+	byID  []locSite
+	seen  []bool
+	byPtr map[*profile.Location]*locSite
+}
+
+func newLocCache(p *profile.Profile) *locCache {
+	c := &locCache{}
+	maxID := uint64(0)
+	for _, l := range p.Location {
+		maxID = max(maxID, l.ID)
+	}
+	if maxID <= uint64(2*len(p.Location)+1) {
+		c.byID, c.seen = make([]locSite, maxID+1), make([]bool, maxID+1)
+	}
+	return c
+}
+
+func (c *locCache) get(loc *profile.Location) *locSite {
+	if loc.ID < uint64(len(c.byID)) {
+		ls := &c.byID[loc.ID]
+		if !c.seen[loc.ID] {
+			*ls, c.seen[loc.ID] = newLocSite(loc), true
+		}
+		return ls
+	}
+	if c.byPtr == nil {
+		c.byPtr = map[*profile.Location]*locSite{}
+	}
+	ls := c.byPtr[loc]
+	if ls == nil {
+		ls = new(locSite)
+		*ls = newLocSite(loc)
+		c.byPtr[loc] = ls
+	}
+	return ls
+}
+
+// collectSites sums a profile's samples by allocation site. It runs once
+// per profile on every sample, so it caches the site found in each location.
+func collectSites(in *Input, indexName string) (*siteSet, error) {
+	p := in.Profile
+	tracker := in.Kind == InputTrackerProfile
+	index := 0
+	if !tracker {
+		var err error
+		if index, err = sampleIndex(p, indexName); err != nil {
+			return nil, err
+		}
+	}
+	s := &siteSet{in: in, index: index, tracker: tracker, sites: make(map[siteKey]*site, len(p.Location)/2),
+		total: make([]int64, len(p.SampleType)), of: make([]*site, len(p.Sample))}
+	locs := newLocCache(p)
+	for i, smp := range p.Sample {
+		if len(smp.Value) != len(s.total) {
+			return nil, fmt.Errorf("malformed profile: a sample has %d values for %d sample types", len(smp.Value), len(s.total))
+		}
+		var st *site
+		if !tracker && len(smp.Location) > 0 {
+			// Most stacks start in the program's own code: their site
+			// is the first location's.
+			if ls := locs.get(smp.Location[0]); ls.found {
+				if ls.site == nil {
+					ls.site = s.site(siteKey{frame: ls.frame}, ls.coll)
+				}
+				st = ls.site
+			}
+		}
+		if st == nil {
+			st = s.slowSite(smp, locs, tracker)
+		}
+		s.of[i] = st
+		for j, v := range smp.Value {
+			st.vals[j] += v
+			s.total[j] += v
+		}
+		if st.heaviest == nil || smp.Value[index] > st.heaviest.Value[index] {
+			st.heaviest = smp
+		}
+	}
+	return s, nil
+}
+
+// site returns the site of key, adding it if new.
+func (s *siteSet) site(key siteKey, coll string) *site {
+	st := s.sites[key]
+	if st == nil {
+		n := len(s.total)
+		if len(s.vals) < n {
+			s.vals = make([]int64, 256*n)
+		}
+		st = &site{key: key, vals: s.vals[:n:n]}
+		s.vals = s.vals[n:]
+		s.sites[key] = st
+	}
+	if st.coll == "" {
+		st.coll = coll
+	}
+	return st
+}
+
+// slowSite finds the site of a sample whose stack starts in the runtime, or
+// of a tracker profile's sample, whose site includes its record kind.
+func (s *siteSet) slowSite(smp *profile.Sample, locs *locCache, tracker bool) *site {
+	var key siteKey
+	if tracker {
+		key.kind = firstLabel(smp, "kind")
+	}
+	coll, first := "", Frame{}
+	for _, loc := range smp.Location {
+		ls := locs.get(loc)
+		if coll == "" {
+			coll = ls.coll
+		}
+		if first.Func == "" {
+			first = ls.first
+		}
+		if ls.found {
+			key.frame = ls.frame
+			return s.site(key, coll)
+		}
+	}
+	// Nothing but the runtime: the site is the first frame there is.
+	key.frame = first
+	if key.frame.Func == "" {
+		key.frame.Func = "(unknown)"
+	}
+	return s.site(key, "")
+}
+
+func firstLabel(s *profile.Sample, key string) string {
+	if v := s.Label[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func newLocSite(loc *profile.Location) locSite {
+	var ls locSite
+	for _, ln := range loc.Line {
+		if ln.Function == nil || ln.Function.Name == "" {
+			continue
+		}
+		f := Frame{Func: ln.Function.Name, File: ln.Function.Filename, Line: int(ln.Line)}
+		if ls.first.Func == "" {
+			ls.first = f
+		}
+		if hiddenFrame(f) {
+			if c := collectionFrame(f.Func); c != "" && ls.coll == "" {
+				ls.coll = c
+			}
+			continue
+		}
+		ls.frame, ls.found = f, true
+		return ls
+	}
+	if ls.first.Func == "" && loc.Address != 0 {
+		ls.first = Frame{Func: fmt.Sprintf("0x%x", loc.Address)}
+	}
+	return ls
+}
+
+// collectionFrame names the collection that a runtime function allocates
+// for when it grows one: "map" or "slice", or "".
+func collectionFrame(fn string) string {
+	switch {
+	case strings.HasPrefix(fn, "runtime.mapassign"), strings.HasPrefix(fn, "runtime.growWork"),
+		fn == "runtime.hashGrow", strings.HasPrefix(fn, "runtime.makemap"),
+		strings.HasPrefix(fn, "internal/runtime/maps."):
+		return "map"
+	case fn == "runtime.growslice":
+		return "slice"
+	}
+	return ""
+}
+
+// stack returns the frames of a sample, innermost first.
+func sampleStack(smp *profile.Sample) []Frame {
+	var out []Frame
+	for _, loc := range smp.Location {
+		for _, ln := range loc.Line {
+			if ln.Function != nil {
+				out = append(out, Frame{Func: ln.Function.Name, File: ln.Function.Filename, Line: int(ln.Line)})
+			}
+		}
+	}
+	return out
+}
+
+// subject names a site for tables: "main.put (cache.go:42)", with the
+// record kind first in tracker profiles.
+func (k siteKey) subject() string {
+	if k.kind != "" {
+		return k.kind + " at " + k.frame.String()
+	}
+	return k.frame.String()
+}
+
+// ranked returns the sites sorted by value at index, largest first, then
+// by subject.
+func (s *siteSet) ranked() []*site {
+	out := make([]*site, 0, len(s.sites))
+	for _, st := range s.sites {
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b *site) int {
+		if c := cmp.Compare(b.vals[s.index], a.vals[s.index]); c != 0 {
+			return c
+		}
+		return compareKeys(a.key, b.key)
+	})
+	return out
+}
+
+func compareKeys(a, b siteKey) int {
+	return cmp.Or(cmp.Compare(a.frame.Func, b.frame.Func), cmp.Compare(a.frame.File, b.frame.File),
+		cmp.Compare(a.frame.Line, b.frame.Line), cmp.Compare(a.kind, b.kind))
+}
+
+// companion returns the index of the sample type that counts what index
+// measures in the other unit (inuse_objects for inuse_space, and so on),
+// or -1.
+func (s *siteSet) companion() int {
+	typ := s.typ()
+	var other string
+	switch {
+	case strings.HasSuffix(typ, "_space"):
+		other = strings.TrimSuffix(typ, "_space") + "_objects"
+	case strings.HasSuffix(typ, "_objects"):
+		other = strings.TrimSuffix(typ, "_objects") + "_space"
+	case typ == "space":
+		other = "objects"
+	case typ == "objects":
+		other = "space"
+	default:
+		return -1
+	}
+	for i, st := range s.in.Profile.SampleType {
+		if st.Type == other {
+			return i
+		}
+	}
+	return -1
+}
+
+// columnName is a table header for a sample type.
+func columnName(vt *profile.ValueType) string {
+	return strings.ToUpper(vt.Type)
+}
+
+// topTables lists the top holders by function and by allocation site.
+func (s *siteSet) topTables(top int) []Table {
+	p := s.in.Profile
+	main := p.SampleType[s.index]
+	unit := s.unit()
+	comp := s.companion()
+	total := s.total[s.index]
+	if s.tracker {
+		return []Table{s.trackerTable(top)}
+	}
+
+	// By function: flat (at the site) and cumulative (anywhere in the stack).
+	type fnStat struct {
+		name      string
+		flat, cum int64
+		other     int64
+	}
+	fns := map[string]*fnStat{}
+	get := func(name string) *fnStat {
+		f := fns[name]
+		if f == nil {
+			f = &fnStat{name: name}
+			fns[name] = f
+		}
+		return f
+	}
+	for _, st := range s.sites {
+		f := get(st.key.frame.Func)
+		f.flat += st.vals[s.index]
+		if comp >= 0 {
+			f.other += st.vals[comp]
+		}
+	}
+	seen := map[string]bool{}
+	for _, smp := range p.Sample {
+		clear(seen)
+		v := smp.Value[s.index]
+		if v == 0 {
+			continue
+		}
+		for _, loc := range smp.Location {
+			for _, ln := range loc.Line {
+				if ln.Function == nil || seen[ln.Function.Name] {
+					continue
+				}
+				seen[ln.Function.Name] = true
+				if f := fns[ln.Function.Name]; f != nil || !hiddenFrame(Frame{Func: ln.Function.Name}) {
+					get(ln.Function.Name).cum += v
+				}
+			}
+		}
+	}
+	byFn := slices.Collect(func(yield func(*fnStat) bool) {
+		for _, f := range fns {
+			if !yield(f) {
+				return
+			}
+		}
+	})
+	slices.SortFunc(byFn, func(a, b *fnStat) int {
+		return cmp.Or(cmp.Compare(b.flat, a.flat), cmp.Compare(b.cum, a.cum), cmp.Compare(a.name, b.name))
+	})
+	fnCols := []string{columnName(main), "%"}
+	if comp >= 0 {
+		fnCols = append(fnCols, columnName(p.SampleType[comp]))
+	}
+	fnCols = append(fnCols, "CUM", "CUM%", "FUNCTION")
+	fnTable := Table{Title: fmt.Sprintf("top functions by %s in %s (%s in all)", main.Type, s.in.Name, formatQuantity(float64(total), unit)), Columns: fnCols, Rows: [][]string{}}
+	for _, f := range byFn[:min(top, len(byFn))] {
+		if f.flat == 0 {
+			break
+		}
+		row := []string{formatQuantity(float64(f.flat), unit), percent(f.flat, total)}
+		if comp >= 0 {
+			row = append(row, formatQuantity(float64(f.other), countUnit(p.SampleType[comp])))
+		}
+		row = append(row, formatQuantity(float64(f.cum), unit), percent(f.cum, total), f.name)
+		fnTable.Rows = append(fnTable.Rows, row)
+	}
+
+	siteCols := []string{columnName(main), "%"}
+	if comp >= 0 {
+		siteCols = append(siteCols, columnName(p.SampleType[comp]))
+	}
+	siteCols = append(siteCols, "SITE")
+	siteTable := Table{Title: fmt.Sprintf("top allocation sites by %s in %s", main.Type, s.in.Name), Columns: siteCols, Rows: [][]string{}}
+	for _, st := range s.ranked()[:min(top, len(s.sites))] {
+		if st.vals[s.index] == 0 {
+			break
+		}
+		row := []string{formatQuantity(float64(st.vals[s.index]), unit), percent(st.vals[s.index], total)}
+		if comp >= 0 {
+			row = append(row, formatQuantity(float64(st.vals[comp]), countUnit(p.SampleType[comp])))
+		}
+		row = append(row, st.key.subject())
+		siteTable.Rows = append(siteTable.Rows, row)
+	}
+	return []Table{fnTable, siteTable}
+}
+
+// trackerTable lists the live records of a tracker profile by kind and
+// acquisition site.
+func (s *siteSet) trackerTable(top int) Table {
+	total := s.total[s.index]
+	t := Table{Title: fmt.Sprintf("live tracked records by kind and site in %s (%s in all)", s.in.Name, plural(int(total), "record")),
+		Columns: []string{"RECORDS", "%", "KIND", "SITE"}, Rows: [][]string{}}
+	for _, st := range s.ranked()[:min(top, len(s.sites))] {
+		t.Rows = append(t.Rows, []string{strconv.FormatInt(st.vals[s.index], 10), percent(st.vals[s.index], total), st.key.kind, st.key.frame.String()})
+	}
+	return t
+}
+
+func percent(v, total int64) string {
+	if total == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(100*float64(v)/float64(total), 'f', 1, 64) + "%"
+}
+
+// change is one site's change between two profiles.
+type change struct {
+	key         siteKey
+	base, after int64
+	to          *site
+}
+
+func (c change) delta() int64 { return c.after - c.base }
+
+// grown returns the k sites that grew most from base to target, largest
+// growth first; sites that did not grow are left out. It keeps only the k
+// best as it goes: a profile has thousands of sites and a report lists a few.
+func grown(base, target *siteSet, k int) []change {
+	better := func(a, b change) int {
+		return cmp.Or(cmp.Compare(b.delta(), a.delta()), cmp.Compare(b.after, a.after), compareKeys(a.key, b.key))
+	}
+	top := make([]change, 0, k+1)
+	for key, st := range target.sites {
+		c := change{key: key, after: st.vals[target.index], to: st}
+		if c.after <= 0 {
+			continue
+		}
+		if b := base.sites[key]; b != nil {
+			c.base = b.vals[base.index]
+		}
+		if c.delta() <= 0 || len(top) == k && better(c, top[k-1]) >= 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(top, c, better)
+		top = slices.Insert(top, i, c)
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
+}
+
+// relative formats a change relative to its base: "+35%", or "new".
+func relative(base, delta int64) string {
+	switch {
+	case base == 0 && delta == 0:
+		return "0%"
+	case base == 0:
+		return "new"
+	}
+	r := 100 * float64(delta) / float64(base)
+	sign := ""
+	if r > 0 {
+		sign = "+"
+	}
+	if math.Abs(r) >= 10 {
+		return sign + strconv.FormatFloat(r, 'f', 0, 64) + "%"
+	}
+	return sign + strconv.FormatFloat(r, 'f', 1, 64) + "%"
+}
+
+func signed(v float64, unit string) string {
+	if v > 0 {
+		return "+" + formatQuantity(v, unit)
+	}
+	return formatQuantity(v, unit)
+}
+
+// minGrowth returns opts.MinGrowth or the default for the unit.
+func minGrowth(opts HeapOptions, unit string) int64 {
+	if opts.MinGrowth > 0 {
+		return opts.MinGrowth
+	}
+	switch unit {
+	case "bytes":
+		return DefaultMinGrowthBytes
+	case "records":
+		return DefaultMinGrowthRecords
+	}
+	return DefaultMinGrowthObjects
+}
+
+// diff compares two profiles: a table of the growth by site and a finding
+// for each site that grew by at least the minimum.
+func (a *ProfileAnalysis) diff(base, target *siteSet, opts HeapOptions) {
+	unit := target.unit()
+	cs := grown(base, target, opts.Top)
+	tb, tt := base.total[base.index], target.total[target.index]
+	t := Table{
+		Title: fmt.Sprintf("growth by site, %s, from %s to %s: %s to %s (%s, %s)",
+			target.typ(), base.in.Name, target.in.Name, formatQuantity(float64(tb), unit), formatQuantity(float64(tt), unit),
+			signed(float64(tt-tb), unit), relative(tb, tt-tb)),
+		Columns: []string{"BASE", "TARGET", "CHANGE", "CHANGE%", "SITE"},
+		Rows:    [][]string{},
+	}
+	for _, c := range cs {
+		t.Rows = append(t.Rows, []string{formatQuantity(float64(c.base), unit), formatQuantity(float64(c.after), unit),
+			signed(float64(c.delta()), unit), relative(c.base, c.delta()), c.key.subject()})
+	}
+	a.Tables = append(a.Tables, t)
+	threshold := minGrowth(opts, unit)
+	for _, c := range cs {
+		if c.delta() < threshold {
+			break
+		}
+		f := growthFinding(target, c.to, collectionOf(target, c.to))
+		f.Evidence.Values = map[string]float64{"base": float64(c.base), "target": float64(c.after), "growth": float64(c.delta())}
+		a.Findings = append(a.Findings, f)
+	}
+	a.Notes = append(a.Notes, fmt.Sprintf("%s compared with %s by %s; growth findings from %s",
+		target.in.Name, base.in.Name, target.typ(), signed(float64(threshold), unit)))
+}
+
+// series trend-tests every site over the profiles.
+func (a *ProfileAnalysis) series(sets []*siteSet, opts HeapOptions) {
+	last := sets[len(sets)-1]
+	unit := last.unit()
+	typ := last.typ()
+	prefix := "heap." + typ
+	if last.tracker {
+		prefix = "tracker.records"
+	}
+	trend := opts.Trend.withDefaults()
+	enough := len(sets) >= trend.MinSamples
+	threshold := minGrowth(opts, unit)
+
+	total := Series{Name: prefix, Unit: unit}
+	for _, s := range sets {
+		total.Points = append(total.Points, Point{Time: s.in.Time, Value: float64(s.total[s.index])})
+	}
+	tt := total.Analyze(opts.Trend)
+
+	// Every site seen in any profile gets a series, zero where absent.
+	keys := map[siteKey]*site{}
+	for _, s := range sets {
+		for k, st := range s.sites {
+			keys[k] = st
+		}
+	}
+	type siteSeries struct {
+		key    siteKey
+		series Series
+		trend  Trend
+		delta  int64
+	}
+	all := make([]*siteSeries, 0, len(keys))
+	for k := range keys {
+		ss := &siteSeries{key: k, series: Series{Name: prefix + " " + k.subject(), Unit: unit}}
+		for _, s := range sets {
+			v := int64(0)
+			if st := s.sites[k]; st != nil {
+				v = st.vals[s.index]
+			}
+			ss.series.Points = append(ss.series.Points, Point{Time: s.in.Time, Value: float64(v)})
+		}
+		first, end := ss.series.Points[0].Value, ss.series.Points[len(sets)-1].Value
+		ss.delta = int64(end - first)
+		all = append(all, ss)
+	}
+	slices.SortFunc(all, func(x, y *siteSeries) int {
+		return cmp.Or(cmp.Compare(y.delta, x.delta), compareKeys(x.key, y.key))
+	})
+
+	a.Series = append(a.Series, total)
+	var growing []*siteSeries
+	if enough {
+		for _, ss := range all {
+			ss.trend = ss.series.Analyze(opts.Trend)
+			if ss.trend.Verdict != VerdictGrowing {
+				// A collection grows in steps, its backing array
+				// reallocated larger: too few for the trend test.
+				// Unlike the trend test, counting steps says nothing
+				// of size: a small collection must grow by the least
+				// growth a diff reports.
+				steps, ok := stepGrowth(ss.series.Points)
+				st := last.sites[ss.key]
+				if !ok || ss.delta < threshold || st == nil || collectionOf(last, st) == "" {
+					continue
+				}
+				ss.trend.Verdict = VerdictGrowing
+				ss.trend.Note = fmt.Sprintf("grew in %d steps and never fell, as a collection does whose backing array is reallocated larger: too few steps for the trend test alone", steps)
+				*ss.series.Trend = ss.trend
+			}
+			growing = append(growing, ss)
+		}
+	}
+
+	t := Table{
+		Title:   fmt.Sprintf("%s by site over %d profiles, %s to %s", typ, len(sets), sets[0].in.Name, last.in.Name),
+		Columns: []string{"FIRST", "LAST", "CHANGE", "VERDICT", "SITE"},
+		Rows:    [][]string{},
+	}
+	for _, ss := range all[:min(opts.Top, len(all))] {
+		pts := ss.series.Points
+		verdict := string(VerdictNotEnoughData)
+		if ss.trend.Verdict != "" {
+			verdict = string(ss.trend.Verdict)
+		}
+		t.Rows = append(t.Rows, []string{formatQuantity(pts[0].Value, unit), formatQuantity(pts[len(pts)-1].Value, unit),
+			signed(float64(ss.delta), unit), verdict, ss.key.subject()})
+	}
+	a.Tables = append(a.Tables, t)
+
+	if !enough {
+		a.Notes = append(a.Notes, fmt.Sprintf("%d profiles are too few for the trend test (it needs %d): growth is judged between the first and the last", len(sets), trend.MinSamples))
+		a.diff(sets[0], last, opts)
+		return
+	}
+	for _, ss := range growing[:min(opts.Top, len(growing))] {
+		st := last.sites[ss.key]
+		if st == nil {
+			continue
+		}
+		f := growthFinding(last, st, collectionOf(last, st))
+		tr := ss.trend
+		f.Evidence.Series, f.Evidence.Trend = ss.series.Name, &tr
+		pts := ss.series.Points
+		f.Evidence.Values = map[string]float64{"first": pts[0].Value, "last": pts[len(pts)-1].Value}
+		a.Findings = append(a.Findings, f)
+		a.Series = append(a.Series, ss.series)
+	}
+	if len(growing) == 0 && tt.Verdict == VerdictGrowing {
+		// Growth spread thinly over many sites is still growth.
+		a.Findings = append(a.Findings, Finding{
+			Kind: KindGrowth, Severity: SeverityWarning,
+			Subject:    fmt.Sprintf("%s grows in total, at no single site", prefix),
+			Count:      1,
+			Evidence:   Evidence{Series: total.Name, Trend: &tt},
+			Suggestion: "many sites grow a little each: compare the first and last profiles with --base, ranked by " + typ,
+			Signature:  Signature(KindGrowth, prefix+" total", nil),
+		})
+	}
+	a.Notes = append(a.Notes, fmt.Sprintf("%d profiles trend-tested by %s, %d sites found growing", len(sets), typ, len(growing)))
+}
+
+// collectionSteps is how many times a collection's in-use size must rise,
+// never falling, to be growing by stepGrowth: three reallocations of a
+// backing array are an 8-fold growth when it doubles, and 2-fold at the
+// 1.25 factor of large slices.
+const collectionSteps = 3
+
+// stepGrowth reports whether a series grew the way a collection that keeps
+// growing does: it never fell, rose at least collectionSteps times, and rose
+// again in the recent half of the series. It returns the number of rises.
+func stepGrowth(pts []Point) (steps int, ok bool) {
+	recent := false
+	for i := 1; i < len(pts); i++ {
+		switch {
+		case pts[i].Value < pts[i-1].Value:
+			return 0, false
+		case pts[i].Value > pts[i-1].Value:
+			steps++
+			recent = recent || i >= len(pts)/2
+		}
+	}
+	return steps, steps >= collectionSteps && recent
+}
+
+// growthFinding reports a site that grows. coll names the collection that
+// grows there, if one does.
+func growthFinding(s *siteSet, st *site, coll string) Finding {
+	var subject, advice string
+	where := st.key.frame.String()
+	switch {
+	case s.tracker:
+		subject = fmt.Sprintf("live %s records grow at %s", st.key.kind, where)
+		advice = "records acquired here are not released: release each one when its work is done"
+	case coll == "map":
+		subject = "map grows at " + where
+		advice = "entries are added to this map and never deleted: delete each when its work is done, or bound the map"
+	case coll == "slice":
+		subject = "slice grows at " + where
+		advice = "this slice is appended to and never truncated: drop items when done, or bound it"
+	case coll != "":
+		subject = "map or slice grows at " + where
+		advice = "a collection grows here: delete entries (or truncate) when their work is done, or bound its size"
+	case s.typ() == "inuse_space":
+		subject = "heap grows at " + where
+		advice = "objects allocated here stay reachable: find what holds them (a map, a slice, a list, a closure) and drop it when done"
+	default:
+		subject = fmt.Sprintf("heap %s grows at %s", s.typ(), where)
+		advice = "objects allocated here stay reachable: find what holds them (a map, a slice, a list, a closure) and drop it when done"
+	}
+	key := "heap " + s.typ() + " " + coll
+	if s.tracker {
+		key = "tracker " + st.key.kind
+	}
+	stack := sampleStack(st.heaviest)
+	return Finding{
+		Kind:       KindGrowth,
+		Severity:   SeverityWarning,
+		Subject:    subject,
+		Count:      1,
+		Evidence:   Evidence{Stack: stack},
+		Suggestion: advice,
+		Signature:  Signature(KindGrowth, key+" "+st.key.frame.Func, stack),
+	}
+}
+
+// collectionOf says whether a site allocates for a growing collection: by
+// its runtime frames when the profile has them ("map", "slice"), else by
+// the sizes it allocated ("map or slice"), else "".
+//
+// Go's heap profiles leave out the runtime frames at the top of a stack, so
+// runtime.mapassign and runtime.growslice rarely show. But a collection that
+// grows leaves a mark: its backing array is reallocated larger each time, so
+// the site has allocated blocks of several sizes, each 1.2 to 2.5 times the
+// last, and holds most of its memory in the largest ones. Go's heap profiles
+// label every sample with its block size ("bytes").
+func collectionOf(s *siteSet, st *site) string {
+	if s.tracker {
+		return ""
+	}
+	if st.coll != "" {
+		return st.coll
+	}
+	alloc := -1
+	for i, vt := range s.in.Profile.SampleType {
+		if vt.Type == "alloc_objects" {
+			alloc = i
+		}
+	}
+	inuseBytes := -1
+	for i, vt := range s.in.Profile.SampleType {
+		if vt.Type == "inuse_space" || vt.Type == "space" {
+			inuseBytes = i
+		}
+	}
+	if alloc < 0 || inuseBytes < 0 {
+		return ""
+	}
+	held := map[int64]int64{} // block size -> in-use bytes
+	var all int64
+	for i, smp := range s.in.Profile.Sample {
+		if s.of[i] != st || smp.Value[alloc] == 0 {
+			continue
+		}
+		size := int64(0)
+		if v := smp.NumLabel["bytes"]; len(v) > 0 {
+			size = v[0]
+		}
+		if size <= 0 {
+			continue
+		}
+		held[size] += smp.Value[inuseBytes]
+		all += smp.Value[inuseBytes]
+	}
+	if isLadder(held, all) {
+		return "map or slice"
+	}
+	return ""
+}
+
+// ladderSteps is how many reallocations, each a growth by a factor in
+// [ladderMin, ladderMax], the block sizes of a site must show to be a
+// growing collection.
+const (
+	ladderSteps = 3
+	ladderMin   = 1.15
+	ladderMax   = 2.6
+)
+
+// isLadder reports whether the block sizes allocated at a site (with the
+// bytes still in use in each) look like a growing backing array: the
+// largest sizes form a chain of ladderSteps reallocations, and the largest
+// half of the sizes holds most of the memory in use.
+func isLadder(held map[int64]int64, all int64) bool {
+	sizes := slices.Sorted(func(yield func(int64) bool) {
+		for k := range held {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	if len(sizes) < ladderSteps+1 || all <= 0 {
+		return false
+	}
+	steps := 0
+	for i := len(sizes) - 1; i > 0 && steps < ladderSteps; i-- {
+		r := float64(sizes[i]) / float64(sizes[i-1])
+		if r < ladderMin || r > ladderMax {
+			return false
+		}
+		steps++
+	}
+	var top int64
+	for _, sz := range sizes[len(sizes)/2:] {
+		top += held[sz]
+	}
+	return top*2 > all
+}
+
+// symbolizeLegacyHeap names the functions of a legacy text heap profile
+// (heap?debug=1). The profile package reads only its addresses; Go writes
+// each stack's frames as comments after it:
+//
+//	#	0x6c8d2c	main.(*cache).put+0x14c		/src/main.go:56
+//
+// with the address less one (where the profile package puts the location),
+// and several lines with one address for inlined calls, innermost first.
+func symbolizeLegacyHeap(p *profile.Profile, text []byte) {
+	lines := map[uint64][]profile.Line{}
+	funcs := map[[2]string]*profile.Function{}
+	var prev uint64
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		addr, fn, file, line, ok := parseFrameComment(sc.Bytes())
+		if !ok {
+			prev = 0
+			continue
+		}
+		if _, done := lines[addr]; done && addr != prev {
+			continue // seen in an earlier stack
+		}
+		f := funcs[[2]string{fn, file}]
+		if f == nil {
+			f = &profile.Function{ID: uint64(len(p.Function) + 1), Name: fn, SystemName: fn, Filename: file}
+			funcs[[2]string{fn, file}] = f
+			p.Function = append(p.Function, f)
+		}
+		lines[addr] = append(lines[addr], profile.Line{Function: f, Line: line})
+		prev = addr
+	}
+	if len(lines) == 0 {
+		return
+	}
+	for _, loc := range p.Location {
+		if l, ok := lines[loc.Address]; ok && len(loc.Line) == 0 {
+			loc.Line = l
+		}
+	}
+	for _, m := range p.Mapping {
+		m.HasFunctions, m.HasFilenames, m.HasLineNumbers = true, true, true
+	}
+}
+
+// parseFrameComment parses "#\t0xADDR\tFUNC+0xOFF\tFILE:LINE".
+func parseFrameComment(b []byte) (addr uint64, fn, file string, line int64, ok bool) {
+	rest, found := bytes.CutPrefix(b, []byte("#\t0x"))
+	if !found {
+		return 0, "", "", 0, false
+	}
+	fields := strings.FieldsFunc(string(rest), func(r rune) bool { return r == '\t' })
+	if len(fields) != 3 {
+		return 0, "", "", 0, false
+	}
+	addr, err := strconv.ParseUint(fields[0], 16, 64)
+	if err != nil {
+		return 0, "", "", 0, false
+	}
+	fn = fields[1]
+	if i := strings.LastIndex(fn, "+0x"); i > 0 {
+		fn = fn[:i]
+	}
+	i := strings.LastIndexByte(fields[2], ':')
+	if i <= 0 {
+		return 0, "", "", 0, false
+	}
+	line, err = strconv.ParseInt(fields[2][i+1:], 10, 64)
+	if err != nil || line < 0 || fn == "" {
+		return 0, "", "", 0, false
+	}
+	return addr, fn, fields[2][:i], line, true
+}
