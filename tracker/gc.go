@@ -55,15 +55,16 @@ func attachObject[T any](h Handle, obj *T, force bool) {
 		fl |= recWatch
 	}
 	// Publish the entry before the flag: release reads the flag, then the
-	// entry.
+	// entry. A record with flags is never recycled, so the record is a
+	// stable key from then on.
 	x.objects.Store(h.rec, e)
 	if cl {
 		// The cleanup's argument is the record, which never refers to obj.
-		e.cleanup = runtime.AddCleanup(obj, collectRecord, h.rec)
+		e.cleanup = runtime.AddCleanup(obj, collectRecord, recRef{h.rec, h.id})
 		fl |= recCleanup
 	}
 	_, b := lockOwner(h.rec)
-	if h.rec.released {
+	if h.rec.id != h.id || h.rec.released {
 		// Released before we got here; nothing to watch.
 		b.mu.Unlock()
 		x.objects.Delete(h.rec)
@@ -75,12 +76,19 @@ func attachObject[T any](h Handle, obj *T, force bool) {
 	runtime.KeepAlive(obj)
 }
 
+// recRef names one resource of a record: the record and the id it had then.
+type recRef struct {
+	rec *record
+	id  uint64
+}
+
 // collectRecord is the cleanup of a tracked object: it runs on a runtime
 // goroutine after the object became unreachable. A record the program
 // released first is left alone; otherwise it is closed and reported.
-func collectRecord(rec *record) {
+func collectRecord(ref recRef) {
+	rec := ref.rec
 	o, b := lockOwner(rec)
-	if rec.released {
+	if rec.id != ref.id || rec.released {
 		b.mu.Unlock()
 		return
 	}
@@ -94,7 +102,7 @@ func collectRecord(rec *record) {
 	now := time.Now()
 	u := Unreleased{Record: r.info(rec, o, Collected, now), Collected: now}
 	if r.creatorSet.Load() {
-		r.creators.Delete(rec)
+		r.creators.Delete(rec.id)
 	}
 	r.noteUnreleased(u)
 	if o.stopped.Load() {

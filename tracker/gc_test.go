@@ -287,3 +287,16 @@ func mustListen(t *testing.T) net.Listener {
 	}
 	return l
 }
+
+// An unreleased finding keeps the record's creator, so that a test helper can
+// attribute it.
+func TestUnreleasedKeepsCreator(t *testing.T) {
+	r := New(WithCleanups(true))
+	r.SetCreatorFunc(func() string { return t.Name() })
+	openAndForget(t, r, nil, tempFile(t))
+	r.SetCreatorFunc(nil)
+	gcUntil(t, func() bool { _, n := r.Unreleased(); return n == 1 }, "the forgotten file to be collected")
+	if u, _ := r.Unreleased(); u[0].Record.Creator != t.Name() {
+		t.Fatalf("unreleased record's creator = %q, want %q", u[0].Record.Creator, t.Name())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Errors returned by Release, Move and Stop. Each misuse is also recorded in
@@ -25,16 +26,22 @@ const DefaultMaxMisuse = 1000
 // Records are kept in their owner session, sharded for the root, so tracking
 // and releasing cost about a map insert and a map delete under a short lock.
 type Registry struct {
+	// Read by every Track and Release, written seldom.
 	stackEvery atomic.Int64 // StackMode.Every
-	maxMisuse  int
-	stacks     *stackTable
-	nextID     atomic.Uint64
-	moves      atomic.Uint64 // counts Move calls, so Snapshot can tell when to de-duplicate
 	root       *Session
 	base       time.Time // creation times are kept as monotonic offsets from base
 	creator    atomic.Pointer[func() string]
-	creatorSet atomic.Bool // a creator func was ever set: creators may hold entries
-	creators   sync.Map    // *record -> string
+	creatorSet atomic.Bool  // a creator func was ever set: creators may hold entries
+	listing    atomic.Int32 // live is reading records outside their buckets' locks
+	stacks     *stackTable
+	maxMisuse  int
+	creators   sync.Map // record id -> string
+
+	// Written by every Track: alone in its cache line, so that other cores
+	// keep the fields above in theirs.
+	_      [64]byte
+	nextID atomic.Uint64
+	_      [56]byte
 
 	mu          sync.Mutex            // guards the fields below
 	sessions    map[*Session]struct{} // live sessions, and stopped ones that still own records
@@ -96,6 +103,15 @@ func (r *Registry) SetCreatorFunc(f func() string) {
 	r.creator.Store(&f)
 }
 
+// CreatorFunc returns the func installed by SetCreatorFunc, or nil, so that a
+// test helper can restore what it replaced.
+func (r *Registry) CreatorFunc() func() string {
+	if f := r.creator.Load(); f != nil {
+		return *f
+	}
+	return nil
+}
+
 // StackMode reports when the registry captures acquisition stacks.
 func (r *Registry) StackMode() StackMode { return StackMode{Every: int(r.stackEvery.Load())} }
 
@@ -104,18 +120,25 @@ func (r *Registry) StackMode() StackMode { return StackMode{Every: int(r.stackEv
 func (r *Registry) SetStackMode(m StackMode) { r.stackEvery.Store(int64(m.Every)) }
 
 // record is one tracked resource, linked into its owner's bucket. Its owner may
-// change (Move); prev, next and released are written under the lock of the
-// bucket that holds it.
+// change (Move); prev, next and every other field are written under the lock
+// of the bucket that holds it, and owner is also read without it (lockOwner).
+//
+// Records released from the root are recycled through their bucket's free
+// list, so one record may carry several resources in turn, each under a new
+// id: code that reads a record outside its bucket's lock must know it cannot
+// be recycled meanwhile (see Handle.release and Registry.live), and a Handle
+// checks the id.
 type record struct {
 	id         uint64
 	kind       Kind
 	label      string
 	owner      atomic.Pointer[Session]
-	prev, next *record
-	created    int64 // nanoseconds since the registry's base
+	prev, next *record // bucket list; next also links the free list
+	created    int64   // nanoseconds since the registry's base
 	stack      int32
+	home       uint16 // its bucket in the root, fixed for the record's life
 	released   bool
-	flags      uint8 // recCleanup, recWatch, recCollected (checks.go); fits in padding
+	flags      uint8 // recCleanup, recWatch, recCollected (checks.go)
 }
 
 func (rec *record) state() State {
@@ -127,9 +150,15 @@ func (rec *record) state() State {
 
 // Handle refers to one tracked record. The zero Handle is invalid; releasing it
 // is recorded as misuse.
+//
+// A Handle keeps the record's id, kind and label: after release the record's
+// memory may carry another resource, and the id tells the two apart.
 type Handle struct {
-	rec *record
-	reg *Registry
+	rec   *record
+	reg   *Registry
+	id    uint64
+	kind  Kind
+	label string
 }
 
 // Track records that owner now holds a resource of kind, described by label.
@@ -140,49 +169,109 @@ func (r *Registry) Track(kind Kind, owner *Session, label string) Handle {
 }
 
 // track is Track with skip extra frames hidden from the acquisition stack.
+// Everything but the common case is in functions of its own, which keeps
+// this one's frame small.
 func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Handle {
 	if owner == nil {
 		owner = r.root
 	}
 	r = owner.reg
-	rec := &record{
-		id:      r.nextID.Add(1),
-		kind:    kind,
-		label:   label,
-		created: int64(time.Since(r.base)),
+	var stack int32
+	if r.stackEvery.Load() != 0 {
+		stack = r.sampleStack(skip + 1)
 	}
-	if (StackMode{Every: int(r.stackEvery.Load())}).want() {
-		rec.stack = int32(r.stacks.capture(skip + 1))
+	id := r.nextID.Add(1)
+	created := int64(time.Since(r.base))
+	if r.creator.Load() != nil {
+		r.noteCreator(id)
 	}
-	if f := r.creator.Load(); f != nil {
-		r.creators.Store(rec, (*f)())
-	}
-	rec.owner.Store(owner)
-	b := owner.bucket(rec.id)
+	home := shardHint() & uint(len(r.root.buckets)-1)
+	b := &owner.buckets[home&uint(len(owner.buckets)-1)]
 	b.mu.Lock()
+	rec := b.free
+	if rec != nil {
+		// Only root buckets hold free records, of that bucket, owned by
+		// the root.
+		b.free = rec.next
+		b.nfree--
+	} else {
+		rec = newRecord(owner, home)
+	}
+	rec.id = id
+	rec.kind = kind
+	rec.label = label
+	rec.created = created
+	rec.stack = stack
+	rec.released = false
+	rec.flags = 0
 	b.link(rec)
 	b.mu.Unlock()
 	if owner.stopped.Load() {
-		r.noteStoppedOwner(owner)
-		r.recordMisuse(TrackUnderStopped, rec, owner, Live, 1)
+		r.trackedUnderStopped(rec, owner, skip+1)
 	}
-	return Handle{rec: rec, reg: r}
+	return Handle{rec: rec, reg: r, id: id, kind: kind, label: label}
 }
+
+// sampleStack captures the acquisition stack when the stack mode asks for
+// it, skipping skip frames above sampleStack's caller. It calls
+// runtime.Callers itself: every frame between costs the unwinder time.
+//
+//go:noinline
+func (r *Registry) sampleStack(skip int) int32 {
+	if !r.StackMode().want() {
+		return 0
+	}
+	var buf [maxStackDepth]uintptr
+	n := runtime.Callers(skip+2, buf[:])
+	return int32(r.stacks.intern(buf[:n]))
+}
+
+// noteCreator names the creator of record id with the creator func.
+//
+//go:noinline
+func (r *Registry) noteCreator(id uint64) {
+	if f := r.creator.Load(); f != nil {
+		r.creators.Store(id, (*f)())
+	}
+}
+
+// newRecord allocates a record for owner whose root bucket is home.
+func newRecord(owner *Session, home uint) *record {
+	rec := &record{home: uint16(home)}
+	rec.owner.Store(owner)
+	return rec
+}
+
+// trackedUnderStopped reports rec, just tracked under owner, which has
+// stopped, with the stack above skip frames. rec cannot be recycled
+// meanwhile: only records released from the root are.
+//
+//go:noinline
+func (r *Registry) trackedUnderStopped(rec *record, owner *Session, skip int) {
+	r.noteStoppedOwner(owner)
+	r.recordMisuse(TrackUnderStopped, r.info(rec, owner, Live, time.Now()), skip+1)
+}
+
+// maxFree bounds each root bucket's free list: enough to absorb churn, little
+// enough that a burst of releases does not pin memory.
+const maxFree = 64
 
 // retire marks rec released and hands it to the root, so that a released
 // record (and any Handle to it) no longer keeps its former owner session
 // reachable. The caller holds the lock of the bucket rec was unlinked from.
 func (r *Registry) retire(rec *record) {
 	rec.released = true
-	rec.owner.Store(r.root)
+	if rec.owner.Load() != r.root {
+		rec.owner.Store(r.root)
+	}
 }
 
-// lockOwner locks the bucket holding rec and returns its owner and bucket. The
-// owner cannot change while the bucket is locked.
+// lockOwner locks the bucket holding rec and returns its owner and bucket.
+// The owner cannot change while the bucket is locked.
 func lockOwner(rec *record) (*Session, *bucket) {
 	for {
 		o := rec.owner.Load()
-		b := o.bucket(rec.id)
+		b := o.bucket(rec)
 		b.mu.Lock()
 		if rec.owner.Load() == o {
 			return o, b
@@ -194,41 +283,94 @@ func lockOwner(rec *record) (*Session, *bucket) {
 // Release records that the resource was given back. Releasing twice returns
 // ErrReleased; releasing after the owner stopped succeeds; both are recorded
 // as misuse.
-func (h Handle) Release() error {
-	if h.rec == nil {
-		if h.reg != nil {
-			h.reg.recordMisuse(ReleaseZeroHandle, &record{}, nil, "", 1)
+func (h Handle) Release() error { return h.release(1) }
+
+func (h Handle) release(skip int) error {
+	r, rec := h.reg, h.rec
+	if rec == nil {
+		if r != nil {
+			r.recordMisuse(ReleaseZeroHandle, Record{}, skip+1)
 		}
 		return ErrZeroHandle
 	}
-	return h.release(1)
-}
-
-func (h Handle) release(skip int) error {
-	o, b := lockOwner(h.rec)
-	if h.rec.released {
-		collected := h.rec.flags&recCollected != 0
+	o := rec.owner.Load()
+	b := o.bucket(rec)
+	b.mu.Lock()
+	if rec.owner.Load() != o { // moved meanwhile
 		b.mu.Unlock()
-		if !collected { // the collector got there first: reported as unreleased
-			h.reg.recordMisuse(DoubleRelease, h.rec, o, Released, skip+1)
+		o, b = lockOwner(rec)
+	}
+	if rec.id != h.id || rec.released {
+		return h.releasedTwice(o, b, skip+1)
+	}
+	b.unlink(rec)
+	rec.released = true
+	fl := rec.flags
+	if o == r.root {
+		// The root never stops, so there is nothing more to report: the
+		// record may be recycled, and must not be read after unlocking.
+		if fl == 0 && b.nfree < maxFree && r.listing.Load() == 0 {
+			rec.label = "" // do not pin the label's memory
+			rec.next = b.free
+			b.free = rec
+			b.nfree++
 		}
-		return ErrReleased
+	} else {
+		rec.owner.Store(r.root)
 	}
-	b.unlink(h.rec)
-	h.reg.retire(h.rec)
-	fl := h.rec.flags
 	b.mu.Unlock()
-	if fl != 0 {
-		h.reg.releasedObject(h.rec, o, fl)
-	}
-	if h.reg.creatorSet.Load() {
-		h.reg.creators.Delete(h.rec)
-	}
-	if o.stopped.Load() {
-		h.reg.recordMisuse(ReleaseAfterStop, h.rec, o, Released, skip+1)
-		h.reg.forgetIfEmpty(o)
+	if fl != 0 || r.creatorSet.Load() || o.stopped.Load() {
+		h.afterRelease(o, fl, skip+1)
 	}
 	return nil
+}
+
+// releasedTwice reports the release of a record that is no longer live; the
+// caller holds b, the lock of the record's bucket, owned by o.
+//
+//go:noinline
+func (h Handle) releasedTwice(o *Session, b *bucket, skip int) error {
+	if h.rec.id == h.id && h.rec.flags&recCollected != 0 {
+		// The collector got there first: reported as unreleased.
+		b.mu.Unlock()
+		return ErrReleased
+	}
+	info := h.staleInfo(o)
+	b.mu.Unlock()
+	h.reg.recordMisuse(DoubleRelease, info, skip+1)
+	return ErrReleased
+}
+
+// afterRelease does what release of h from o leaves to the uncommon cases:
+// forget the creator, end the checks of a tracked object (fl holds the
+// record's flags), report a release after the owner stopped.
+//
+//go:noinline
+func (h Handle) afterRelease(o *Session, fl uint8, skip int) {
+	r := h.reg
+	if r.creatorSet.Load() {
+		r.creators.Delete(h.id)
+	}
+	if fl != 0 {
+		r.releasedObject(h.rec, o, fl) // not recycled: fl != 0
+	}
+	if o.stopped.Load() {
+		// Not recycled: o is not the root, which never stops.
+		r.recordMisuse(ReleaseAfterStop, r.info(h.rec, o, Released, time.Now()), skip+1)
+		r.forgetIfEmpty(o)
+	}
+}
+
+// staleInfo describes h's record for a misuse report when it is no longer
+// live; the caller holds the lock of the bucket of h.rec, owned by o. A record
+// already recycled for another resource is described from the Handle alone.
+func (h Handle) staleInfo(o *Session) Record {
+	if h.rec.id != h.id {
+		return Record{ID: h.id, Kind: h.kind, Label: h.label, State: Released}
+	}
+	info := h.reg.info(h.rec, o, Released, time.Now())
+	info.Kind, info.Label = h.kind, h.label // a free record's label is cleared
+	return info
 }
 
 // Move hands the resource to another owner (nil is the root), as when a pool
@@ -240,69 +382,65 @@ func (h Handle) Move(to *Session) error {
 	if to == nil {
 		to = h.reg.root
 	}
-	h.reg.moves.Add(1)
 	for {
 		from := h.rec.owner.Load()
-		if from == to {
-			return nil
-		}
-		bf, bt := from.bucket(h.rec.id), to.bucket(h.rec.id)
+		bf, bt := from.bucket(h.rec), to.bucket(h.rec)
 		first, second := bf, bt
 		if to.rec.id < from.rec.id {
 			first, second = bt, bf
 		}
 		first.mu.Lock()
-		second.mu.Lock()
-		if h.rec.owner.Load() != from {
-			second.mu.Unlock()
+		if second != first {
+			second.mu.Lock()
+		}
+		unlock := func() {
+			if second != first {
+				second.mu.Unlock()
+			}
 			first.mu.Unlock()
+		}
+		if h.rec.owner.Load() != from {
+			unlock()
 			continue
 		}
-		if h.rec.released {
-			second.mu.Unlock()
-			first.mu.Unlock()
-			h.reg.recordMisuse(DoubleRelease, h.rec, from, Released, 1)
+		if h.rec.id != h.id || h.rec.released {
+			info := h.staleInfo(from)
+			unlock()
+			h.reg.recordMisuse(DoubleRelease, info, 1)
 			return ErrReleased
+		}
+		if from == to {
+			unlock()
+			return nil
 		}
 		bf.unlink(h.rec)
 		bt.link(h.rec)
 		h.rec.owner.Store(to)
-		second.mu.Unlock()
-		first.mu.Unlock()
+		var info Record
+		if to.stopped.Load() {
+			info = h.reg.info(h.rec, to, Live, time.Now())
+		}
+		unlock()
 		if from.stopped.Load() {
 			h.reg.forgetIfEmpty(from)
 		}
 		if to.stopped.Load() {
 			h.reg.noteStoppedOwner(to)
-			h.reg.recordMisuse(MoveToStopped, h.rec, to, Live, 1)
+			info.OwnerStopped = true
+			h.reg.recordMisuse(MoveToStopped, info, 1)
 		}
 		return nil
 	}
 }
 
 // ID returns the record's id, unique within its registry; 0 for the zero Handle.
-func (h Handle) ID() uint64 {
-	if h.rec == nil {
-		return 0
-	}
-	return h.rec.id
-}
+func (h Handle) ID() uint64 { return h.id }
 
 // Kind returns the record's kind.
-func (h Handle) Kind() Kind {
-	if h.rec == nil {
-		return ""
-	}
-	return h.rec.kind
-}
+func (h Handle) Kind() Kind { return h.kind }
 
 // Label returns the record's label.
-func (h Handle) Label() string {
-	if h.rec == nil {
-		return ""
-	}
-	return h.rec.label
-}
+func (h Handle) Label() string { return h.label }
 
 // Live reports whether the record is still tracked.
 func (h Handle) Live() bool {
@@ -311,25 +449,30 @@ func (h Handle) Live() bool {
 	}
 	_, b := lockOwner(h.rec)
 	defer b.mu.Unlock()
-	return !h.rec.released
+	return h.rec.id == h.id && !h.rec.released
 }
 
-// Owner returns the session that holds the record now.
+// Owner returns the session that holds the record now; the root once it is
+// released.
 func (h Handle) Owner() *Session {
 	if h.rec == nil {
 		return nil
 	}
-	return h.rec.owner.Load()
+	o, b := lockOwner(h.rec)
+	defer b.mu.Unlock()
+	if h.rec.id != h.id {
+		return h.reg.root
+	}
+	return o
 }
 
-// recordMisuse keeps a misuse event with the stack of the code that caused it,
-// skipping skip frames above recordMisuse's caller.
-func (r *Registry) recordMisuse(kind MisuseKind, rec *record, owner *Session, state State, skip int) {
-	now := time.Now()
+// recordMisuse keeps a misuse event about rec with the stack of the code that
+// caused it, skipping skip frames above recordMisuse's caller.
+func (r *Registry) recordMisuse(kind MisuseKind, rec Record, skip int) {
 	m := Misuse{
 		Kind:    kind,
-		Time:    now,
-		Record:  r.info(rec, owner, state, now),
+		Time:    time.Now(),
+		Record:  rec,
 		StackID: r.stacks.capture(skip + 1),
 	}
 	r.mu.Lock()
@@ -345,7 +488,7 @@ func (r *Registry) recordMisuse(kind MisuseKind, rec *record, owner *Session, st
 
 // info describes rec, in state, as a Record at time now; owner may be nil for a
 // record that has none. The caller passes the state it read under the record's
-// bucket lock.
+// bucket lock, and holds that lock unless rec cannot be recycled.
 func (r *Registry) info(rec *record, owner *Session, state State, now time.Time) Record {
 	created := r.base.Add(time.Duration(rec.created))
 	out := Record{
@@ -359,7 +502,7 @@ func (r *Registry) info(rec *record, owner *Session, state State, now time.Time)
 		Stack:   r.stacks.frames(int(rec.stack)),
 	}
 	if r.creatorSet.Load() {
-		if c, ok := r.creators.Load(rec); ok {
+		if c, ok := r.creators.Load(rec.id); ok {
 			out.Creator = c.(string)
 		}
 	}
@@ -401,12 +544,26 @@ func (r *Registry) allSessions() []*Session {
 	return out
 }
 
-// rootBuckets is the number of shards of the root session: enough that cores
-// rarely meet on one lock.
+// rootBuckets is the number of shards of the root session: enough that the
+// goroutines running at one time rarely pick the same one (see shardHint),
+// and no more than record.home can number.
 func rootBuckets() int {
-	n := 8
-	for n < 4*runtime.GOMAXPROCS(0) {
+	n := 32
+	for n < 16*runtime.GOMAXPROCS(0) && n < 1<<16 {
 		n *= 2
 	}
 	return n
+}
+
+// shardHint returns a number that stays the same for the calling goroutine
+// at about one stack depth, and most likely differs between goroutines: the
+// address of a local variable, hashed. Goroutine stacks do not overlap, so
+// goroutines running at once mostly pick different root buckets without any
+// shared counter, and each keeps its bucket's lock and free records in its
+// core's cache. A hint is only a hint: a goroutine whose stack moved, or two
+// that collide, merely share or change buckets.
+func shardHint() uint {
+	var x byte
+	a := uint64(uintptr(unsafe.Pointer(&x))) >> 10
+	return uint((a * 0x9e3779b97f4a7c15) >> 48)
 }

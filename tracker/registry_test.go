@@ -1,8 +1,10 @@
 package tracker
 
 import (
+	"cmp"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"weak"
@@ -59,11 +61,15 @@ func TestTrackReleaseCountsUnderChurn(t *testing.T) {
 	<-done
 
 	wantLive := workers*((perWorker+keep-1)/keep) + 2 // + the two sessions
+	left := r.Leftovers()
+	if !slices.IsSortedFunc(left, func(a, b Record) int { return cmp.Compare(a.ID, b.ID) }) {
+		t.Fatal("leftovers are not in id order")
+	}
 	if got := r.Len(); got != wantLive {
 		t.Fatalf("Len() = %d, want %d", got, wantLive)
 	}
 	byKind := map[Kind]int{}
-	for _, rec := range r.Leftovers() {
+	for _, rec := range left {
 		byKind[rec.Kind]++
 	}
 	if byKind["conn"] != wantLive-2 || byKind[KindSession] != 2 {
@@ -305,7 +311,13 @@ func TestStacksAreStoredOnce(t *testing.T) {
 
 func TestCreatorFunc(t *testing.T) {
 	r := New()
+	if r.CreatorFunc() != nil {
+		t.Fatal("a new registry has a creator func")
+	}
 	r.SetCreatorFunc(func() string { return "TestCreatorFunc" })
+	if f := r.CreatorFunc(); f == nil || f() != "TestCreatorFunc" {
+		t.Fatal("CreatorFunc does not return the func set")
+	}
 	h := r.Track("x", nil, "")
 	r.SetCreatorFunc(nil)
 	r.Track("x", nil, "no creator")
@@ -314,7 +326,7 @@ func TestCreatorFunc(t *testing.T) {
 		t.Fatalf("creators = %q, %q", recs[0].Creator, recs[1].Creator)
 	}
 	h.Release()
-	if _, ok := r.creators.Load(h.rec); ok {
+	if _, ok := r.creators.Load(h.id); ok {
 		t.Fatal("creator kept after release")
 	}
 }
@@ -343,5 +355,130 @@ func TestReleasedHandleDoesNotRetainOwner(t *testing.T) {
 	}
 	if err := h.Release(); !errors.Is(err, ErrReleased) {
 		t.Fatalf("second release: %v", err)
+	}
+}
+
+// A released record is recycled for the next resource. The stale Handle must
+// see that its resource is gone: releasing or moving it again is misuse that
+// names the old resource, and leaves the new one alone.
+func TestStaleHandleAfterRecycling(t *testing.T) {
+	r := New()
+	s := r.StartSession("s", nil)
+	var old, cur Handle
+	for range 100 { // the same goroutine reuses its bucket's free record
+		old = r.Track(KindFile, nil, "old")
+		if err := old.Release(); err != nil {
+			t.Fatal(err)
+		}
+		cur = r.Track(KindSocket, nil, "new")
+		if cur.rec == old.rec {
+			break
+		}
+		cur.Release()
+	}
+	if cur.rec != old.rec {
+		t.Fatal("released records are not recycled")
+	}
+	if old.Live() || !cur.Live() {
+		t.Fatalf("Live: old %v, new %v", old.Live(), cur.Live())
+	}
+	if old.ID() == cur.ID() || old.Label() != "old" || old.Kind() != KindFile || old.Owner() != r.root {
+		t.Fatalf("stale handle: id %d (new %d), %s %q, owner %v", old.ID(), cur.ID(), old.Kind(), old.Label(), old.Owner())
+	}
+	if err := old.Release(); !errors.Is(err, ErrReleased) {
+		t.Fatalf("stale Release: %v", err)
+	}
+	if err := old.Move(s); !errors.Is(err, ErrReleased) {
+		t.Fatalf("stale Move: %v", err)
+	}
+	if !cur.Live() || cur.Owner() != r.root {
+		t.Fatal("a stale handle released or moved the record's new resource")
+	}
+	snap := r.Snapshot()
+	if snap.MisuseTotal != 2 {
+		t.Fatalf("misuse = %+v, want two double releases", snap.Misuse)
+	}
+	for _, m := range snap.Misuse {
+		if m.Kind != DoubleRelease || m.Record.ID != old.ID() || m.Record.Label != "old" || m.Record.Kind != KindFile {
+			t.Fatalf("misuse %+v does not name the old resource", m)
+		}
+	}
+	if len(snap.Records) != 2 || snap.Records[1].ID != cur.ID() || snap.Records[1].Label != "new" {
+		t.Fatalf("records = %+v, want the session and the new socket", snap.Records)
+	}
+	if err := cur.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Stale handles released concurrently with churn on the same buckets never
+// touch another resource: the counts stay exact and every stale release is
+// reported.
+func TestStaleReleasesUnderChurn(t *testing.T) {
+	r := New()
+	const workers, rounds = 8, 3000
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var stale []Handle
+			for i := range rounds {
+				h := r.Track("conn", nil, "x")
+				if i%3 == 0 && len(stale) > 0 {
+					if err := stale[len(stale)-1].Release(); !errors.Is(err, ErrReleased) {
+						t.Errorf("stale release: %v", err)
+					}
+					stale = stale[:len(stale)-1]
+				}
+				if err := h.Release(); err != nil {
+					t.Errorf("release: %v", err)
+				}
+				stale = append(stale, h)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := r.Len(); n != 0 {
+		t.Fatalf("Len = %d, want 0", n)
+	}
+	if got, want := r.Snapshot().MisuseTotal, workers*((rounds-1)/3); got != want {
+		t.Fatalf("misuse = %d, want %d", got, want)
+	}
+}
+
+// Tracking and releasing under the root does not allocate once records are
+// recycled: the budget is one allocation at most.
+func TestTrackReleaseDoesNotAllocate(t *testing.T) {
+	r := New(WithStacks(StacksOff))
+	if n := testing.AllocsPerRun(1000, func() { r.Track(KindSocket, nil, "conn").Release() }); n != 0 {
+		t.Fatalf("Track+Release allocates %v times", n)
+	}
+}
+
+// Each bucket's list is newest first; mergeRuns must put every run in order,
+// including one disturbed by a concurrent track or a move, and merge them.
+func TestMergeRuns(t *testing.T) {
+	ids := []uint64{
+		9, 5, 1, // a bucket, newest first
+		8, 2, 6, // disturbed: not in any order
+		7, 5, // a record moved during the copy is seen twice
+	}
+	recs := make([]liveRef, len(ids))
+	for i, id := range ids {
+		recs[i].id = id
+	}
+	runs := []liveRun{{0, 3, 0}, {3, 6, 1}, {6, 8, 2}}
+	var got []uint64
+	var owners []int32
+	mergeRuns(recs, runs, func(ref liveRef, owner int32) {
+		got = append(got, ref.id)
+		owners = append(owners, owner)
+	})
+	if want := []uint64{1, 2, 5, 5, 6, 7, 8, 9}; !slices.Equal(got, want) {
+		t.Fatalf("merged %v, want %v", got, want)
+	}
+	if want := []int32{0, 1}; !slices.Equal(owners[:2], want) || owners[len(owners)-1] != 0 {
+		t.Fatalf("owners %v do not follow their runs", owners)
 	}
 }

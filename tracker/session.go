@@ -26,13 +26,16 @@ type Session struct {
 }
 
 // bucket is one shard of a session's records: a doubly linked list, so adding
-// and removing cost a few pointer writes. It is padded so neighbouring locks do
-// not share a cache line.
+// and removing cost a few pointer writes. Root buckets also keep a short list
+// of released records to recycle, so that churn does not allocate. It is
+// padded so neighbouring locks do not share a cache line.
 type bucket struct {
-	mu   sync.Mutex
-	head *record
-	n    int
-	_    [40]byte
+	mu    sync.Mutex
+	head  *record
+	free  *record // released records, linked by next (root buckets only)
+	n     int
+	nfree int
+	_     [24]byte
 }
 
 // link adds rec to the bucket; the caller holds mu.
@@ -76,8 +79,10 @@ func newSession(r *Registry, rec *record, parent *Session) *Session {
 	return &Session{reg: r, rec: rec, parent: parent, buckets: make([]bucket, n)}
 }
 
-func (s *Session) bucket(id uint64) *bucket {
-	return &s.buckets[id&uint64(len(s.buckets)-1)]
+// bucket returns the bucket of s that holds rec when s owns it: a session has
+// one, the root one per shard.
+func (s *Session) bucket(rec *record) *bucket {
+	return &s.buckets[int(rec.home)&(len(s.buckets)-1)]
 }
 
 // StartSession starts a session owned by parent (nil is the registry's root).
@@ -98,6 +103,12 @@ func (r *Registry) StartSession(label string, parent *Session) *Session {
 	r.sessions[s] = struct{}{}
 	r.mu.Unlock()
 	return s
+}
+
+// handle returns a Handle to the session's own record, which is never
+// recycled: Stop retires it without freeing it.
+func (s *Session) handle() Handle {
+	return Handle{rec: s.rec, reg: s.reg, id: s.rec.id, kind: s.rec.kind, label: s.rec.label}
 }
 
 // ID returns the session's record id; the root's is 0.
@@ -141,7 +152,7 @@ func (s *Session) Stop() []Record {
 
 func (s *Session) stop(now time.Time, skip int) []Record {
 	if !s.stopped.CompareAndSwap(false, true) {
-		s.reg.recordMisuse(DoubleStop, s.rec, s.Parent(), Released, skip+1)
+		s.reg.recordMisuse(DoubleStop, s.reg.info(s.rec, s.Parent(), Released, now), skip+1)
 		return nil
 	}
 	s.mu.Lock()
@@ -167,13 +178,13 @@ func (s *Session) stop(now time.Time, skip int) []Record {
 	parent := s.parent
 	s.mu.Unlock()
 	if parent != nil {
-		pb := parent.bucket(s.rec.id)
+		pb := parent.bucket(s.rec)
 		pb.mu.Lock()
 		pb.unlink(s.rec)
 		s.reg.retire(s.rec)
 		pb.mu.Unlock()
 		if s.reg.creatorSet.Load() {
-			s.reg.creators.Delete(s.rec)
+			s.reg.creators.Delete(s.rec.id)
 		}
 		parent.mu.Lock()
 		delete(parent.children, s)
@@ -198,7 +209,7 @@ func (s *Session) SetParent(parent *Session) error {
 		return ErrStopped
 	}
 	old := s.Parent()
-	if err := (Handle{rec: s.rec, reg: s.reg}).Move(parent); err != nil {
+	if err := s.handle().Move(parent); err != nil {
 		return err
 	}
 	old.mu.Lock()

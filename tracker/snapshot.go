@@ -155,13 +155,14 @@ type Misuse struct {
 func (r *Registry) Snapshot() *Snapshot {
 	now := time.Now()
 	s := &Snapshot{
-		Schema:  SchemaVersion,
-		Time:    now,
-		PID:     os.Getpid(),
-		Program: filepath.Base(os.Args[0]),
-		Stacks:  r.StackMode().String(),
-		Records: r.live(now),
+		Schema:     SchemaVersion,
+		Time:       now,
+		PID:        os.Getpid(),
+		Program:    filepath.Base(os.Args[0]),
+		Stacks:     r.StackMode().String(),
+		StackTable: make(map[int][]Frame),
 	}
+	s.Records = r.live(now, s.StackTable)
 	r.mu.Lock()
 	s.MisuseTotal = r.misuseTotal
 	s.Misuse = make([]Misuse, 0, len(r.misuse))
@@ -169,12 +170,6 @@ func (r *Registry) Snapshot() *Snapshot {
 	s.Misuse = append(s.Misuse, r.misuse[:r.misuseNext]...)
 	r.mu.Unlock()
 
-	s.StackTable = make(map[int][]Frame)
-	for _, rec := range s.Records {
-		if rec.StackID != 0 {
-			s.StackTable[rec.StackID] = rec.Stack
-		}
-	}
 	for i, m := range s.Misuse {
 		s.Misuse[i].Stack = r.stacks.frames(m.StackID)
 		for _, id := range []int{m.StackID, m.Record.StackID} {
@@ -192,7 +187,7 @@ func (r *Registry) Snapshot() *Snapshot {
 // are marked OwnerStopped; they are leftovers for certain. At shutdown every
 // one of them is a leak.
 func (r *Registry) Leftovers() []Record {
-	return r.live(time.Now())
+	return r.live(time.Now(), nil)
 }
 
 // Len returns how many records are live, sessions included.
@@ -204,30 +199,154 @@ func (r *Registry) Len() int {
 	return n
 }
 
-// live lists every live record, ordered by id (creation order). Records are
-// read bucket by bucket: one tracked or released meanwhile may or may not be
-// listed, and one moved meanwhile is listed once.
-func (r *Registry) live(now time.Time) []Record {
-	type owned struct {
-		id    uint64 // copied from rec so sorting does not chase pointers
-		rec   *record
-		owner *Session
-	}
-	moves := r.moves.Load()
+// live lists every live record, ordered by id (creation order), and adds the
+// stacks they refer to to stacks when it is not nil. Records are read bucket
+// by bucket: one tracked or released meanwhile may or may not be listed, and
+// one moved meanwhile is listed once.
+func (r *Registry) live(now time.Time, stacks map[int][]Frame) []Record {
+	// Records listed here are read after their bucket is unlocked: keep
+	// released ones from being recycled until the end (see Handle.release).
+	r.listing.Add(1)
+	defer r.listing.Add(-1)
+
 	sessions := r.allSessions()
-	recs := make([]owned, 0, r.Len())
+	n, nb := 0, 0
 	for _, s := range sessions {
-		s.each(func(rec *record) { recs = append(recs, owned{rec.id, rec, s}) })
+		n += s.count()
+		nb += len(s.buckets)
 	}
-	// Sort the small pairs, not the large Records; ids never change.
-	slices.SortFunc(recs, func(a, b owned) int { return cmp.Compare(a.id, b.id) })
-	if r.moves.Load() != moves {
-		recs = slices.CompactFunc(recs, func(a, b owned) bool { return a.rec == b.rec })
+	// Records tracked between the count and the copy are listed too; a
+	// little room spares a reallocation of the largest slice.
+	recs := make([]liveRef, 0, n+n/64+16)
+	runs := make([]liveRun, 0, nb)
+	for si, s := range sessions {
+		for i := range s.buckets {
+			b := &s.buckets[i]
+			start := len(recs)
+			b.mu.Lock()
+			for rec := b.head; rec != nil; rec = rec.next {
+				recs = append(recs, liveRef{rec.id, rec})
+			}
+			b.mu.Unlock()
+			if len(recs) > start {
+				runs = append(runs, liveRun{start, len(recs), int32(si)})
+			}
+		}
 	}
+
+	// What every record of one owner shares is computed once.
+	type ownerInfo struct {
+		id      uint64
+		label   string
+		stopped bool
+	}
+	owners := make([]ownerInfo, len(sessions))
+	for i, s := range sessions {
+		owners[i] = ownerInfo{s.rec.id, s.rec.label, s.stopped.Load()}
+	}
+	withCreators := r.creatorSet.Load()
+	var frames [][]Frame // by stack id, filled on first use
+	nowOff := now.Sub(r.base)
 	out := make([]Record, len(recs))
-	for i, o := range recs {
-		// Listed records are live: released ones leave their bucket.
-		out[i] = r.info(o.rec, o.owner, Live, now)
+	k := 0
+	last := uint64(0)
+	mergeRuns(recs, runs, func(ref liveRef, owner int32) {
+		if ref.id == last {
+			return // moved during the copy, and seen in both buckets
+		}
+		last = ref.id
+		rec, o := ref.rec, &owners[owner]
+		// Field by field into zeroed memory: zero fields cost nothing.
+		x := &out[k]
+		k++
+		x.ID = ref.id
+		x.Kind = rec.kind
+		x.Label = rec.label
+		x.Owner = o.id
+		x.OwnerLabel = o.label
+		x.Created = r.base.Add(time.Duration(rec.created))
+		x.Age = nowOff - time.Duration(rec.created)
+		x.State = Live
+		x.OwnerStopped = o.stopped
+		if withCreators {
+			if c, ok := r.creators.Load(ref.id); ok {
+				x.Creator = c.(string)
+			}
+		}
+		if id := int(rec.stack); id != 0 {
+			x.StackID = id
+			if id >= len(frames) {
+				frames = append(frames, make([][]Frame, id+1-len(frames))...)
+			}
+			if frames[id] == nil {
+				frames[id] = r.stacks.frames(id)
+				if stacks != nil {
+					stacks[id] = frames[id]
+				}
+			}
+			x.Stack = frames[id]
+		}
+	})
+	return out[:k]
+}
+
+// liveRef is a record as live finds it, with its id copied so that ordering
+// does not chase pointers.
+type liveRef struct {
+	id  uint64
+	rec *record
+}
+
+// liveRun is one bucket's records in live's list: recs[start:end], owned by
+// sessions[owner].
+type liveRun struct {
+	start, end int
+	owner      int32
+}
+
+// mergeRuns calls fn for every entry of recs in ascending id order. Each run
+// is a bucket's list, newest first: nearly descending, since a bucket links
+// each record at its head. Each run is put in ascending order, then the runs
+// are merged, which costs far less than sorting the whole.
+func mergeRuns(recs []liveRef, runs []liveRun, fn func(ref liveRef, owner int32)) {
+	byID := func(a, b liveRef) int { return cmp.Compare(a.id, b.id) }
+	for _, run := range runs {
+		rs := recs[run.start:run.end]
+		slices.Reverse(rs)
+		if !slices.IsSortedFunc(rs, byID) {
+			// Tracked concurrently, or moved in: rare.
+			slices.SortFunc(rs, byID)
+		}
 	}
-	return out
+	// A min-heap of runs, keyed by the id of the next entry of each.
+	h := slices.Clone(runs)
+	less := func(a, b int) bool { return recs[h[a].start].id < recs[h[b].start].id }
+	down := func(i int) {
+		for {
+			m, l := i, 2*i+1
+			if l < len(h) && less(l, m) {
+				m = l
+			}
+			if l+1 < len(h) && less(l+1, m) {
+				m = l + 1
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for len(h) > 0 {
+		fn(recs[h[0].start], h[0].owner)
+		h[0].start++
+		if h[0].start == h[0].end {
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		down(0)
+	}
 }

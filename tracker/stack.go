@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // maxStackDepth bounds how many frames an acquisition stack keeps.
@@ -126,17 +127,11 @@ func (t *stackTable) intern(pcs []uintptr) int {
 	return id
 }
 
+// hash hashes the program counters as the bytes they are stored in, in one
+// call: a stack is hashed on every capture, so this is on the hot path.
 func (t *stackTable) hash(pcs []uintptr) uint64 {
-	var h maphash.Hash
-	h.SetSeed(t.seed)
-	var b [8]byte
-	for _, pc := range pcs {
-		for i := range b {
-			b[i] = byte(pc >> (8 * i))
-		}
-		h.Write(b[:])
-	}
-	return h.Sum64()
+	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(pcs))), len(pcs)*int(unsafe.Sizeof(pcs[0])))
+	return maphash.Bytes(t.seed, b)
 }
 
 // find returns the id of pcs among the ids with hash h; the caller holds mu.
