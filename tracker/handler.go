@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,23 +27,32 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	path := req.URL.Path
 	switch {
 	case strings.HasSuffix(path, "/snapshot.json"):
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
+		// Encoded whole before the first byte is sent, so that a failure
+		// can still be an error status; a client that goes away mid-body
+		// is nobody's to tell.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(r.Snapshot()); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
 		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(buf.Bytes())
 	case strings.Contains(path, "/profile/"):
 		name := path[strings.LastIndex(path, "/profile/")+len("/profile/"):]
 		kind := Kind(name)
 		if name == "all" {
 			kind = ""
 		}
+		var buf bytes.Buffer
+		if err := r.WriteProfile(&buf, kind); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", profileName(kind)+".pb.gz"))
-		if err := r.WriteProfile(w, kind); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		}
+		w.Write(buf.Bytes())
 	case strings.HasSuffix(path, "/"):
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		r.WriteText(w)
