@@ -119,6 +119,102 @@
 // real descriptors, goroutines and memory, for a bounded number of rounds or
 // until the kernel's context ends.
 //
+// # Pool
+//
+// A Pool keeps sockets alive for reuse, as POE's Client::Keepalive, and lends
+// them as Connections, as its Connection::Keepalive. Sockets are pooled by
+// Key (scheme, address, port, and the "for" triple of a proxy), at most
+// MaxPerHost per key and MaxOpen in all; an idle socket is closed after
+// KeepAlive, and a request that has no socket after Timeout fails.
+//
+// A handler asks with Allocate, on behalf of its session; the answer comes
+// as an event whose argument is a *Response:
+//
+//	k := keepalive.NewKernel()
+//	pool, err := keepalive.NewPool(keepalive.PoolConfig{Registry: k.Registry()})
+//	...
+//	keepalive.EvStart: func(c *keepalive.Context) {
+//		key := keepalive.Key{Address: "127.0.0.1", Port: 7}
+//		pool.Allocate(c, keepalive.Request{Key: key, Event: "connected"})
+//	},
+//	"connected": func(c *keepalive.Context) {
+//		resp := c.Arg(0).(*keepalive.Response)
+//		if resp.Err != nil { // a *PoolError: the step that failed, the errno
+//			return
+//		}
+//		w, err := resp.Conn.Start(c, keepalive.WheelConfig{Input: "line"})
+//		... // and resp.Conn.Free() when done with it
+//	},
+//
+// Code outside the loop calls Get, which waits, and uses the Connection as a
+// net.Conn:
+//
+//	conn, err := pool.Get(ctx, "127.0.0.1:7")
+//	...
+//	conn.Free()
+//
+// An idle socket of the key is handed over at once (CacheImmediate).
+// Otherwise the request waits, first in first out, for a slot to connect or
+// for a socket to be freed (CacheDeferred). At MaxOpen, a request that needs
+// a new connection closes the socket of another key that has been idle
+// longest. The oldest request is always served first, even when that closes
+// an idle socket a younger request could have taken, so a busy key cannot
+// starve the others; a request held back by its own key's limit does not
+// hold up the requests behind it. A session stays alive while its request
+// is pending; Deallocate cancels a request, and its resolve or connect.
+//
+// Free gives the socket back. A wheel started on the Connection is dropped
+// first (the wheel and the pool never watch the socket at once); then the
+// socket is pooled only if it is fit: one with unread data, or whose peer
+// closed or reset it, is closed, with SO_LINGER 0 when data was pending. The
+// pool looks without reading: recv(2) with MSG_PEEK|MSG_DONTWAIT, through
+// the socket's syscall.RawConn. A socket idle for more than a few
+// milliseconds is watched by a goroutine parked in the network poller, as
+// POE watches it with select_read: data, the peer's close, or the end of
+// KeepAlive removes it. A taker stops the watch (a timer not yet fired, or
+// a read deadline that interrupts the goroutine) and looks once more before
+// it hands the socket over, so a socket whose close has arrived is never
+// handed out.
+// Connections a Dial hook wraps (TLS) are watched through their wrapper,
+// which reads what its layer sends on an idle connection (session tickets).
+//
+// A Connection dropped without Free or Close is found by the garbage
+// collector (runtime.AddCleanup): its socket goes back to the pool, its
+// wheel dropped first, and the tracker reports the connection as
+// unreleased, with the stack of the Allocate or Get that asked for it. This
+// is POE's DESTROY, as a diagnosis: free connections explicitly.
+//
+// The pool's tracker session owns its idle sockets (tracker.KindSocket). A
+// lent socket's record moves to its holder, the requesting session or the
+// pool's child session for Get, which also holds a KindConnection record
+// from the request until Free or Close; Stats agrees with these records.
+// Shutdown answers pending requests with ErrPoolShutdown, cancels the
+// connects under way and waits for them, and closes idle sockets; once the
+// last lent Connection is freed, nothing of the pool is registered.
+//
+// Where the pool departs from POE's:
+//
+//   - It is not a session but a value safe for concurrent use, so that Get
+//     and several kernels can share it. Its timers are the requests'
+//     context deadlines and the idle sockets' read deadlines, not kernel
+//     timers. A kernel whose sessions allocate must track in the pool's
+//     registry (Allocate and Start refuse otherwise).
+//   - The caller's value is Request.Value (Context is the handler's
+//     argument here); the response's failing "function" is PoolError.Step
+//     and its errno PoolError.Errno. An answer is always an event, even
+//     from the cache.
+//   - Shutdown answers pending requests with an error rather than dropping
+//     them, so that no caller waits forever; a response whose session was
+//     stopped before handling it frees its connection.
+//   - Connection is a net.Conn for Get's callers, and refuses I/O after
+//     Free or Close, so a stale Connection never reaches a socket lent
+//     again. Free clears the deadlines the caller set.
+//   - Free waits up to 50 ms for a wheel's output to be counted as written
+//     before it takes the socket for busy: the reply to that output can be
+//     handled before the wheel's writer runs again.
+//   - Timeout covers a request's time in the queue, not the I/O of a lent
+//     socket.
+//
 // # Where this departs from POE
 //
 // Go programmers expect some things POE does not do:
