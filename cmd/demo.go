@@ -11,8 +11,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -21,19 +19,27 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/leakcheck/leakcheck/keepalive"
 	"github.com/leakcheck/leakcheck/tracker"
 )
 
-// demoLeaks are the leaks the demo daemon can commit, each for real.
+// demoLeaks are the leaks the demo daemon can commit, each for real: the
+// leaky scenarios of the keepalive runtime (POE's FAQ causes), and three of
+// the daemon's own, its clients' and its echo server's.
 var demoLeaks = []struct{ name, what string }{
-	{"fd", "opens a log file every tick and never closes it"},
-	{"socket", "the echo server forgets to close connections the client closed (CLOSE_WAIT)"},
-	{"goroutine", "starts a goroutine every tick that waits forever on a channel"},
-	{"map", "adds every request to a map of tasks in flight and never deletes it"},
+	{"extra-filehandle", "sessions keep their files and sockets in a holder after they stop (leftover, unreleased, fds growth)"},
+	{"forgotten-wheel", "clients keep their wheels after the echo, so sessions never stop (sockets growth)"},
+	{"session-cycle", "pairs of sessions keep each other's heap, with a finalizer (cycle, retained)"},
+	{"growing-map", "a session's map of tasks is never pruned (growth of its gauge)"},
+	{"closure-capture", "callbacks registered with hour-long timers capture payloads (leftover timers, retained)"},
+	{"forgotten-connection", "clients drop pooled connections without Free or Close; the garbage collector finds them (unreleased)"},
+	{"goroutine", "a goroutine per request waits forever on a channel (goroutine growth, leftover goroutines)"},
+	{"close-wait", "the echo server never closes connections its clients closed (sockets in CLOSE_WAIT)"},
 }
 
-// defaultDemoLeaks is what `leakcheck run` with no command shows.
-const defaultDemoLeaks = "fd,socket,goroutine,map"
+// defaultDemoLeaks is what `leakcheck run` with no command shows: one leak
+// of every finding kind.
+const defaultDemoLeaks = "extra-filehandle,session-cycle,growing-map,closure-capture,forgotten-connection,goroutine,close-wait"
 
 type demoOptions struct {
 	leaks    []string
@@ -51,7 +57,7 @@ func newDemoCommand() *cobra.Command {
 		Short:  "Run the built-in leaky demo daemon (used by `leakcheck run` with no command)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
-		Example: `  leakcheck demo --leak fd,socket --pprof 127.0.0.1:0
+		Example: `  leakcheck demo --leak session-cycle,close-wait --pprof 127.0.0.1:0
   leakcheck demo --leak none --duration 5s`,
 		RunE: func(c *cobra.Command, _ []string) error {
 			var err error
@@ -98,9 +104,12 @@ func parseDemoLeaks(s string) ([]string, error) {
 	return out, nil
 }
 
-// runDemo runs a loopback echo server and a client that talks to it every tick,
-// committing the chosen leaks for real, until ctx ends. At the end it stops its
-// sessions and writes the tracker's exit report (the LEAKCHECK_REPORT handshake).
+// runDemo runs the demo daemon until ctx ends: a keepalive kernel with an
+// echo server session on loopback, clients that reach it through the
+// kept-alive pool every tick, and the chosen leaks, committed for real. At
+// the end it checks what the garbage collector can see, prints the kernel's
+// leftover count and writes the tracker's exit report (the LEAKCHECK_REPORT
+// handshake).
 func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) error {
 	if opts.duration > 0 {
 		var cancel context.CancelFunc
@@ -108,11 +117,10 @@ func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) er
 		defer cancel()
 	}
 	leak := func(name string) bool { return slices.Contains(opts.leaks, name) }
-	reg := tracker.Default
-	server := reg.StartSession("echo-server", nil)
-	client := reg.StartSession("client", nil)
-	logger := reg.StartSession("logger", nil)
-
+	reg := tracker.New(tracker.WithStacks(tracker.StacksAlways), tracker.WithCleanups(true),
+		tracker.WithRetainCheck(true), tracker.WithCycleCheck(true))
+	stopSampler := reg.StartSampler(opts.tick)
+	defer stopSampler()
 	if opts.pprof != "" {
 		stopHTTP, err := serveDemoDebug(ctx, reg, opts.pprof, opts.ready)
 		if err != nil {
@@ -120,119 +128,171 @@ func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) er
 		}
 		defer stopHTTP()
 	}
-
-	l, err := reg.Listen(ctx, server, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("demo: listening on loopback: %w", err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{} // accepted connections still open
-
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.AcceptFor(server)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if echo(c) && !leak("socket") {
-					mu.Lock()
-					delete(conns, c)
-					mu.Unlock()
-					c.Close()
-				}
-			}()
-		}
-	}()
-
-	tasks := map[int][]byte{}    // tasks in flight; the "map" leak never deletes
-	var openLogs []*tracker.File // the "fd" leak keeps every log open
-	block := make(chan struct{}) // never closed: the "goroutine" leak waits on it
 	dir, err := os.MkdirTemp("", "leakcheck-demo-")
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer os.RemoveAll(dir)
 
+	k := keepalive.NewKernel(keepalive.WithRegistry(reg), keepalive.WithName("demo"), keepalive.WithHeapChecks(true))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo: listening on loopback: %w", err)
+	}
+	if err := spawnEchoServer(k, l, leak("close-wait")); err != nil {
+		l.Close()
+		return err
+	}
+	// Idle sockets close after a second, so a quiet pool closes its
+	// sockets and the server sees its clients leave.
+	pool, err := keepalive.NewPool(keepalive.PoolConfig{Registry: reg, Name: "demo clients", KeepAlive: time.Second})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer func() {
+		if pool != nil {
+			pool.Shutdown()
+		}
+	}()
+
+	var instances []*keepalive.Instance
+	defer func() {
+		for _, in := range instances {
+			in.Close()
+		}
+	}()
+	for _, name := range opts.leaks {
+		sc, ok := keepalive.LookupScenario(name)
+		if !ok {
+			continue // one of the daemon's own leaks
+		}
+		in, err := sc.Start(k, keepalive.ScenarioConfig{Interval: opts.tick, Dir: dir, Payload: 16 << 10})
+		if err != nil {
+			return fmt.Errorf("demo: starting %s: %w", name, err)
+		}
+		instances = append(instances, in)
+	}
 	fmt.Fprintf(stdout, "demo: echo server on %s, leaks: %s\n", l.Addr(), strings.Join(opts.leaks, ","))
-	tick := time.NewTicker(opts.tick)
-	defer tick.Stop()
+
+	clients := reg.StartSession("clients", nil)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runDemoClients(ctx, reg, clients, pool, l.Addr().String(), opts.tick, leak, stderr)
+	}()
+	rep, err := k.Run(ctx)
+	wg.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(stderr, "demo: kernel: %v\n", err)
+	}
+	fmt.Fprintf(stderr, "demo: the kernel stopped with %d leftovers\n", rep.Len())
+	// Its idle sockets are not leaks, and a stopped pool kept reachable
+	// would be retained.
+	pool.Shutdown()
+	pool = nil
+	return finishDemo(reg, []*tracker.Session{clients}, stderr)
+}
+
+// spawnEchoServer starts the session that echoes each line back. When it
+// sees a client's end of input it closes its side, unless closeWait says to
+// forget: the socket then stays in CLOSE_WAIT.
+func spawnEchoServer(k *keepalive.Kernel, l net.Listener, closeWait bool) error {
+	type wheels = map[keepalive.WheelID]*keepalive.Wheel
+	_, err := k.Spawn(keepalive.Spec{Name: "echo server", Heap: wheels{}, Handlers: map[string]keepalive.Handler{
+		keepalive.EvStart: func(c *keepalive.Context) {
+			if _, err := c.Listen(l, keepalive.AcceptorConfig{Accept: "conn"}); err != nil {
+				l.Close()
+			}
+		},
+		"conn": func(c *keepalive.Context) {
+			w, err := c.NewWheel(c.Arg(0).(net.Conn), keepalive.WheelConfig{Input: "line", Error: "gone"})
+			if err == nil {
+				keepalive.HeapOf[wheels](c)[w.ID()] = w
+			}
+		},
+		"line": func(c *keepalive.Context) {
+			if w := keepalive.HeapOf[wheels](c)[c.Arg(1).(keepalive.WheelID)]; w != nil {
+				w.Put(c.Arg(0).([]byte))
+			}
+		},
+		"gone": func(c *keepalive.Context) {
+			if closeWait {
+				return
+			}
+			ws, id := keepalive.HeapOf[wheels](c), c.Arg(2).(keepalive.WheelID)
+			if w := ws[id]; w != nil {
+				w.Close()
+				delete(ws, id)
+			}
+		},
+	}})
+	if err != nil {
+		return fmt.Errorf("demo: starting the echo server: %w", err)
+	}
+	return nil
+}
+
+// runDemoClients sends requests to the echo server every tick until ctx
+// ends: one through the kept-alive pool, and one on a connection of its own
+// that it closes, as short-lived clients do.
+func runDemoClients(ctx context.Context, reg *tracker.Registry, owner *tracker.Session, pool *keepalive.Pool, addr string, tick time.Duration, leak func(string) bool, stderr io.Writer) {
+	block := make(chan struct{}) // never closed: the "goroutine" leak waits on it
+	t := time.NewTicker(tick)
+	defer t.Stop()
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
-			l.Close()
-			if !leak("socket") {
-				mu.Lock()
-				for c := range conns {
-					c.Close() // unblocks its echo goroutine
-				}
-				mu.Unlock()
-			}
-			wg.Wait()
-			err := finishDemo(reg, []*tracker.Session{client, server, logger}, stderr)
-			runtime.KeepAlive(openLogs)
-			return err
-		case <-tick.C:
+			return
+		case <-t.C:
 		}
-		tasks[n] = make([]byte, 1024)
-		if err := demoRequest(ctx, reg, client, l.Addr().String(), n); err != nil {
+		if err := pooledRequest(ctx, pool, addr, n, leak("forgotten-connection")); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(stderr, "demo: pooled request %d: %v\n", n, err)
+		}
+		if err := oneShotRequest(ctx, reg, owner, addr, n); err != nil && ctx.Err() == nil {
 			fmt.Fprintf(stderr, "demo: request %d: %v\n", n, err)
 		}
-		if !leak("map") {
-			delete(tasks, n)
-		}
-		f, err := reg.Create(logger, filepath.Join(dir, fmt.Sprintf("request-%d.log", n)))
-		if err == nil {
-			fmt.Fprintf(f, "request %d\n", n)
-			if leak("fd") {
-				openLogs = append(openLogs, f)
-			} else {
-				f.Close()
-			}
-		}
 		if leak("goroutine") {
-			reg.Go(client, "waiter", func() { <-block })
+			reg.Go(owner, "waiter", func() { <-block })
 		}
 	}
 }
 
-// demoRequest sends one line to the echo server and reads it back.
-func demoRequest(ctx context.Context, reg *tracker.Registry, owner *tracker.Session, addr string, n int) error {
+// pooledRequest sends one line on a pooled connection and frees it, or, when
+// forget is set, drops it, so only the garbage collector gives it back.
+func pooledRequest(ctx context.Context, pool *keepalive.Pool, addr string, n int, forget bool) error {
+	conn, err := pool.Get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	if err := echoLine(conn, n); err != nil {
+		conn.Close()
+		return err
+	}
+	if !forget {
+		return conn.Free()
+	}
+	return nil
+}
+
+// oneShotRequest sends one line on a new connection and closes it.
+func oneShotRequest(ctx context.Context, reg *tracker.Registry, owner *tracker.Session, addr string, n int) error {
 	c, err := reg.Dial(ctx, owner, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	return echoLine(c, n)
+}
+
+// echoLine writes a line and reads the echo back.
+func echoLine(c net.Conn, n int) error {
 	c.SetDeadline(time.Now().Add(2 * time.Second))
 	if _, err := fmt.Fprintf(c, "hello %d\n", n); err != nil {
 		return err
 	}
-	_, err = bufio.NewReader(c).ReadString('\n')
+	_, err := bufio.NewReader(c).ReadString('\n')
 	return err
-}
-
-// echo answers each line until the connection fails, and reports whether it
-// ended at the peer's EOF: the caller must then close it, or the socket stays
-// in CLOSE_WAIT.
-func echo(c net.Conn) (eof bool) {
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return errors.Is(err, io.EOF)
-		}
-		if _, err := io.WriteString(c, line); err != nil {
-			return false
-		}
-	}
 }
 
 // finishDemo stops the demo's sessions, printing what each still held, and
@@ -242,6 +302,11 @@ func finishDemo(reg *tracker.Registry, sessions []*tracker.Session, stderr io.Wr
 		if left := s.Stop(); len(left) > 0 {
 			fmt.Fprintf(stderr, "demo: session %q stopped holding %d resources\n", s.Label(), len(left))
 		}
+	}
+	// Collect, so that connections dropped without Free are reported as
+	// unreleased, and released objects still referenced as retained.
+	if n := len(reg.CheckRetained()); n > 0 {
+		fmt.Fprintf(stderr, "demo: %d released objects are still reachable after garbage collection\n", n)
 	}
 	if err := reg.WriteExitReport(); err != nil {
 		return fmt.Errorf("demo: %w", err)

@@ -65,8 +65,10 @@ descriptors and sockets left open since the baseline, series that grow under a
 trend test, child processes left behind, and, from a Go daemon that uses the
 tracker, its own exit report (LEAKCHECK_REPORT).
 
-With no COMMAND, run starts leakcheck's built-in demo daemon for 20 seconds,
-committing the leaks named by --leak.
+With no COMMAND, run starts leakcheck's built-in demo daemon for 20 seconds:
+an echo server on the keepalive runtime, clients using its kept-alive pool,
+and the leaks named by --leak, committed for real (by default one of every
+finding kind).
 
 Exit status: 0 clean; 3 findings fail --fail-on; 2 usage or input error;
 otherwise the command's own failure (127 not found, 128+n killed by signal n).`,
@@ -363,13 +365,7 @@ func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Si
 		case <-ctx.Done():
 			return w.stop(exited)
 		case <-deadline:
-			// The final sample is full: it names the leftovers. Right
-			// after a full sample another adds nothing, and
-			// descriptorFindings needs its last two full samples apart.
-			if n := len(w.procs); n == 0 || w.procs[n-1].Counted || time.Since(w.sampled) >= w.opts.interval/2 {
-				w.nextFull = time.Time{}
-				w.sample(ctx)
-			}
+			w.finalSamples(ctx)
 			return w.stop(exited)
 		case <-tick.C:
 			ready()
@@ -377,6 +373,25 @@ func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Si
 			status.update(w)
 		}
 	}
+}
+
+// finalSamples takes the samples that name the leftovers: the last two
+// full samples must both come after the baseline, and apart, since
+// descriptorFindings counts only what both hold (a descriptor open in one
+// sample may be in passing). Right after a full sample one more suffices;
+// when full samples were rare, two are taken, a short gap apart.
+func (w *watch) finalSamples(ctx context.Context) {
+	gap := min(w.opts.interval/2, 250*time.Millisecond)
+	n := len(w.full)
+	if n < 2 || w.full[n-1] == w.baseline {
+		w.nextFull = time.Time{}
+		w.sample(ctx)
+		time.Sleep(gap)
+	} else if last := w.procs[len(w.procs)-1]; !last.Counted && time.Since(w.sampled) < gap {
+		return // the last tick's full sample is final
+	}
+	w.nextFull = time.Time{}
+	w.sample(ctx)
 }
 
 // stop ends the command: SIGTERM to its process group, SIGKILL after --grace.

@@ -365,6 +365,10 @@ func TestRunEndToEnd(t *testing.T) {
 			{report.KindLeftover, func(s string) bool { return strings.Contains(s, "CLOSE_WAIT") }, "CLOSE_WAIT leftovers"},
 			{report.KindGoroutine, func(s string) bool { return strings.HasPrefix(s, "growing goroutines in chan receive") }, "growing goroutines"},
 			{report.KindGrowth, subjectIs("fds"), "fds growth"},
+			{report.KindGrowth, subjectIs("scenario growing-map.tasks"), "the growing map's gauge"},
+			{report.KindUnreleased, func(s string) bool { return strings.HasPrefix(s, "connection 127.0.0.1:") }, "pooled connections dropped without Free"},
+			{report.KindRetained, func(s string) bool { return strings.HasPrefix(s, "heap ping ") }, "heaps kept by a session cycle"},
+			{report.KindCycle, func(s string) bool { return strings.Contains(s, "peerHeap") }, "the session cycle"},
 		} {
 			if len(findingsOf(r, w.kind, w.match)) == 0 {
 				t.Errorf("default leaks: no %s finding for %s", w.kind, w.what)

@@ -304,6 +304,23 @@ func TestSampleSchedule(t *testing.T) {
 		t.Fatalf("third sample, when due: %d full samples, counted %v", len(w.full), w.procs[2].Counted)
 	}
 	// Every sample feeds the descriptor count; only full ones the types.
+	defer func() {
+		// When the only full sample after the warm-up is the baseline,
+		// the end takes two, apart, for descriptorFindings.
+		w := &watch{pid: os.Getpid(), start: time.Now(), opts: runOptions{interval: time.Second}}
+		w.sample(ctx)
+		w.sample(ctx)
+		w.finalSamples(ctx)
+		n := len(w.full)
+		if n != 3 || w.full[n-2] == w.baseline || !w.full[n-1].Time.After(w.full[n-2].Time.Add(200*time.Millisecond)) {
+			t.Errorf("final samples: %d full samples, the last two at %v and %v", n, w.full[n-2].Time, w.full[n-1].Time)
+		}
+		// Right after a full sample, one more adds nothing.
+		w.finalSamples(ctx)
+		if len(w.full) != n {
+			t.Errorf("final samples right after a full one: %d full samples, want %d", len(w.full), n)
+		}
+	}()
 	for _, s := range w.seriesList() {
 		want := 3
 		if strings.HasPrefix(s.Name, "fds.") || strings.HasPrefix(s.Name, "sockets") {
