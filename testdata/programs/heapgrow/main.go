@@ -213,6 +213,13 @@ func write(name string, fn func(*os.File) error) {
 // serve works every tick and serves the debug endpoints until standard
 // input ends.
 func serve(d *daemon, addr string, tick time.Duration) {
+	// Warm up before serving: after 2*bound rounds every bounded structure
+	// of a steady daemon has filled and been flushed, so what a poller
+	// sees from the first profile on is its steady state, not its start.
+	for range 2 * d.bound {
+		d.work()
+	}
+	runtime.GC()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Fatal(err)
