@@ -180,8 +180,8 @@ func checkReportOptions(opts reportOptions) (report.HeapOptions, report.InputOpt
 		in  report.InputOptions
 		err error
 	)
-	if !slices.Contains(report.Formats(), opts.format) {
-		return h, in, nil, fmt.Errorf("unknown --format %q: want %s", opts.format, strings.Join(report.Formats(), ", "))
+	if err := checkFormat(opts.format); err != nil {
+		return h, in, nil, err
 	}
 	if opts.top < 1 {
 		return h, in, nil, fmt.Errorf("--top %d: want at least 1", opts.top)
@@ -205,18 +205,8 @@ func checkReportOptions(opts reportOptions) (report.HeapOptions, report.InputOpt
 		}
 	}
 	h.SampleIndex, h.Top = opts.sampleIndex, opts.top
-	var rules []report.IgnoreRule
-	if opts.ignore != "" {
-		f, err := os.Open(opts.ignore)
-		if err != nil {
-			return h, in, nil, fmt.Errorf("reading ignore file: %w", err)
-		}
-		defer f.Close()
-		if rules, err = report.ParseIgnore(f, opts.ignore); err != nil {
-			return h, in, nil, err
-		}
-	}
-	return h, in, rules, nil
+	rules, err := report.ReadIgnoreFile(opts.ignore)
+	return h, in, rules, err
 }
 
 // parseSize reads a count or a size in bytes: "5000", "512KiB", "4MiB",

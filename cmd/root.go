@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +33,15 @@ func (e *exitError) Unwrap() error { return e.err }
 // usageError marks err as a usage or input error (exit code report.ExitUsage).
 func usageError(err error) error {
 	return &exitError{code: report.ExitUsage, err: err}
+}
+
+// checkFormat rejects a --format that report.Render does not know, before a
+// command does its work rather than after.
+func checkFormat(format string) error {
+	if !slices.Contains(report.Formats(), format) {
+		return fmt.Errorf("unknown --format %q: want %s", format, strings.Join(report.Formats(), ", "))
+	}
+	return nil
 }
 
 // NewRootCommand returns the leakcheck command tree writing to stdout and stderr.

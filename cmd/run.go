@@ -122,20 +122,12 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	if opts.maxCPU < 0 || opts.maxCPU > 100 {
 		return report.ExitUsage, fmt.Errorf("--max-cpu %v: want a percentage above 0 and at most 100", opts.maxCPU)
 	}
-	if !slices.Contains(report.Formats(), opts.format) {
-		return report.ExitUsage, fmt.Errorf("unknown --format %q: want %s", opts.format, strings.Join(report.Formats(), ", "))
+	if err := checkFormat(opts.format); err != nil {
+		return report.ExitUsage, err
 	}
-	var rules []report.IgnoreRule
-	if opts.ignore != "" {
-		f, err := os.Open(opts.ignore)
-		if err != nil {
-			return report.ExitUsage, fmt.Errorf("reading ignore file: %w", err)
-		}
-		rules, err = report.ParseIgnore(f, opts.ignore)
-		f.Close()
-		if err != nil {
-			return report.ExitUsage, err
-		}
+	rules, err := report.ReadIgnoreFile(opts.ignore)
+	if err != nil {
+		return report.ExitUsage, err
 	}
 
 	tmp, err := os.MkdirTemp("", "leakcheck-run-")
@@ -546,14 +538,14 @@ func (w *watch) sample(ctx context.Context) {
 // stack with the dumps before, so that an hour of samples of a daemon whose
 // goroutines stay put costs little more than one dump.
 func (w *watch) goroutines(gs *probes.GoSample) (*report.GoroutineDump, error) {
-	p, err := probes.ParseProfile(gs.GoroutineProfile)
+	in, err := report.ParseInput("goroutine profile", gs.GoroutineProfile, probes.MaxBodySize)
 	if err != nil {
 		return nil, err
 	}
-	d, err := report.GoroutinesFromProfile(p)
-	if err != nil {
-		return nil, err
+	if in.Kind != report.InputGoroutine {
+		return nil, fmt.Errorf("goroutine profile: the endpoint served a %s", in.Kind)
 	}
+	d := in.Goroutines
 	if d.Time.IsZero() {
 		d.Time = gs.Time
 	}

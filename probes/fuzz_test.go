@@ -188,7 +188,7 @@ func FuzzDecodeProfile(f *testing.F) {
 	}
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if p, err := ParseProfile(data); err == nil && p == nil {
+		if p, err := decodeProfile(data); err == nil && p == nil {
 			t.Fatal("nil profile without an error")
 		}
 		sumProfile(data, "goroutine")

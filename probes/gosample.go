@@ -184,11 +184,10 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
-// ParseProfile parses a pprof profile, gzipped or not, such as
-// GoSample.GoroutineProfile. Unlike profile.ParseData it bounds the
-// decompressed size (MaxBodySize), and it turns a panic of the parser on a
-// malformed profile into an error.
-func ParseProfile(data []byte) (p *profile.Profile, err error) {
+// decodeProfile parses a pprof profile, gzipped or not. Unlike
+// profile.ParseData it bounds the decompressed size (MaxBodySize), and it
+// turns a panic of the parser on a malformed profile into an error.
+func decodeProfile(data []byte) (p *profile.Profile, err error) {
 	if isGzip(data) {
 		zr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
@@ -219,7 +218,7 @@ func ParseProfile(data []byte) (p *profile.Profile, err error) {
 
 // sumProfile parses a profile and sums its values of the given sample type.
 func sumProfile(data []byte, sampleType string) (int64, error) {
-	p, err := ParseProfile(data)
+	p, err := decodeProfile(data)
 	if err != nil {
 		return 0, err
 	}

@@ -302,8 +302,8 @@ var profileSeeds = [][]byte{
 
 func TestDecodeProfileNeverPanics(t *testing.T) {
 	for _, b := range profileSeeds {
-		if _, err := ParseProfile(b); err == nil {
-			t.Errorf("ParseProfile(%q) accepted garbage", b)
+		if _, err := decodeProfile(b); err == nil {
+			t.Errorf("decodeProfile(%q) accepted garbage", b)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,6 +97,20 @@ func ParseIgnore(r io.Reader, name string) ([]IgnoreRule, error) {
 		return nil, fmt.Errorf("%s:%d: reading ignore rules: %w", name, line+1, err)
 	}
 	return rules, nil
+}
+
+// ReadIgnoreFile reads the ignore rules in the file name (see ParseIgnore);
+// an empty name means no rules.
+func ReadIgnoreFile(name string) ([]IgnoreRule, error) {
+	if name == "" {
+		return nil, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("reading ignore file: %w", err)
+	}
+	defer f.Close()
+	return ParseIgnore(f, name)
 }
 
 const ignoreSyntax = "want KIND SUBJECT [func=GLOB]... [owner=GLOB] [signature=HEX]"

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -129,5 +131,34 @@ func TestIgnoreMatch(t *testing.T) {
 				t.Errorf("Suppress: kept %d, suppressed %d", len(kept), len(suppressed))
 			}
 		})
+	}
+}
+
+func TestReadIgnoreFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(good, []byte("# known\nleftover \"socket 10.0.0.*:6379\"\n"), 0o644)
+	os.WriteFile(bad, []byte("nosuchkind x\n"), 0o644)
+	tests := []struct {
+		name  string
+		rules int
+		err   string
+	}{
+		{"", 0, ""},
+		{good, 1, ""},
+		{bad, 0, bad + ":1:"},
+		{filepath.Join(dir, "missing"), 0, "reading ignore file"},
+	}
+	for _, tt := range tests {
+		rules, err := ReadIgnoreFile(tt.name)
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("ReadIgnoreFile(%q): %v", tt.name, err)
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("ReadIgnoreFile(%q) error %v, want one containing %q", tt.name, err, tt.err)
+		case len(rules) != tt.rules:
+			t.Errorf("ReadIgnoreFile(%q) = %d rules, want %d", tt.name, len(rules), tt.rules)
+		}
 	}
 }
