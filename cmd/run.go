@@ -429,8 +429,20 @@ func (w *watch) killLeftovers() []probes.Child {
 	for _, c := range left {
 		syscall.Kill(c.PID, syscall.SIGKILL)
 	}
-	// Reap the adopted ones; killed, they exit as soon as they run.
-	for w.reaper && time.Now().Before(deadline.Add(leftoverSettle)) && w.adopt() > 0 {
+	// Reap the adopted ones; killed, they exit as soon as they run. One
+	// that is still alive and was not killed above (orphaned just now) is
+	// left behind too: kill it as well.
+	for w.reaper && time.Now().Before(deadline.Add(leftoverSettle)) {
+		alive := w.adopt()
+		if len(alive) == 0 {
+			break
+		}
+		for _, c := range alive {
+			if !slices.ContainsFunc(left, func(l probes.Child) bool { return l.PID == c.PID }) {
+				left = append(left, c)
+				syscall.Kill(c.PID, syscall.SIGKILL)
+			}
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	return left
@@ -438,32 +450,36 @@ func (w *watch) killLeftovers() []probes.Child {
 
 // adopt, when leakcheck is the subreaper, records the processes orphaned
 // under it (besides the command) as descendants seen, reaps those that
-// exited, and returns how many remain.
-func (w *watch) adopt() int {
+// exited, and returns those that remain.
+func (w *watch) adopt() []probes.Child {
 	if !w.reaper {
-		return 0
+		return nil
 	}
 	self := os.Getpid()
 	procs, err := probes.Descendants(self)
 	if err != nil {
-		return 0
+		return nil
 	}
 	if w.seen == nil {
 		w.seen = map[int]probes.Child{}
 	}
-	n := 0
+	alive := procs[:0]
 	for _, c := range procs {
 		switch {
 		case c.PID == w.pid:
-		case c.Zombie && c.PPID == self:
-			var ws syscall.WaitStatus
-			syscall.Wait4(c.PID, &ws, syscall.WNOHANG, nil)
+		case c.Zombie:
+			// Ours to reap; another's is reaped by its parent or, once
+			// that dies, comes to us.
+			if c.PPID == self {
+				var ws syscall.WaitStatus
+				syscall.Wait4(c.PID, &ws, syscall.WNOHANG, nil)
+			}
 		default:
 			w.seen[c.PID] = c
-			n++
+			alive = append(alive, c)
 		}
 	}
-	return n
+	return alive
 }
 
 // fullSampleBudget is the default share of a core that full samples may

@@ -160,53 +160,6 @@ func TestChildStatusCode(t *testing.T) {
 	}
 }
 
-// TestRunning checks probes.Running, the liveness test that decides which
-// descendants were left behind: a zombie, a reaped process and a pid reused by
-// another program are not running.
-func TestRunning(t *testing.T) {
-	t.Parallel()
-	self := probes.Child{PID: os.Getpid(), Comm: procComm(t, os.Getpid())}
-	if !probes.Running(self) {
-		t.Errorf("probes.Running(%+v) = false for the test itself", self)
-	}
-	if other := (probes.Child{PID: self.PID, Comm: self.Comm + "-not"}); probes.Running(other) {
-		t.Errorf("probes.Running(%+v) = true for another command name", other)
-	}
-
-	c := exec.Command("sh", "-c", "exit 0")
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	child := probes.Child{PID: c.Process.Pid, Comm: procComm(t, c.Process.Pid)}
-	// Not waited for yet: it becomes a zombie when it exits.
-	deadline := time.Now().Add(10 * time.Second)
-	for probes.Running(child) {
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d still running after 10s", child.PID)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if state := procState(child.PID); state != "Z" {
-		t.Errorf("pid %d: state %q, want a zombie", child.PID, state)
-	}
-	if err := c.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if probes.Running(child) {
-		t.Errorf("probes.Running(%+v) = true after it was reaped", child)
-	}
-}
-
-// procComm returns the command name of pid from /proc.
-func procComm(t *testing.T, pid int) string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
-}
-
 // procState returns the one-letter state of pid, or "" when it is gone.
 func procState(pid int) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -156,3 +156,64 @@ func TestZombieGrandchild(t *testing.T) {
 	}
 	h.stop(t) // the helper reaps it and exits
 }
+
+// statChild reads pid's stat file into a Child, as a sample would.
+func statChild(t *testing.T, pid int) Child {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := parseStat(b)
+	if !ok || st.start == 0 {
+		t.Fatalf("/proc/%d/stat: parsed %+v, ok %v: want a start time", pid, st, ok)
+	}
+	return childOf(st)
+}
+
+// TestRunning checks Running, the liveness test that decides which
+// descendants were left behind: a process that execs another program still
+// runs; a zombie, a reaped process and a pid reused by another process do not.
+func TestRunning(t *testing.T) {
+	t.Parallel()
+	self := statChild(t, os.Getpid())
+	tests := []struct {
+		name string
+		c    Child
+		want bool
+	}{
+		{"itself", self, true},
+		{"after an exec (another name, same start)", Child{PID: self.PID, Comm: self.Comm + "-exec", Start: self.Start}, true},
+		{"reused pid (another start)", Child{PID: self.PID, Comm: self.Comm, Start: self.Start + 1}, false},
+		{"no start time, same name", Child{PID: self.PID, Comm: self.Comm}, true},
+		{"no start time, another name", Child{PID: self.PID, Comm: self.Comm + "-not"}, false},
+	}
+	for _, tt := range tests {
+		if got := Running(tt.c); got != tt.want {
+			t.Errorf("%s: Running(%+v) = %v, want %v", tt.name, tt.c, got, tt.want)
+		}
+	}
+
+	c := exec.Command("sh", "-c", "exit 0")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child := statChild(t, c.Process.Pid)
+	// Not waited for yet: it becomes a zombie when it exits.
+	deadline := time.Now().Add(10 * time.Second)
+	for Running(child) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d still running after 10s", child.PID)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := statChild(t, child.PID); !st.Zombie {
+		t.Errorf("pid %d: state %q, want a zombie", child.PID, st.State)
+	}
+	if err := c.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if Running(child) {
+		t.Errorf("Running(%+v) = true after it was reaped", child)
+	}
+}

@@ -206,10 +206,12 @@ type procStat struct {
 	comm  string
 	state byte
 	ppid  int
+	start uint64 // starttime, field 22: clock ticks after boot; 0 when absent
 }
 
-// parseStat parses the start of /proc/<pid>/stat: "pid (comm) state ppid ...".
+// parseStat parses /proc/<pid>/stat: "pid (comm) state ppid ... starttime ...".
 // The command name may hold spaces and parentheses; it ends at the last ')'.
+// The start time is optional, so a line cut short after ppid still parses.
 func parseStat(b []byte) (procStat, bool) {
 	var st procStat
 	open := bytes.IndexByte(b, '(')
@@ -221,8 +223,10 @@ func parseStat(b []byte) (procStat, bool) {
 	if !ok {
 		return st, false
 	}
-	var f [2][]byte
-	if n, _ := splitFields(b[end+1:], f[:]); n < 2 || len(f[0]) != 1 || !isLetter(f[0][0]) {
+	// Fields after the name, from state (field 3) to starttime (field 22).
+	var f [statStartField - 2][]byte
+	n, _ := splitFields(b[end+1:], f[:])
+	if n < 2 || len(f[0]) != 1 || !isLetter(f[0][0]) {
 		return st, false
 	}
 	ppid, ok := parseInt(f[1])
@@ -230,8 +234,14 @@ func parseStat(b []byte) (procStat, bool) {
 		return st, false
 	}
 	st.pid, st.comm, st.state, st.ppid = pid, string(b[open+1:end]), f[0][0], ppid
+	if n == len(f) {
+		st.start, _ = parseDec(f[n-1])
+	}
 	return st, true
 }
+
+// statStartField is the 1-based number of starttime in /proc/<pid>/stat.
+const statStartField = 22
 
 // stateString returns a process state letter as a string, without
 // allocating.
@@ -239,7 +249,7 @@ func stateString(c byte) string { return string([]byte{c}) }
 
 // childOf makes a Child of a parsed stat file.
 func childOf(st procStat) Child {
-	return Child{PID: st.pid, PPID: st.ppid, Comm: st.comm, State: stateString(st.state), Zombie: st.state == 'Z'}
+	return Child{PID: st.pid, PPID: st.ppid, Comm: st.comm, State: stateString(st.state), Zombie: st.state == 'Z', Start: st.start}
 }
 
 // appendPIDs appends the process ids listed in a /proc/<pid>/task/<tid>/children

@@ -411,8 +411,8 @@ func TestParseStat(t *testing.T) {
 
 func TestParseStatFiles(t *testing.T) {
 	for file, want := range map[string]procStat{
-		"stat_weird":  {pid: 4242, comm: "my (weird) prog", state: 'S', ppid: 1},
-		"stat_zombie": {pid: 6371, comm: "sleep", state: 'Z', ppid: 6370},
+		"stat_weird":  {pid: 4242, comm: "my (weird) prog", state: 'S', ppid: 1, start: 16949},
+		"stat_zombie": {pid: 6371, comm: "sleep", state: 'Z', ppid: 6370, start: 17013},
 	} {
 		data, err := os.ReadFile(filepath.Join("testdata", file))
 		if err != nil {

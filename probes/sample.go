@@ -85,6 +85,10 @@ type Child struct {
 	// Zombie reports a child that has exited but was not reaped by its
 	// parent.
 	Zombie bool
+	// Start is when the process started, in clock ticks after boot. With
+	// PID it names one process even after the pid is reused; the name
+	// cannot, since it changes on exec.
+	Start uint64
 }
 
 // A Gap records a part of a sample that could not be taken, and why.
@@ -213,12 +217,17 @@ func (s *ProcSample) Metrics() map[string]float64 {
 
 // Running reports whether the descendant c still runs: it has not exited (a
 // zombie has, even if nobody reaps it), and its pid was not reaped and reused
-// by another program since it was sampled.
+// by another process since it was sampled. The start time tells a reused pid;
+// the name cannot, since a process that execs changes it (sh becomes sleep).
 func Running(c Child) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(c.PID) + "/stat")
 	if err != nil {
 		return false
 	}
 	st, ok := parseStat(b)
-	return ok && st.pid == c.PID && st.comm == c.Comm && st.state != 'Z' && st.state != 'X'
+	same := st.start == c.Start
+	if st.start == 0 || c.Start == 0 {
+		same = st.comm == c.Comm
+	}
+	return ok && st.pid == c.PID && same && st.state != 'Z' && st.state != 'X'
 }
