@@ -780,7 +780,7 @@ func (k *Kernel) shutdown(forced bool, started time.Time) *Report {
 			rep.Leftovers = append(rep.Leftovers, r)
 		}
 	}
-	slices.SortFunc(rep.Leftovers, func(a, b tracker.Record) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(rep.Leftovers, tracker.OldestFirst)
 	return rep
 }
 

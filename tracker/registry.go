@@ -29,7 +29,7 @@ type Registry struct {
 	// Read by every Track and Release, written seldom.
 	stackEvery atomic.Int64 // StackMode.Every
 	root       *Session
-	base       time.Time // creation times are kept as monotonic offsets from base
+	clock      clock // stamps creation times
 	creator    atomic.Pointer[func() string]
 	creatorSet atomic.Bool  // a creator func was ever set: creators may hold entries
 	listing    atomic.Int32 // live is reading records outside their buckets' locks
@@ -37,8 +37,8 @@ type Registry struct {
 	maxMisuse  int
 	creators   sync.Map // record id -> string
 
-	// Written by every Track: alone in its cache line, so that other cores
-	// keep the fields above in theirs.
+	// Buckets take ids from here in blocks (bucket.takeIDs); alone in its
+	// cache line, so that other cores keep the fields above in theirs.
 	_      [64]byte
 	nextID atomic.Uint64
 	_      [56]byte
@@ -77,7 +77,7 @@ func New(opts ...Option) *Registry {
 	r := &Registry{
 		maxMisuse: DefaultMaxMisuse,
 		stacks:    newStackTable(),
-		base:      time.Now(),
+		clock:     newClock(tscInvariant()),
 		sessions:  make(map[*Session]struct{}),
 	}
 	if m, err := ParseStackMode(os.Getenv("LEAKCHECK_STACKS")); err == nil {
@@ -134,7 +134,7 @@ type record struct {
 	label      string
 	owner      atomic.Pointer[Session]
 	prev, next *record // bucket list; next also links the free list
-	created    int64   // nanoseconds since the registry's base
+	created    int64   // the clock's stamp when tracked
 	stack      int32
 	home       uint16 // its bucket in the root, fixed for the record's life
 	released   bool
@@ -180,14 +180,20 @@ func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Hand
 	if r.stackEvery.Load() != 0 {
 		stack = r.sampleStack(skip + 1)
 	}
-	id := r.nextID.Add(1)
-	created := int64(time.Since(r.base))
-	if r.creator.Load() != nil {
-		r.noteCreator(id)
+	var created int64 // r.clock.stamp(), inlined
+	if r.clock.tsc {
+		created = cputicks()
+	} else {
+		created = r.clock.since()
 	}
 	home := shardHint() & uint(len(r.root.buckets)-1)
 	b := &owner.buckets[home&uint(len(owner.buckets)-1)]
 	b.mu.Lock()
+	if b.nextID == b.endID {
+		b.takeIDs(r)
+	}
+	id := b.nextID
+	b.nextID++
 	rec := b.free
 	if rec != nil {
 		// Only root buckets hold free records, of that bucket, owned by
@@ -206,6 +212,9 @@ func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Hand
 	rec.flags = 0
 	b.link(rec)
 	b.mu.Unlock()
+	if r.creator.Load() != nil {
+		r.noteCreator(id)
+	}
 	if owner.stopped.Load() {
 		r.trackedUnderStopped(rec, owner, skip+1)
 	}
@@ -490,7 +499,7 @@ func (r *Registry) recordMisuse(kind MisuseKind, rec Record, skip int) {
 // record that has none. The caller passes the state it read under the record's
 // bucket lock, and holds that lock unless rec cannot be recycled.
 func (r *Registry) info(rec *record, owner *Session, state State, now time.Time) Record {
-	created := r.base.Add(time.Duration(rec.created))
+	created := r.clock.scale().time(rec.created, now)
 	out := Record{
 		ID:      rec.id,
 		Kind:    rec.kind,

@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"cmp"
 	"errors"
 	"runtime"
 	"slices"
@@ -62,8 +61,8 @@ func TestTrackReleaseCountsUnderChurn(t *testing.T) {
 
 	wantLive := workers*((perWorker+keep-1)/keep) + 2 // + the two sessions
 	left := r.Leftovers()
-	if !slices.IsSortedFunc(left, func(a, b Record) int { return cmp.Compare(a.ID, b.ID) }) {
-		t.Fatal("leftovers are not in id order")
+	if !slices.IsSortedFunc(left, func(a, b Record) int { return a.Created.Compare(b.Created) }) {
+		t.Fatal("leftovers are not oldest first")
 	}
 	if got := r.Len(); got != wantLive {
 		t.Fatalf("Len() = %d, want %d", got, wantLive)

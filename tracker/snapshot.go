@@ -98,6 +98,9 @@ type Point struct {
 
 // Record describes one tracked resource or session.
 type Record struct {
+	// ID is unique in the registry. Ids rise with creation among the
+	// records one goroutine tracks, not across goroutines: order by Created
+	// (OldestFirst) for creation order.
 	ID         uint64    `json:"id"`
 	Kind       Kind      `json:"kind"`
 	Label      string    `json:"label,omitempty"`
@@ -199,7 +202,7 @@ func (r *Registry) Len() int {
 	return n
 }
 
-// live lists every live record, ordered by id (creation order), and adds the
+// live lists every live record, oldest first, and adds the
 // stacks they refer to to stacks when it is not nil. Records are read bucket
 // by bucket: one tracked or released meanwhile may or may not be listed, and
 // one moved meanwhile is listed once.
@@ -225,7 +228,7 @@ func (r *Registry) live(now time.Time, stacks map[int][]Frame) []Record {
 			start := len(recs)
 			b.mu.Lock()
 			for rec := b.head; rec != nil; rec = rec.next {
-				recs = append(recs, liveRef{rec.id, rec})
+				recs = append(recs, liveRef{rec.created, rec.id, rec})
 			}
 			b.mu.Unlock()
 			if len(recs) > start {
@@ -246,7 +249,7 @@ func (r *Registry) live(now time.Time, stacks map[int][]Frame) []Record {
 	}
 	withCreators := r.creatorSet.Load()
 	var frames [][]Frame // by stack id, filled on first use
-	nowOff := now.Sub(r.base)
+	scale := r.clock.scale()
 	out := make([]Record, len(recs))
 	k := 0
 	last := uint64(0)
@@ -264,8 +267,8 @@ func (r *Registry) live(now time.Time, stacks map[int][]Frame) []Record {
 		x.Label = rec.label
 		x.Owner = o.id
 		x.OwnerLabel = o.label
-		x.Created = r.base.Add(time.Duration(rec.created))
-		x.Age = nowOff - time.Duration(rec.created)
+		x.Created = scale.time(rec.created, now)
+		x.Age = now.Sub(x.Created)
 		x.State = Live
 		x.OwnerStopped = o.stopped
 		if withCreators {
@@ -290,11 +293,20 @@ func (r *Registry) live(now time.Time, stacks map[int][]Frame) []Record {
 	return out[:k]
 }
 
-// liveRef is a record as live finds it, with its id copied so that ordering
-// does not chase pointers.
+// liveRef is a record as live finds it, with its creation stamp and id
+// copied so that ordering does not chase pointers.
 type liveRef struct {
-	id  uint64
-	rec *record
+	created int64
+	id      uint64
+	rec     *record
+}
+
+// older orders live records oldest first; ids break ties.
+func older(a, b liveRef) int {
+	if c := cmp.Compare(a.created, b.created); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.id, b.id)
 }
 
 // liveRun is one bucket's records in live's list: recs[start:end], owned by
@@ -304,23 +316,22 @@ type liveRun struct {
 	owner      int32
 }
 
-// mergeRuns calls fn for every entry of recs in ascending id order. Each run
-// is a bucket's list, newest first: nearly descending, since a bucket links
-// each record at its head. Each run is put in ascending order, then the runs
-// are merged, which costs far less than sorting the whole.
+// mergeRuns calls fn for every entry of recs, oldest first. Each run is a
+// bucket's list, newest first: nearly so, since a bucket links each record at
+// its head. Each run is put oldest first, then the runs are merged, which
+// costs far less than sorting the whole.
 func mergeRuns(recs []liveRef, runs []liveRun, fn func(ref liveRef, owner int32)) {
-	byID := func(a, b liveRef) int { return cmp.Compare(a.id, b.id) }
 	for _, run := range runs {
 		rs := recs[run.start:run.end]
 		slices.Reverse(rs)
-		if !slices.IsSortedFunc(rs, byID) {
+		if !slices.IsSortedFunc(rs, older) {
 			// Tracked concurrently, or moved in: rare.
-			slices.SortFunc(rs, byID)
+			slices.SortFunc(rs, older)
 		}
 	}
-	// A min-heap of runs, keyed by the id of the next entry of each.
+	// A min-heap of runs, keyed by the next entry of each.
 	h := slices.Clone(runs)
-	less := func(a, b int) bool { return recs[h[a].start].id < recs[h[b].start].id }
+	less := func(a, b int) bool { return older(recs[h[a].start], recs[h[b].start]) < 0 }
 	down := func(i int) {
 		for {
 			m, l := i, 2*i+1
