@@ -93,7 +93,7 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
   leakcheck report --fail-on growth --min-growth 4MiB base.pb.gz new.pb.gz
   leakcheck report heap-*.pb.gz                      # a series, by time
   leakcheck report goroutines.txt snapshot.json
-  leakcheck report --every 30s --count 12 --save profiles/ 'http://127.0.0.1:6060/debug/pprof/heap?gc=1'
+  leakcheck report --every 30s --count 16 --save profiles/ 'http://127.0.0.1:6060/debug/pprof/heap?gc=1'
   leakcheck report --format json -o report.json heap.pb.gz && leakcheck report report.json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {

@@ -937,7 +937,7 @@ func blockingState(state string) bool {
 // The subject names the state and the top frame of the program's own code,
 // e.g. "goroutines blocked in chan receive at main.worker (main.go:42)"; the
 // owner is the creator and the common labels. The evidence holds the stack
-// and, in Values, "count" and, when the dump says, "min_wait_seconds" and
+// and, in Values, when the dump says, "min_wait_seconds" and
 // "max_wait_seconds". The signature comes from Signature with the state as
 // key, so the same group in another dump of the same form matches.
 func GoroutineFindings(d *GoroutineDump, opts GoroutineOptions) []Finding {
@@ -972,10 +972,9 @@ func GoroutineFindings(d *GoroutineDump, opts GoroutineOptions) []Finding {
 // groupFinding builds the finding about a group; the caller decides the
 // subject and severity.
 func groupFinding(g GoroutineGroup, subject string, sev Severity) Finding {
-	values := map[string]float64{"count": float64(g.Count)}
+	var values map[string]float64 // the count is Finding.Count
 	if g.MaxWait > 0 {
-		values["min_wait_seconds"] = g.MinWait.Seconds()
-		values["max_wait_seconds"] = g.MaxWait.Seconds()
+		values = map[string]float64{"min_wait_seconds": g.MinWait.Seconds(), "max_wait_seconds": g.MaxWait.Seconds()}
 	}
 	return Finding{
 		Kind:       KindGoroutine,
@@ -1156,14 +1155,11 @@ func GoroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []Fin
 			continue
 		}
 		fs = append(fs, Finding{
-			Kind:     KindGoroutine,
-			Severity: SeverityWarning,
-			Subject:  goroutineSubject("growing goroutines", t.state, t.stack, Frame{}),
-			Count:    max(t.last, 1),
-			Evidence: Evidence{
-				Values: map[string]float64{"count": float64(t.last)},
-				Series: name, Trend: &tr, Stack: t.stack,
-			},
+			Kind:       KindGoroutine,
+			Severity:   SeverityWarning,
+			Subject:    goroutineSubject("growing goroutines", t.state, t.stack, Frame{}),
+			Count:      max(t.last, 1),
+			Evidence:   Evidence{Series: name, Trend: &tr, Stack: t.stack},
 			Suggestion: "more goroutines park here in every dump: " + goroutineSuggestion(t.state),
 			Signature:  Signature(KindGoroutine, "growing "+t.state, t.stack),
 		})
@@ -1178,7 +1174,7 @@ func GoroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []Fin
 			Severity:   SeverityWarning,
 			Subject:    "goroutines",
 			Count:      max(last, 1),
-			Evidence:   Evidence{Values: map[string]float64{"count": float64(last)}, Series: total.Name, Trend: &tr},
+			Evidence:   Evidence{Series: total.Name, Trend: &tr},
 			Suggestion: growthSuggestion("goroutines"),
 			Signature:  Signature(KindGoroutine, "growing goroutines", nil),
 		})

@@ -834,7 +834,7 @@ func TestGoroutineFindings(t *testing.T) {
 		for i, w := range wants {
 			f := fs[i]
 			if f.Kind != KindGoroutine || f.Subject != w.subject || f.Severity != w.sev || f.Count != w.count ||
-				f.Evidence.Values["count"] != float64(w.count) || f.Evidence.Values["max_wait_seconds"] != w.maxWait ||
+				f.Evidence.Values["max_wait_seconds"] != w.maxWait ||
 				f.Owner != w.owner || len(f.Evidence.Stack) == 0 || f.Evidence.Stack[0].Func != w.stackTop ||
 				f.Suggestion == "" || f.Signature != Signature(KindGoroutine, stateOf(d, w.stackTop), f.Evidence.Stack) {
 				t.Errorf("finding %d:\n got %+v\nwant %+v", i, f, w)

@@ -696,7 +696,11 @@ func (a *ProfileAnalysis) diff(base, target *siteSet, opts HeapOptions) {
 			break
 		}
 		f := growthFinding(target, c.to, collectionOf(target, c.to))
-		f.Evidence.Values = map[string]float64{"base": float64(c.base), "target": float64(c.after), "growth": float64(c.delta())}
+		suffix := "" // objects
+		if unit == "bytes" {
+			suffix = "_bytes"
+		}
+		f.Evidence.Values = map[string]float64{"base" + suffix: float64(c.base), "target" + suffix: float64(c.after), "growth" + suffix: float64(c.delta())}
 		a.Findings = append(a.Findings, f)
 	}
 	a.Notes = append(a.Notes, fmt.Sprintf("%s compared with %s by %s; growth findings from %s",

@@ -134,6 +134,9 @@ func TestSummaryLine(t *testing.T) {
 	}
 }
 
+// value joins formatValue's label and value.
+func value(label, v string) string { return label + ": " + v }
+
 func TestFormatting(t *testing.T) {
 	tests := []struct{ got, want string }{
 		{formatRate(180, "fds"), "+180 fds/h"},
@@ -148,6 +151,12 @@ func TestFormatting(t *testing.T) {
 		{formatDuration(3725.4), "1h2m5s"},
 		{formatDuration(0.0123), "12ms"},
 		{formatDuration(math.Inf(1)), "+Infs"},
+		{value(formatValue("age_seconds", 90)), "age: 1m30s"},
+		{value(formatValue("max_wait_seconds", 1200)), "max wait: 20m0s"},
+		{value(formatValue("growth_bytes", 3<<20)), "growth: 3.0 MiB"},
+		{value(formatValue("gcs", 1)), "gcs: survived 1 garbage collection"},
+		{value(formatValue("gcs", 4)), "gcs: survived 4 garbage collections"},
+		{value(formatValue("fd", 7)), "fd: 7"},
 		{truncateMiddle("socket 127.0.0.1:6379", 12), "socke...6379"},
 		{truncateMiddle("short", 12), "short"},
 		{oneLine("a\nb\tc"), "a b c"},

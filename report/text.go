@@ -325,16 +325,19 @@ func writeDetails(b *bytes.Buffer, n int, f Finding, series []Series) {
 	}
 }
 
-// formatValue labels and formats a named evidence value.
+// formatValue labels and formats a named evidence value; a key's unit suffix
+// ("_seconds", "_bytes") says how.
 func formatValue(key string, v float64) (label, value string) {
-	switch key {
-	case "age_seconds":
-		return "age", formatDuration(v)
-	case "gcs":
+	switch {
+	case key == "gcs":
 		if v == 1 {
 			return "gcs", "survived 1 garbage collection"
 		}
 		return "gcs", fmt.Sprintf("survived %s garbage collections", formatNumber(v))
+	case strings.HasSuffix(key, "_seconds"):
+		return strings.ReplaceAll(strings.TrimSuffix(key, "_seconds"), "_", " "), formatDuration(v)
+	case strings.HasSuffix(key, "_bytes"):
+		return strings.ReplaceAll(strings.TrimSuffix(key, "_bytes"), "_", " "), formatQuantity(v, "bytes")
 	}
 	return key, formatNumber(v)
 }
