@@ -124,13 +124,17 @@ func (f Frame) String() string {
 
 // hiddenFrame reports whether a frame is machinery rather than the program's own
 // code: the runtime, the testing package, the standard library's internal
-// packages, and leakcheck's tracker.
+// packages, leakcheck's tracker, and the methods of the keepalive runtime's
+// types (kernel, context, wheel, pool), which sit between a resource and the
+// handler that asked for it; keepalive's functions stay, as code written on
+// it (a handler, a scenario) may live there.
 func hiddenFrame(f Frame) bool {
 	fn := f.Func
 	for _, prefix := range []string{
 		"runtime.", "runtime/", "testing.", "internal/",
 		"github.com/leakcheck/leakcheck/tracker.",
 		"github.com/leakcheck/leakcheck/tracker/",
+		"github.com/leakcheck/leakcheck/keepalive.(",
 		"github.com/leakcheck/leakcheck/internal/",
 	} {
 		if strings.HasPrefix(fn, prefix) {
@@ -144,7 +148,7 @@ func hiddenFrame(f Frame) bool {
 const stackFrames = 3
 
 // TopFrames returns the first n frames of stack that are the program's own code,
-// hiding the runtime, testing, internal and tracker frames. If every frame is
+// hiding the runtime, testing, internal, tracker and keepalive runtime frames. If every frame is
 // hidden, it returns the first n frames as they are, so a stack is never empty
 // only because it lies entirely in the runtime.
 func TopFrames(stack []Frame, n int) []Frame {

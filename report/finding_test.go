@@ -65,6 +65,7 @@ var deepStack = []Frame{
 	{"github.com/leakcheck/leakcheck/tracker.WrapConn", "/r/tracker/wrap.go", 3},
 	{"internal/poll.(*FD).Init", "/go/src/internal/poll/fd.go", 4},
 	{"main.dial", "/app/main.go", 10},
+	{"github.com/leakcheck/leakcheck/keepalive.(*Kernel).dispatch", "/r/keepalive/kernel.go", 6},
 	{"testing.tRunner", "/go/src/testing/testing.go", 5},
 	{"main.serve", "/app/server.go", 42},
 	{"main.handle", "/app/server.go", 50},
@@ -73,7 +74,7 @@ var deepStack = []Frame{
 
 func TestTopFrames(t *testing.T) {
 	got := TopFrames(deepStack, 3)
-	want := []Frame{deepStack[4], deepStack[6], deepStack[7]}
+	want := []Frame{deepStack[4], deepStack[7], deepStack[8]}
 	if !slices.Equal(got, want) {
 		t.Errorf("TopFrames = %v, want %v", got, want)
 	}
@@ -94,9 +95,9 @@ func TestSignature(t *testing.T) {
 	// Lines move when code is edited; hidden frames and frames below the top
 	// three do not matter either.
 	moved := slices.Clone(deepStack)
-	moved[4].Line, moved[6].Line = 99, 99
+	moved[4].Line, moved[7].Line = 99, 99
 	moved[0].Func = "runtime.other"
-	moved[8].Func = "main.elsewhere"
+	moved[9].Func = "main.elsewhere"
 	if got := Signature(KindLeftover, "socket", moved); got != base {
 		t.Errorf("signature changed with lines and hidden frames: %s != %s", got, base)
 	}
