@@ -161,13 +161,8 @@ func runReport(ctx context.Context, opts reportOptions, stdout, stderr io.Writer
 	for i, n := range slices.Concat(notes, a.notes) {
 		r.Metadata[fmt.Sprintf("note %d", i+1)] = n
 	}
-	if opts.output != "" {
-		err = report.WriteFile(opts.output, r, opts.format)
-	} else {
-		err = report.Render(stdout, r, opts.format)
-	}
-	if err != nil {
-		return report.ExitUsage, fmt.Errorf("writing the report: %w", err)
+	if err := writeReport(stdout, r, opts.output, opts.format); err != nil {
+		return report.ExitUsage, err
 	}
 	return opts.failOn.ExitCode(r.Findings), nil
 }

@@ -44,6 +44,21 @@ func checkFormat(format string) error {
 	return nil
 }
 
+// writeReport writes r in format to the file output, or to stdout when output
+// is empty: the end of both run and report.
+func writeReport(stdout io.Writer, r *report.Report, output, format string) error {
+	var err error
+	if output != "" {
+		err = report.WriteFile(output, r, format)
+	} else {
+		err = report.Render(stdout, r, format)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	return nil
+}
+
 // NewRootCommand returns the leakcheck command tree writing to stdout and stderr.
 func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{

@@ -222,13 +222,8 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 			return report.ExitUsage, err
 		}
 	}
-	if opts.output != "" {
-		err = report.WriteFile(opts.output, r, opts.format)
-	} else {
-		err = report.Render(stdout, r, opts.format)
-	}
-	if err != nil {
-		return report.ExitUsage, fmt.Errorf("writing the report: %w", err)
+	if err := writeReport(stdout, r, opts.output, opts.format); err != nil {
+		return report.ExitUsage, err
 	}
 	if code := status.code(); code != 0 {
 		// The command's status passes through, and may equal one of

@@ -26,17 +26,13 @@ func newClock(tsc bool) clock {
 	return c
 }
 
-// stamp returns the current stamp. Track spells it out, as two calls are too
-// many to inline.
+// stamp returns the current stamp.
 func (c *clock) stamp() int64 {
 	if c.tsc {
 		return cputicks()
 	}
-	return c.since()
+	return int64(time.Since(c.base))
 }
-
-// since returns the nanoseconds since the registry was made.
-func (c *clock) since() int64 { return int64(time.Since(c.base)) }
 
 // A scale turns stamps into times.
 type scale struct {

@@ -180,12 +180,7 @@ func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Hand
 	if r.stackEvery.Load() != 0 {
 		stack = r.sampleStack(skip + 1)
 	}
-	var created int64 // r.clock.stamp(), inlined
-	if r.clock.tsc {
-		created = cputicks()
-	} else {
-		created = r.clock.since()
-	}
+	created := r.clock.stamp()
 	home := shardHint() & uint(len(r.root.buckets)-1)
 	b := &owner.buckets[home&uint(len(owner.buckets)-1)]
 	b.mu.Lock()
