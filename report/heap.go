@@ -46,16 +46,6 @@ type HeapOptions struct {
 	Trend TrendOptions
 }
 
-// ProfileAnalysis is what AnalyzeProfiles found.
-type ProfileAnalysis struct {
-	Tables   []Table
-	Series   []Series
-	Findings []Finding
-	// Notes say how the profiles were analysed, e.g. that a series was too
-	// short for the trend test, for the report's metadata.
-	Notes []string
-}
-
 // AnalyzeProfiles analyses heap profiles, or tracker profiles, of one
 // process, given in order (oldest first; a base profile first):
 //
@@ -74,7 +64,7 @@ type ProfileAnalysis struct {
 // finding names a growing collection at that site. For tracker profiles a
 // site is a record kind and its acquisition site, and the values are live
 // records.
-func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*ProfileAnalysis, error) {
+func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*Result, error) {
 	if len(profiles) == 0 {
 		return nil, errors.New("no profiles to analyse")
 	}
@@ -95,7 +85,7 @@ func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*ProfileAnalysis, err
 		}
 		sets[i] = s
 	}
-	a := &ProfileAnalysis{}
+	a := &Result{}
 	switch n := len(sets); {
 	case n == 1:
 		a.Tables = sets[0].topTables(opts.Top)
@@ -674,7 +664,7 @@ func minGrowth(opts HeapOptions, unit string) int64 {
 
 // diff compares two profiles: a table of the growth by site and a finding
 // for each site that grew by at least the minimum.
-func (a *ProfileAnalysis) diff(base, target *siteSet, opts HeapOptions) {
+func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 	unit := target.unit()
 	cs := grown(base, target, opts.Top)
 	tb, tt := base.total[base.index], target.total[target.index]
@@ -708,7 +698,7 @@ func (a *ProfileAnalysis) diff(base, target *siteSet, opts HeapOptions) {
 }
 
 // series trend-tests every site over the profiles.
-func (a *ProfileAnalysis) series(sets []*siteSet, opts HeapOptions) {
+func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 	last := sets[len(sets)-1]
 	unit := last.unit()
 	typ := last.typ()
