@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +30,7 @@ const demoDuration = 20 * time.Second
 
 type runOptions struct {
 	interval time.Duration
-	warmup   time.Duration
+	trend    trendFlags
 	duration time.Duration
 	grace    time.Duration
 	pprof    string
@@ -40,7 +39,6 @@ type runOptions struct {
 	series   string
 	ignore   string
 	failOn   report.Policy
-	minSlope float64
 	maxCPU   float64 // percent of a core that full samples may use
 	reaper   bool    // make leakcheck the subreaper of the command's tree (the CLI; not tests, which share a process)
 	leaks    string  // for the demo, when no command is given
@@ -92,7 +90,6 @@ otherwise the command's own failure (127 not found, 128+n killed by signal n).`,
 	}
 	f := c.Flags()
 	f.DurationVar(&opts.interval, "interval", time.Second, "time between samples")
-	f.DurationVar(&opts.warmup, "warmup", 2*time.Second, "time after start before the baseline sample; trend tests ignore it")
 	f.DurationVar(&opts.duration, "duration", 0, "stop the command after this long (0: wait for it to exit; the demo runs 20s)")
 	f.DurationVar(&opts.grace, "grace", 5*time.Second, "time between SIGTERM and SIGKILL when stopping the command")
 	f.StringVar(&opts.pprof, "pprof", "", "base URL of the command's net/http/pprof endpoint, e.g. http://127.0.0.1:6060")
@@ -101,7 +98,7 @@ otherwise the command's own failure (127 not found, 128+n killed by signal n).`,
 	f.StringVar(&opts.series, "series", "", "write every sample to this file (.csv or .json)")
 	f.StringVar(&opts.ignore, "ignore", "", "file of rules suppressing known findings")
 	f.Var(&opts.failOn, "fail-on", "finding kinds (and severity>=LEVEL) that fail the run: e.g. leftover,growth, all, none")
-	f.Float64Var(&opts.minSlope, "min-slope", 0, "least growth per hour, in each series' unit, that counts")
+	addTrendFlags(f, &opts.trend, 2*time.Second, "time after start before the baseline sample; trend tests ignore it")
 	f.Float64Var(&opts.maxCPU, "max-cpu", 100*fullSampleBudget, "percent of one core that full samples (which name every descriptor) may use; ticks between them only count descriptors. 100: a full sample every tick")
 	f.StringVar(&opts.leaks, "leak", defaultDemoLeaks, "demo only: leaks to commit: "+demoLeakNames()+", all or none")
 	return c
@@ -123,6 +120,10 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		return report.ExitUsage, fmt.Errorf("--max-cpu %v: want a percentage above 0 and at most 100", opts.maxCPU)
 	}
 	if err := checkFormat(opts.format); err != nil {
+		return report.ExitUsage, err
+	}
+	trend, err := opts.trend.options()
+	if err != nil {
 		return report.ExitUsage, err
 	}
 	rules, err := report.ReadIgnoreFile(opts.ignore)
@@ -190,15 +191,9 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	own := &ownConns{}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.DialContext = own.dial
-	w := &watch{
-		opts:   opts,
-		pid:    child.Process.Pid,
-		start:  time.Now(),
-		http:   &http.Client{Timeout: max(opts.interval, time.Second), Transport: transport},
-		own:    own,
-		budget: opts.maxCPU / 100,
-		reaper: opts.reaper,
-	}
+	w := newWatch(opts, trend, child.Process.Pid)
+	w.http = &http.Client{Timeout: max(opts.interval, time.Second), Transport: transport}
+	w.own = own
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
 
@@ -211,7 +206,7 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	})
 	left := w.killLeftovers()
 
-	r, err := w.report(exitReport, left, rules, args)
+	r, err := w.report(ctx, exitReport, left, rules, args)
 	if err != nil {
 		return report.ExitUsage, err
 	}
@@ -280,22 +275,36 @@ func (s childStatus) code() int {
 // watch samples one process tree.
 type watch struct {
 	opts     runOptions
+	trend    report.TrendOptions
 	pid      int
 	start    time.Time
 	http     *http.Client
-	procs    []*probes.ProcSample // every sample, full or counted
-	full     []*probes.ProcSample // the full samples: those that name descriptors
-	nextFull time.Time            // the earliest time for the next full sample
-	budget   float64              // fullSampleBudget; 1 takes a full sample every tick
-	reaper   bool                 // leakcheck is the subreaper: its orphaned descendants count
-	gos      []*probes.GoSample
-	dumps    []*report.GoroutineDump // the goroutine profiles of gos, parsed
+	rec      *report.ProcRecorder
+	last     *probes.ProcSample // the last sample, full or counted, for the status line
+	goNow    int                // goroutines in the last Go sample, for the status line
+	nextFull time.Time          // the earliest time for the next full sample
+	budget   float64            // fullSampleBudget; 1 takes a full sample every tick
+	reaper   bool               // leakcheck is the subreaper: its orphaned descendants count
 	stacks   map[string][]report.Frame
-	baseline *probes.ProcSample // a full sample
+	snapshot []byte // the tracker's latest snapshot, served live
 	gaps     []string
 	seen     map[int]probes.Child // every descendant ever sampled
 	sampled  time.Time            // when the last sample ended
 	own      *ownConns            // leakcheck's connections to --pprof
+}
+
+// newWatch returns a watch of pid that starts now.
+func newWatch(opts runOptions, trend report.TrendOptions, pid int) *watch {
+	start := time.Now()
+	return &watch{
+		opts:   opts,
+		trend:  trend,
+		pid:    pid,
+		start:  start,
+		rec:    report.NewProcRecorder(start, trend.Warmup),
+		budget: opts.maxCPU / 100,
+		reaper: opts.reaper,
+	}
 }
 
 // ownConns records the local addresses of leakcheck's own connections to the
@@ -369,12 +378,11 @@ func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Si
 // when full samples were rare, two are taken, a short gap apart.
 func (w *watch) finalSamples(ctx context.Context) {
 	gap := min(w.opts.interval/2, 250*time.Millisecond)
-	n := len(w.full)
-	if n < 2 || w.full[n-1] == w.baseline {
+	if w.rec.Full() < 2 || w.rec.LastFull() == w.rec.Baseline() {
 		w.nextFull = time.Time{}
 		w.sample(ctx)
 		time.Sleep(gap)
-	} else if last := w.procs[len(w.procs)-1]; !last.Counted && time.Since(w.sampled) < gap {
+	} else if w.last != nil && !w.last.Counted && time.Since(w.sampled) < gap {
 		return // the last tick's full sample is final
 	}
 	w.nextFull = time.Time{}
@@ -492,8 +500,7 @@ const fullSampleBudget = 0.005
 func (w *watch) sample(ctx context.Context) {
 	now := time.Now()
 	defer func() { w.sampled = time.Now() }()
-	warm := now.Sub(w.start) >= w.opts.warmup
-	full := !now.Before(w.nextFull) || (w.baseline == nil && warm)
+	full := !now.Before(w.nextFull) || (w.rec.Baseline() == nil && w.rec.Warm(now))
 	var ps *probes.ProcSample
 	var err error
 	if full {
@@ -511,7 +518,8 @@ func (w *watch) sample(ctx context.Context) {
 	case err != nil:
 		w.gaps = append(w.gaps, fmt.Sprintf("%s: %v", now.Format(time.RFC3339), err))
 	default:
-		w.procs = append(w.procs, ps)
+		w.rec.AddProc(ps)
+		w.last = ps
 		if w.seen == nil {
 			w.seen = map[int]probes.Child{}
 		}
@@ -519,12 +527,6 @@ func (w *watch) sample(ctx context.Context) {
 			w.seen[c.PID] = c
 		}
 		w.adopt()
-		if full {
-			w.full = append(w.full, ps)
-			if w.baseline == nil && warm {
-				w.baseline = ps
-			}
-		}
 	}
 	if w.opts.pprof == "" {
 		return
@@ -536,13 +538,15 @@ func (w *watch) sample(ctx context.Context) {
 		w.gaps = append(w.gaps, fmt.Sprintf("%s: %v", now.Format(time.RFC3339), err))
 		return
 	}
-	if d, err := w.goroutines(gs); err != nil {
+	d, err := w.goroutines(gs)
+	if err != nil {
 		w.gaps = append(w.gaps, fmt.Sprintf("%s: goroutine profile: %v", now.Format(time.RFC3339), err))
-	} else {
-		w.dumps = append(w.dumps, d)
 	}
-	gs.GoroutineProfile = nil // parsed; a long run keeps only the dump
-	w.gos = append(w.gos, gs)
+	w.rec.AddGo(gs, d)
+	w.goNow = gs.Goroutines
+	if gs.Tracker != nil {
+		w.snapshot = gs.Tracker // only the latest is kept
+	}
 }
 
 // goroutines parses a sample's goroutine profile, sharing each distinct
@@ -596,49 +600,24 @@ func threadCPU(sample func() (*probes.ProcSample, error)) (time.Duration, *probe
 	return after - before, ps, err
 }
 
-// report turns the samples, the leftovers and the exit report into a report.
-func (w *watch) report(exitReport string, left []probes.Child, rules []report.IgnoreRule, args []string) (*report.Report, error) {
-	series := w.seriesList()
-	trend := report.TrendOptions{Warmup: w.opts.warmup, MinSlope: w.opts.minSlope}
-	var findings []report.Finding
-	if len(w.dumps) > 0 {
-		// Goroutines by stack: a growing group is a goroutine finding
-		// that names its stack, and stands in for the growth of the
-		// total, which GoroutineSeries reports itself when no group
-		// explains it.
-		gseries, gfs := report.GoroutineSeries(w.dumps, trend)
-		findings = append(findings, gfs...)
-		findings = append(findings, report.GoroutineFindings(w.dumps[len(w.dumps)-1], report.GoroutineOptions{})...)
-		growth := slices.DeleteFunc(slices.Clone(series), func(s report.Series) bool { return s.Name == "goroutines" })
-		findings = append(findings, report.Growth(growth, trend)...)
-		series = append(series, evidenceSeries(gseries, gfs)...)
-	} else {
-		findings = report.Growth(series, trend)
+// report turns the samples, the leftovers and the daemon's own tracker
+// snapshot (its exit report, or else the last one it served) into a report.
+func (w *watch) report(ctx context.Context, exitReport string, left []probes.Child, rules []report.IgnoreRule, args []string) (*report.Report, error) {
+	res := w.rec.Analyze(report.ProcOptions{Trend: w.trend, Left: left, Own: w.own.has})
+	snap, atExit, err := w.trackerSnapshot(ctx, exitReport)
+	if err != nil {
+		return nil, err
 	}
-	findings = append(findings, w.descriptorFindings()...)
-	for _, c := range left {
-		findings = append(findings, report.Finding{
-			Kind: report.KindLeftover, Severity: report.SeverityError,
-			Subject: fmt.Sprintf("process %s", c.Comm), Owner: fmt.Sprintf("pid %d", c.PPID), Count: 1,
-			Evidence:   report.Evidence{Values: map[string]float64{"pid": float64(c.PID)}},
-			Suggestion: "wait for or kill child processes before exiting; leakcheck killed it",
-			Signature:  report.Signature(report.KindLeftover, "process "+c.Comm, nil),
-		})
+	if snap != nil {
+		fs, gauges := report.FromSnapshot(snap, report.SnapshotOptions{AtExit: atExit, Trend: w.trend})
+		res.Add(report.Result{Findings: fs, Series: gauges})
 	}
-	if data, err := os.ReadFile(exitReport); err == nil {
-		var snap tracker.Snapshot
-		if err := json.Unmarshal(data, &snap); err != nil {
-			return nil, fmt.Errorf("reading the command's exit report: %w", err)
-		}
-		fs, gauges := report.FromSnapshot(&snap, report.SnapshotOptions{AtExit: true, Trend: trend})
-		findings = append(findings, fs...)
-		series = append(series, gauges...)
-	}
-	r := report.New(findings, series, rules)
+	r := report.New(res.Findings, res.Series, rules)
+	r.Tables = res.Tables
 	r.Metadata = map[string]string{
 		"command":  strings.Join(args, " "),
 		"duration": time.Since(w.start).Round(time.Millisecond).String(),
-		"samples":  fmt.Sprint(len(w.procs)),
+		"samples":  fmt.Sprint(w.rec.Samples()),
 	}
 	if len(w.gaps) > 0 {
 		r.Metadata["gaps"] = fmt.Sprintf("%d (first: %s)", len(w.gaps), w.gaps[0])
@@ -646,158 +625,27 @@ func (w *watch) report(exitReport string, left []probes.Child, rules []report.Ig
 	return r, nil
 }
 
-// evidenceSeries returns the series that findings name as evidence, but
-// for "goroutines", which the samples give already.
-func evidenceSeries(series []report.Series, findings []report.Finding) []report.Series {
-	var out []report.Series
-	for _, s := range series {
-		if s.Name != "goroutines" && slices.ContainsFunc(findings, func(f report.Finding) bool { return f.Evidence.Series == s.Name }) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// descriptorFindings names the descriptors and sockets open in the last two
-// samples that were not open at the baseline. A busy process always has some
-// descriptors open for a moment; the last sample alone would report whichever
-// of them it caught.
-func (w *watch) descriptorFindings() []report.Finding {
-	if w.baseline == nil || len(w.full) < 2 {
-		return nil
-	}
-	last, prev := w.full[len(w.full)-1], w.full[len(w.full)-2]
-	freshSock := map[uint64]bool{}
-	for _, s := range probes.NewSockets(prev, last) {
-		freshSock[s.Inode] = true
-	}
-	socks := slices.DeleteFunc(probes.NewSockets(w.baseline, last), func(s probes.Socket) bool {
-		return freshSock[s.Inode] || w.own.has(s.Remote)
-	})
-	freshFD := map[probes.FD]bool{}
-	for _, fd := range probes.NewFDs(prev, last) {
-		freshFD[fd] = true
-	}
-	var fs []report.Finding
-	for _, g := range socketGroups(last, socks) {
-		fs = append(fs, report.Finding{
-			Kind: report.KindLeftover, Severity: report.SeverityWarning,
-			Subject: g.subject, Count: g.count,
-			Suggestion: socketAdvice(g.state),
-			Signature:  report.Signature(report.KindLeftover, g.subject, nil),
-		})
-	}
-	for _, fd := range probes.NewFDs(w.baseline, last) {
-		if fd.Type == "socket" || freshFD[fd] {
-			continue // reported above, by socket; or maybe in passing
-		}
-		subject := "fd " + fd.Type + " " + report.Pattern(fd.Target)
-		fs = append(fs, report.Finding{
-			Kind: report.KindLeftover, Severity: report.SeverityWarning,
-			Subject: subject, Count: 1,
-			Evidence:   report.Evidence{Values: map[string]float64{"fd": float64(fd.Num)}},
-			Suggestion: "opened since the baseline and still open: close it when done",
-			Signature:  report.Signature(report.KindLeftover, subject, nil),
-		})
-	}
-	return fs
-}
-
-func socketAdvice(state string) string {
-	if state == "CLOSE_WAIT" {
-		return "the peer closed these connections but the daemon never did: close the socket on EOF"
-	}
-	return "opened since the baseline and still open: close or pool them"
-}
-
-type socketGroup struct {
-	subject, state string
-	count          int
-}
-
-// socketGroups groups new sockets by protocol, state and the end that names
-// them: connections accepted on one of the process's listening addresses are
-// named by that address (their remote ports are ephemeral), others by the
-// address they connect to, e.g. "tcp sockets to 127.0.0.1:6379 in CLOSE_WAIT".
-func socketGroups(last *probes.ProcSample, socks []probes.Socket) []socketGroup {
-	listening := map[string]bool{}
-	for _, s := range last.Sockets {
-		if s.State == "LISTEN" {
-			listening[s.Proto+" "+s.Local] = true
-		}
-	}
-	var out []socketGroup
-	index := map[string]int{}
-	for _, s := range socks {
-		var subject string
-		switch {
-		case s.State == "LISTEN":
-			subject = fmt.Sprintf("%s listener on %s", s.Proto, s.Local)
-		case listening[s.Proto+" "+s.Local]:
-			subject = fmt.Sprintf("%s connections accepted on %s in %s", s.Proto, s.Local, s.State)
-		case s.Remote != "":
-			subject = fmt.Sprintf("%s sockets to %s in %s", s.Proto, s.Remote, s.State)
-		default: // unconnected, or of another family: no address or state, maybe
-			subject = s.Proto + " sockets"
-			if s.Local != "" {
-				subject += " on " + report.Pattern(s.Local)
-			}
-			if s.State != "" {
-				subject += " in " + s.State
-			}
-		}
-		if i, ok := index[subject]; ok {
-			out[i].count++
-			continue
-		}
-		index[subject] = len(out)
-		out = append(out, socketGroup{subject: subject, state: s.State, count: 1})
-	}
-	return out
-}
-
-// seriesList turns the samples into one series per metric.
-func (w *watch) seriesList() []report.Series {
-	byName := map[string]*report.Series{}
-	var order []string
-	add := func(name string, t time.Time, v float64) {
-		s, ok := byName[name]
-		if !ok {
-			// A high-water mark never falls: rss_bytes carries the trend.
-			s = &report.Series{Name: name, Unit: unitOf(name), Monotone: name == "hwm_bytes"}
-			byName[name] = s
-			order = append(order, name)
-		}
-		s.Points = append(s.Points, report.Point{Time: t, Value: v})
-	}
-	for _, p := range w.procs {
-		for name, v := range p.Metrics() {
-			add(name, p.Time, v)
-		}
-	}
-	for _, g := range w.gos {
-		for name, v := range g.Metrics() {
-			add(name, g.Time, v)
-		}
-	}
-	out := make([]report.Series, 0, len(order))
-	for _, name := range order {
-		out = append(out, *byName[name])
-	}
-	slices.SortFunc(out, func(a, b report.Series) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}
-
-func unitOf(name string) string {
+// trackerSnapshot returns the daemon's exit report when it wrote one, read
+// with the limits and schema check of every input; otherwise the last
+// snapshot its tracker handler served, if any. atExit says which.
+func (w *watch) trackerSnapshot(ctx context.Context, exitReport string) (snap *tracker.Snapshot, atExit bool, err error) {
+	in, err := report.ReadInput(ctx, exitReport, report.InputOptions{})
 	switch {
-	case strings.HasSuffix(name, "_bytes"):
-		return "bytes"
-	case strings.HasPrefix(name, "fds"):
-		return "fds"
-	case strings.HasPrefix(name, "sockets"):
-		return "sockets"
-	case name == "threads", name == "goroutines", name == "children", name == "zombies":
-		return name
+	case errors.Is(err, os.ErrNotExist):
+		if w.snapshot == nil {
+			return nil, false, nil
+		}
+		in, err = report.ParseInput("the tracker's last snapshot", w.snapshot, probes.MaxBodySize)
+		if err != nil {
+			return nil, false, err
+		}
+	case err != nil:
+		return nil, false, fmt.Errorf("reading the command's exit report: %w", err)
+	default:
+		atExit = true
 	}
-	return ""
+	if in.Kind != report.InputSnapshot {
+		return nil, false, fmt.Errorf("the command's tracker snapshot %s is a %s", in.Name, in.Kind)
+	}
+	return in.Snapshot, atExit, nil
 }

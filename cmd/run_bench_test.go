@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leakcheck/leakcheck/report"
 )
 
 // holdFDsEnv makes the test binary, run as a child, a daemon that holds that
@@ -64,7 +66,8 @@ func BenchmarkWatchCPU(b *testing.B) {
 			pid := startHolder(b, 10000)
 			var cpu, wall time.Duration
 			for b.Loop() {
-				w := &watch{pid: pid, start: time.Now(), opts: runOptions{interval: time.Second}, budget: bc.budget}
+				w := newWatch(runOptions{interval: time.Second}, report.TrendOptions{}, pid)
+				w.budget = bc.budget
 				w.sample(context.Background()) // the baseline, always full
 				tick := time.NewTicker(time.Second)
 				start, used := time.Now(), cpuTime(b)
@@ -75,10 +78,10 @@ func BenchmarkWatchCPU(b *testing.B) {
 				tick.Stop()
 				cpu += cpuTime(b) - used
 				wall += time.Since(start)
-				if len(w.gaps) > 0 || w.procs[len(w.procs)-1].NumFDs < 10000 {
-					b.Fatalf("gaps %v, %d fds", w.gaps, w.procs[len(w.procs)-1].NumFDs)
+				if len(w.gaps) > 0 || w.last.NumFDs < 10000 {
+					b.Fatalf("gaps %v, %d fds", w.gaps, w.last.NumFDs)
 				}
-				b.ReportMetric(float64(len(w.full)-1), "full-samples")
+				b.ReportMetric(float64(w.rec.Full()-1), "full-samples")
 			}
 			b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "cpu-%")
 		})

@@ -15,7 +15,7 @@ import (
 // writeSeries writes every sampled series to path: CSV (time, series, value)
 // when it ends in .csv, JSON otherwise.
 func (w *watch) writeSeries(path string) error {
-	series := w.seriesList()
+	series := w.rec.Series()
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("writing series: %w", err)
@@ -64,17 +64,17 @@ func newStatusLine(w io.Writer) *statusLine {
 }
 
 func (s *statusLine) update(w *watch) {
-	if s.w == nil || len(w.procs) == 0 {
+	if s.w == nil || w.last == nil {
 		return
 	}
-	last := w.procs[len(w.procs)-1]
+	last := w.last
 	line := fmt.Sprintf("leakcheck: %s  %d samples  %d fds  rss %.1f MiB",
-		time.Since(w.start).Round(time.Second), len(w.procs), last.NumFDs, float64(last.RSS)/(1<<20))
-	if n := len(w.gos); n > 0 {
-		line += fmt.Sprintf("  %d goroutines", w.gos[n-1].Goroutines)
+		time.Since(w.start).Round(time.Second), w.rec.Samples(), last.NumFDs, float64(last.RSS)/(1<<20))
+	if w.goNow > 0 {
+		line += fmt.Sprintf("  %d goroutines", w.goNow)
 	}
-	if w.baseline != nil {
-		if d := last.NumFDs - w.baseline.NumFDs; d > 0 {
+	if base := w.rec.Baseline(); base != nil {
+		if d := last.NumFDs - base.NumFDs; d > 0 {
 			line += fmt.Sprintf("  fds +%d since baseline", d)
 		}
 	}

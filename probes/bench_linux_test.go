@@ -151,7 +151,7 @@ func benchSampleSelf(b *testing.B, minFDs, minSockets int) {
 			len(s.FDs), len(s.Sockets), s.Gaps, minFDs, minSockets)
 	}
 	if minSockets > 0 {
-		m := s.Metrics()
+		m := MetricMap(s.Metrics())
 		if m["sockets.tcp.ESTABLISHED"] < float64(minSockets/2) || m["sockets.unix.CONNECTED"] < float64(minSockets/2) {
 			b.Fatalf("sockets not joined: %v", m)
 		}
@@ -197,6 +197,6 @@ func BenchmarkMetrics10kFDs(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		s.Metrics()
+		MetricMap(s.Metrics())
 	}
 }

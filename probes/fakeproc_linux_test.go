@@ -127,7 +127,7 @@ func TestSampleFakeProc(t *testing.T) {
 	if len(s.Children) != 0 {
 		t.Errorf("children %+v", s.Children)
 	}
-	m := s.Metrics()
+	m := MetricMap(s.Metrics())
 	for name, v := range map[string]float64{
 		"fds": 14, "fds.socket": 7, "fds.pipe": 2, "fds.file": 2, "fds.dev": 1, "fds.anon": 1, "fds.other": 1,
 		"sockets": 6, "sockets.other": 1, "sockets.tcp6.CLOSE_WAIT": 1, "sockets.unix.LISTEN": 1,
@@ -165,7 +165,7 @@ func TestSampleFakeProcGaps(t *testing.T) {
 			if !slices.Equal(gaps, tt.gaps) {
 				t.Fatalf("gaps = %v, want %v", s.Gaps, tt.gaps)
 			}
-			m := s.Metrics()
+			m := MetricMap(s.Metrics())
 			if _, ok := m["threads"]; !ok || s.Threads != 23 {
 				t.Errorf("status lost: %v", m)
 			}

@@ -55,10 +55,10 @@ type GoSample struct {
 
 // Metrics returns the sample as named series ("goroutines",
 // "heap_inuse_bytes"); a part listed in Gaps is left out.
-func (s *GoSample) Metrics() map[string]float64 {
-	m := map[string]float64{"goroutines": float64(s.Goroutines)}
+func (s *GoSample) Metrics() []Metric {
+	m := []Metric{{Name: "goroutines", Value: float64(s.Goroutines), Unit: "goroutines"}}
 	if !missing(s.Gaps, "heap") {
-		m["heap_inuse_bytes"] = float64(s.HeapInuse)
+		m = append(m, Metric{Name: "heap_inuse_bytes", Value: float64(s.HeapInuse), Unit: "bytes"})
 	}
 	return m
 }

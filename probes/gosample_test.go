@@ -95,7 +95,7 @@ func TestSampleGo(t *testing.T) {
 	if after.Goroutines-before.Goroutines < n {
 		t.Errorf("goroutines went from %d to %d, want a rise of at least %d", before.Goroutines, after.Goroutines, n)
 	}
-	if m := after.Metrics(); m["goroutines"] != float64(after.Goroutines) || m["heap_inuse_bytes"] != float64(after.HeapInuse) {
+	if m := MetricMap(after.Metrics()); m["goroutines"] != float64(after.Goroutines) || m["heap_inuse_bytes"] != float64(after.HeapInuse) {
 		t.Errorf("Metrics = %v", m)
 	}
 	if !after.Time.After(before.Time) {
@@ -164,8 +164,8 @@ func TestSampleGoWithoutHeap(t *testing.T) {
 	if len(s.Gaps) != 1 || s.Gaps[0].Part != "heap" || !strings.Contains(s.Gaps[0].Err.Error(), srv.URL+"/debug/pprof/heap") {
 		t.Fatalf("gaps = %v, want a heap gap naming the URL", s.Gaps)
 	}
-	if _, ok := s.Metrics()["heap_inuse_bytes"]; ok || s.Goroutines < 1 {
-		t.Errorf("Metrics = %v, want goroutines without heap", s.Metrics())
+	if _, ok := MetricMap(s.Metrics())["heap_inuse_bytes"]; ok || s.Goroutines < 1 {
+		t.Errorf("Metrics = %v, want goroutines without heap", MetricMap(s.Metrics()))
 	}
 }
 

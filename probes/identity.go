@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // NewFDs returns the descriptors of cur that base did not have, in cur's
@@ -61,27 +62,40 @@ type SocketGroup struct {
 	Proto string
 	State string
 	// Remote is the address the sockets are connected to. It is empty for
-	// groups of listening sockets and of sockets without a peer address
-	// (unconnected UDP, unix), which are grouped by Local instead.
+	// groups of listening sockets, of connections accepted on a listener
+	// and of sockets without a peer address (unconnected UDP, unix), which
+	// are grouped by Local instead.
 	Remote string
 	// Local is the address the sockets are bound to; it is set only when
-	// Remote is not used.
+	// Remote is not used. For connections accepted on a listener bound to
+	// every address (0.0.0.0 or [::]), it is "*:PORT".
 	Local string
-	Count int
+	// Accepted marks connections accepted on one of the process's
+	// listeners, whose remote ports are ephemeral and so say nothing.
+	Accepted bool
+	Count    int
 }
 
 // String describes the group for people, for example
-// "14 tcp sockets to 127.0.0.1:6379 in CLOSE_WAIT" or
+// "14 tcp sockets to 127.0.0.1:6379 in CLOSE_WAIT",
+// "3 tcp connections accepted on *:8080 in ESTABLISHED" or
 // "1 tcp6 socket on [::1]:8080 in LISTEN".
 func (g SocketGroup) String() string {
 	b := strconv.AppendInt(nil, int64(g.Count), 10)
 	b = append(b, ' ')
 	b = append(b, g.Proto...)
-	b = append(b, " socket"...)
+	what := " socket"
+	if g.Accepted {
+		what = " connection"
+	}
+	b = append(b, what...)
 	if g.Count != 1 {
 		b = append(b, 's')
 	}
 	switch {
+	case g.Accepted:
+		b = append(b, " accepted on "...)
+		b = append(b, g.Local...)
 	case g.Remote != "":
 		b = append(b, " to "...)
 		b = append(b, g.Remote...)
@@ -96,25 +110,51 @@ func (g SocketGroup) String() string {
 	return string(b)
 }
 
-// SummarizeSockets groups sockets by protocol, state and remote address (the
-// local address for listening sockets and sockets without a peer address),
-// largest group first, so that a report can name what leaked rather than
-// count it.
-func SummarizeSockets(socks []Socket) []SocketGroup {
-	type key struct{ proto, state, remote, local string }
+// SummarizeSockets groups socks by protocol, state and the address that
+// names them, largest group first, so that a report can name what leaked
+// rather than count it. Connections accepted on a listener among all (the
+// process's sockets) are grouped by the listening address, whatever their
+// peers: by "*:PORT" when the listener is bound to every address, so that a
+// server on 0.0.0.0 and [::] is one group per port. Other connected sockets
+// are grouped by remote address; listening and unconnected ones by local
+// address.
+func SummarizeSockets(socks, all []Socket) []SocketGroup {
+	exact := map[string]bool{}    // "tcp 127.0.0.1:8080"
+	wildcard := map[string]bool{} // "tcp :8080", both families as tcp
+	for _, s := range all {
+		if s.State != "LISTEN" {
+			continue
+		}
+		exact[s.Proto+" "+s.Local] = true
+		if host, port, ok := splitHostPort(s.Local); ok && (host == "0.0.0.0" || host == "[::]") {
+			wildcard[transport(s.Proto)+" :"+port] = true
+		}
+	}
+	type key struct {
+		proto, state, remote, local string
+		accepted                    bool
+	}
 	counts := make(map[key]int)
 	for _, s := range socks {
 		k := key{proto: s.Proto, state: s.State}
-		if s.Remote != "" && s.State != "LISTEN" {
+		_, port, _ := splitHostPort(s.Local)
+		switch {
+		case s.State == "LISTEN":
+			k.local = s.Local
+		case s.Remote != "" && wildcard[transport(s.Proto)+" :"+port]:
+			k.proto, k.local, k.accepted = transport(s.Proto), "*:"+port, true
+		case s.Remote != "" && exact[s.Proto+" "+s.Local]:
+			k.local, k.accepted = s.Local, true
+		case s.Remote != "":
 			k.remote = s.Remote
-		} else {
+		default:
 			k.local = s.Local
 		}
 		counts[k]++
 	}
 	out := make([]SocketGroup, 0, len(counts))
 	for k, n := range counts {
-		out = append(out, SocketGroup{Proto: k.proto, State: k.state, Remote: k.remote, Local: k.local, Count: n})
+		out = append(out, SocketGroup{Proto: k.proto, State: k.state, Remote: k.remote, Local: k.local, Accepted: k.accepted, Count: n})
 	}
 	slices.SortFunc(out, func(a, b SocketGroup) int {
 		return cmp.Or(
@@ -127,3 +167,15 @@ func SummarizeSockets(socks []Socket) []SocketGroup {
 	})
 	return out
 }
+
+// splitHostPort splits "127.0.0.1:80" or "[::1]:80" at its last colon.
+func splitHostPort(addr string) (host, port string, ok bool) {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return "", "", false
+	}
+	return addr[:i], addr[i+1:], true
+}
+
+// transport names a protocol without its address family: tcp6 is tcp.
+func transport(proto string) string { return strings.TrimSuffix(proto, "6") }

@@ -88,7 +88,7 @@ func TestSummarizeSockets(t *testing.T) {
 		{Proto: "tcp6", State: "LISTEN", Local: "[::1]:8080", Count: 1},
 		{Proto: "udp", State: "UNCONN", Local: "127.0.0.1:53", Count: 1},
 	}
-	got := SummarizeSockets(socks)
+	got := SummarizeSockets(socks, nil)
 	if !slices.Equal(got, want) {
 		t.Fatalf("SummarizeSockets =\n%+v\nwant\n%+v", got, want)
 	}
@@ -107,7 +107,7 @@ func TestSummarizeSockets(t *testing.T) {
 	if !slices.Equal(lines, wantLines) {
 		t.Errorf("lines =\n%q\nwant\n%q", lines, wantLines)
 	}
-	if got := SummarizeSockets(nil); len(got) != 0 {
+	if got := SummarizeSockets(nil, nil); len(got) != 0 {
 		t.Errorf("SummarizeSockets(nil) = %v", got)
 	}
 }
@@ -134,13 +134,13 @@ func TestMetrics(t *testing.T) {
 		"sockets.tcp.CLOSE_WAIT": 2, "sockets.unix.LISTEN": 1,
 		"children": 2, "zombies": 1,
 	}
-	if got := s.Metrics(); !maps.Equal(got, want) {
+	if got := MetricMap(s.Metrics()); !maps.Equal(got, want) {
 		t.Errorf("Metrics =\n%v\nwant\n%v", got, want)
 	}
 
 	// Gaps leave their series out rather than report zeros.
 	s.Gaps = []Gap{{Part: "sockets", Err: errors.New("permission denied")}, {Part: "children", Err: errors.New("x")}}
-	got := s.Metrics()
+	got := MetricMap(s.Metrics())
 	for name := range got {
 		if name == "sockets" || len(name) > 8 && name[:8] == "sockets." || name == "children" || name == "zombies" {
 			t.Errorf("series %s present despite its gap", name)
@@ -150,7 +150,7 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("series without gaps lost: %v", got)
 	}
 	s.Gaps = []Gap{{Part: "fds", Err: errors.New("permission denied")}}
-	if got := s.Metrics(); got["fds"] != 0 || len(got) != 6 {
+	if got := MetricMap(s.Metrics()); got["fds"] != 0 || len(got) != 6 {
 		t.Errorf("fds gap: Metrics = %v, want threads, memory and children only", got)
 	}
 	if g := (Gap{Part: "fds", Err: errors.New("permission denied")}); g.String() != "fds: permission denied" {

@@ -278,6 +278,7 @@ func (s *scratch) sampleDir(pidDir, pid int, self, counted bool, now time.Time) 
 		default:
 			ps.Sockets = socks
 		}
+		ps.Limits = ReadLimits(pid)
 	}
 
 	children, err := s.descendants(pidDir, pid)

@@ -256,7 +256,7 @@ func TestSampleSelf(t *testing.T) {
 	}
 
 	// Metrics move by what was opened.
-	bm, cm := base.Metrics(), cur.Metrics()
+	bm, cm := MetricMap(base.Metrics()), MetricMap(cur.Metrics())
 	delta := func(name string) float64 { return cm[name] - bm[name] }
 	if cm["fds"] != float64(len(cur.FDs)) || delta("fds") != float64(len(want)) {
 		t.Errorf("fds = %v (was %v), want %d more", cm["fds"], bm["fds"], len(want))
@@ -316,9 +316,9 @@ func TestCloseWaitSummary(t *testing.T) {
 		sc.Close() // the "server" closes; the client leaks
 	}
 	cur := waitSample(t, os.Getpid(), func(s *ProcSample) bool {
-		return s.Metrics()["sockets.tcp.CLOSE_WAIT"] >= n
+		return MetricMap(s.Metrics())["sockets.tcp.CLOSE_WAIT"] >= n
 	})
-	groups := SummarizeSockets(NewSockets(base, cur))
+	groups := SummarizeSockets(NewSockets(base, cur), nil)
 	want := []SocketGroup{
 		{Proto: "tcp", State: "CLOSE_WAIT", Remote: ln.Addr().String(), Count: n},
 		{Proto: "tcp", State: "LISTEN", Local: ln.Addr().String(), Count: 1},
@@ -404,7 +404,7 @@ func TestSampleOtherProcess(t *testing.T) {
 	if pairs < n {
 		t.Errorf("helper holds %d pipes with both ends, want at least %d", pairs, n)
 	}
-	m := s.Metrics()
+	m := MetricMap(s.Metrics())
 	if m["fds.pipe"] < 2*n || m["fds"] != float64(len(s.FDs)) || m["threads"] < 1 || m["rss_bytes"] <= 0 {
 		t.Errorf("metrics %v", m)
 	}
@@ -639,7 +639,7 @@ func TestCountFDs(t *testing.T) {
 		c.Threads != s.Threads || len(c.Children) != len(s.Children) || len(c.Gaps) > 0 {
 		t.Errorf("SampleCounts = %+v; full sample: %d fds, %d threads, %d children", c, s.NumFDs, s.Threads, len(s.Children))
 	}
-	full, counted := s.Metrics(), c.Metrics()
+	full, counted := MetricMap(s.Metrics()), MetricMap(c.Metrics())
 	for name, v := range counted {
 		if _, ok := full[name]; !ok {
 			t.Errorf("counting sample has series %s = %v, which a full sample lacks", name, v)

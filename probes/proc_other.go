@@ -32,3 +32,7 @@ func CountFDs(pid int) (int, error) {
 func Descendants(pid int) ([]Child, error) {
 	return nil, fmt.Errorf("probes: descendants of pid %d: %w", pid, errors.ErrUnsupported)
 }
+
+// ReadLimits reads a process's limits from /proc, which only Linux provides;
+// on other systems every limit is unknown (zero).
+func ReadLimits(pid int) Limits { return Limits{} }

@@ -135,6 +135,9 @@ type ProcSample struct {
 	// Children holds every descendant process, zombies included, parents
 	// before their children.
 	Children []Child
+	// Limits are the process's limits, read by full samples; a counting
+	// sample leaves them zero.
+	Limits Limits
 	// Gaps lists the parts that could not be read; their fields are empty.
 	Gaps []Gap
 }
@@ -149,20 +152,41 @@ func missing(gaps []Gap, part string) bool {
 	return false
 }
 
+// A Metric is one named measure of a sample, with what a report needs to
+// judge its series: the unit, whether it can only rise, and its limit.
+type Metric struct {
+	// Name is the series name; the package documentation lists them.
+	Name  string
+	Value float64
+	// Unit is what Value counts: "fds", "sockets", "threads", "bytes",
+	// "children", "goroutines".
+	Unit string
+	// Monotone marks a measure that never falls by construction (a
+	// high-water mark): every new peak of a steady process would read as
+	// growth, so it is charted but not trend-tested.
+	Monotone bool
+	// Limit is the ceiling the measure runs into, in Unit; 0 when none is
+	// known.
+	Limit float64
+}
+
 // Metrics returns the sample as named series; the package documentation lists
 // the names. The series of a part listed in Gaps are left out.
-func (s *ProcSample) Metrics() map[string]float64 {
-	m := make(map[string]float64, 32)
-	m["threads"] = float64(s.Threads)
-	m["rss_bytes"] = float64(s.RSS)
-	m["rss_anon_bytes"] = float64(s.RSSAnon)
-	m["hwm_bytes"] = float64(s.HWM)
+func (s *ProcSample) Metrics() []Metric {
+	m := make([]Metric, 0, 32)
+	add := func(name, unit string, v float64, limit uint64) {
+		m = append(m, Metric{Name: name, Value: v, Unit: unit, Limit: float64(limit)})
+	}
+	add("threads", "threads", float64(s.Threads), s.Limits.Threads)
+	add("rss_bytes", "bytes", float64(s.RSS), s.Limits.Memory)
+	add("rss_anon_bytes", "bytes", float64(s.RSSAnon), s.Limits.Memory)
+	m = append(m, Metric{Name: "hwm_bytes", Value: float64(s.HWM), Unit: "bytes", Monotone: true, Limit: float64(s.Limits.Memory)})
 	if !missing(s.Gaps, "fds") {
 		n := s.NumFDs
 		if !s.Counted {
 			n = len(s.FDs)
 		}
-		m["fds"] = float64(n)
+		add("fds", "fds", float64(n), s.Limits.FDs)
 	}
 	if !missing(s.Gaps, "fds") && !s.Counted {
 		var byType [len(fdTypes)]int
@@ -175,7 +199,7 @@ func (s *ProcSample) Metrics() map[string]float64 {
 			}
 		}
 		for j, t := range fdTypes {
-			m["fds."+t] = float64(byType[j])
+			add("fds."+t, "fds", float64(byType[j]), s.Limits.FDs)
 		}
 	}
 	if !missing(s.Gaps, "fds") && !missing(s.Gaps, "sockets") && !s.Counted {
@@ -194,12 +218,12 @@ func (s *ProcSample) Metrics() map[string]float64 {
 				byState[key{sk.Proto, sk.State}]++
 			}
 		}
-		m["sockets"] = float64(len(s.Sockets))
+		add("sockets", "sockets", float64(len(s.Sockets)), s.Limits.FDs)
 		for j, p := range protos {
-			m["sockets."+p] = float64(byProto[j])
+			add("sockets."+p, "sockets", float64(byProto[j]), s.Limits.FDs)
 		}
 		for k, n := range byState {
-			m["sockets."+k.proto+"."+k.state] = float64(n)
+			add("sockets."+k.proto+"."+k.state, "sockets", float64(n), s.Limits.FDs)
 		}
 	}
 	if !missing(s.Gaps, "children") {
@@ -209,10 +233,19 @@ func (s *ProcSample) Metrics() map[string]float64 {
 				zombies++
 			}
 		}
-		m["children"] = float64(len(s.Children))
-		m["zombies"] = float64(zombies)
+		add("children", "children", float64(len(s.Children)), 0)
+		add("zombies", "children", float64(zombies), 0)
 	}
 	return m
+}
+
+// MetricMap returns the metrics by name, for tests and quick looks.
+func MetricMap(ms []Metric) map[string]float64 {
+	out := make(map[string]float64, len(ms))
+	for _, m := range ms {
+		out[m.Name] = m.Value
+	}
+	return out
 }
 
 // Running reports whether the descendant c still runs: it has not exited (a

@@ -176,6 +176,9 @@ type Evidence struct {
 	Series string `json:"series,omitempty"`
 	// Trend is the trend test's result for Series.
 	Trend *Trend `json:"trend,omitempty"`
+	// Related names the other series that grew with Series for the same
+	// cause: one leak seen through several measures is one finding.
+	Related []string `json:"related,omitempty"`
 	// Stack is where the resource was acquired (or the misuse happened),
 	// innermost frame first, unfiltered.
 	Stack []Frame `json:"stack,omitempty"`

@@ -2,8 +2,11 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/leakcheck/leakcheck/probes"
 )
 
 // Point is one sample of a series.
@@ -27,8 +30,57 @@ type Series struct {
 	// high-water mark: it is charted but never trend-tested, since every new
 	// peak of a steady process would read as growth.
 	Monotone bool `json:"monotone,omitempty"`
+	// Limit is the ceiling the measure runs into (RLIMIT_NOFILE for
+	// descriptors, the cgroup's memory.max for memory); 0 when none is known.
+	Limit float64 `json:"limit,omitempty"`
 	// Trend is the verdict of the trend test, once the series was analysed.
 	Trend *Trend `json:"trend,omitempty"`
+}
+
+// SeriesBuilder builds named series point by point, in the order their
+// names first come. The zero value is ready to use.
+type SeriesBuilder struct {
+	index  map[string]int
+	series []Series
+}
+
+// Add appends a point to the series called name, starting it with unit when
+// it is new, and returns the series.
+func (b *SeriesBuilder) Add(name, unit string, t time.Time, v float64) *Series {
+	i, ok := b.index[name]
+	if !ok {
+		if b.index == nil {
+			b.index = map[string]int{}
+		}
+		i = len(b.series)
+		b.index[name] = i
+		b.series = append(b.series, Series{Name: name, Unit: unit})
+	}
+	s := &b.series[i]
+	s.Points = append(s.Points, Point{Time: t, Value: v})
+	return s
+}
+
+// AddMetrics appends a probe's metrics taken at t, each to its series, with
+// their units, monotony and limits. A series' limit is the latest known.
+func (b *SeriesBuilder) AddMetrics(t time.Time, ms []probes.Metric) {
+	for _, m := range ms {
+		s := b.Add(m.Name, m.Unit, t, m.Value)
+		s.Monotone = m.Monotone
+		if m.Limit > 0 {
+			s.Limit = m.Limit
+		}
+	}
+}
+
+// Series returns a copy of the series built, sorted by name.
+func (b *SeriesBuilder) Series() []Series {
+	out := slices.Clone(b.series)
+	for i := range out {
+		out[i].Points = slices.Clone(out[i].Points)
+	}
+	slices.SortFunc(out, func(a, b Series) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Analyze runs AnalyzeTrend on the series' points, stores the result in

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -63,6 +64,41 @@ type TrendOptions struct {
 	// block then cancel out within it. 0 means DefaultBlocks; it is capped at
 	// MaxBlocks and raised to at least 8.
 	Blocks int
+}
+
+// Check reports options under which the test could never find a trend: an
+// Alpha outside (0, 1), or one smaller than the least p-value the recent
+// half of MinSamples points can reach (see AnalyzeTrend), so that every
+// series would be steady however it grows.
+func (o TrendOptions) Check() error {
+	if o.Alpha != 0 && (o.Alpha <= 0 || o.Alpha >= 1) {
+		return fmt.Errorf("significance level %v: want a number between 0 and 1", o.Alpha)
+	}
+	d := o.withDefaults()
+	n := recentPoints(d.MinSamples, d.Blocks)
+	if p := minP(n); p >= d.Alpha {
+		need := d.MinSamples
+		for minP(recentPoints(need, d.Blocks)) >= d.Alpha && need < 2*MaxBlocks {
+			need++
+		}
+		return fmt.Errorf("at significance %v the recent half of %d samples (%d points) can never be significant (its least p-value is %.3g): test at least %d samples, or raise the significance level above %.3g",
+			d.Alpha, d.MinSamples, n, p, need, p)
+	}
+	return nil
+}
+
+// recentPoints is how many points the recent-half test of a series of n
+// points looks at: the newer half, reduced to at most blocks/2.
+func recentPoints(n, blocks int) int { return min(n-n/2, max(blocks/2, 4)) }
+
+// minP is the least p-value Mann-Kendall gives n points: those of a strictly
+// rising series.
+func minP(n int) float64 {
+	xs := make([]float64, n)
+	for i := range xs {
+		xs[i] = float64(i)
+	}
+	return mannKendall(xs).p
 }
 
 func (o TrendOptions) withDefaults() TrendOptions {

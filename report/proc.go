@@ -1,0 +1,313 @@
+package report
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/leakcheck/leakcheck/probes"
+)
+
+// ProcRecorder collects the samples of one process taken from outside (by
+// `leakcheck run` and `leakcheck watch`) as they come, keeping only what the
+// analysis needs: each series' points, the baseline and the last two full
+// samples, the goroutine dumps of a Go daemon, and its latest tracker
+// snapshot. A run of hours keeps no sample's descriptors but those three.
+type ProcRecorder struct {
+	start  time.Time
+	warmup time.Duration
+	series SeriesBuilder
+	// baseline is the first full sample after the warm-up: leftovers are
+	// what was opened after it.
+	baseline   *probes.ProcSample
+	prev, last *probes.ProcSample // the last two full samples
+	full       int                // how many full samples were added
+	samples    int
+	dumps      []*GoroutineDump
+	heap       bool // a heap_inuse_bytes series was sampled
+}
+
+// NewProcRecorder returns a recorder for a process watched from start; the
+// first full sample taken warmup or more after start is the baseline.
+func NewProcRecorder(start time.Time, warmup time.Duration) *ProcRecorder {
+	return &ProcRecorder{start: start, warmup: warmup}
+}
+
+// Warm reports whether t is past the warm-up.
+func (r *ProcRecorder) Warm(t time.Time) bool { return t.Sub(r.start) >= r.warmup }
+
+// Baseline returns the baseline sample, or nil before there is one.
+func (r *ProcRecorder) Baseline() *probes.ProcSample { return r.baseline }
+
+// LastFull returns the last full sample, or nil before there is one.
+func (r *ProcRecorder) LastFull() *probes.ProcSample { return r.last }
+
+// Full returns how many full samples were added.
+func (r *ProcRecorder) Full() int { return r.full }
+
+// Samples returns how many process samples were added.
+func (r *ProcRecorder) Samples() int { return r.samples }
+
+// AddProc records a sample of the process, full or counting.
+func (r *ProcRecorder) AddProc(ps *probes.ProcSample) {
+	r.samples++
+	r.series.AddMetrics(ps.Time, ps.Metrics())
+	if ps.Counted {
+		return
+	}
+	r.full++
+	r.prev, r.last = r.last, ps
+	if r.baseline == nil && r.Warm(ps.Time) {
+		r.baseline = ps
+	}
+}
+
+// AddGo records a sample of a Go daemon's endpoints and, when it was read,
+// its goroutine profile. Nothing else of gs is kept.
+func (r *ProcRecorder) AddGo(gs *probes.GoSample, d *GoroutineDump) {
+	ms := gs.Metrics()
+	r.series.AddMetrics(gs.Time, ms)
+	r.heap = r.heap || slices.ContainsFunc(ms, func(m probes.Metric) bool { return m.Name == "heap_inuse_bytes" })
+	if d != nil {
+		r.dumps = append(r.dumps, d)
+	}
+}
+
+// Series returns every recorded series, by name.
+func (r *ProcRecorder) Series() []Series { return r.series.Series() }
+
+// ProcOptions configures ProcRecorder.Analyze.
+type ProcOptions struct {
+	Trend TrendOptions
+	// Left are the descendants the command left running when it ended.
+	Left []probes.Child
+	// Own reports whether a remote address is one of leakcheck's own
+	// connections to the daemon (its --pprof endpoint): the daemon's ends
+	// of those are not its leftovers. Nil means none is.
+	Own func(remote string) bool
+}
+
+// Analyze turns what was recorded into findings: the series that grow (a
+// resource and the series that move with it are one finding), the goroutine
+// groups that grow or block, the descriptors and sockets opened since the
+// baseline and still open, and the processes left behind.
+func (r *ProcRecorder) Analyze(opts ProcOptions) Result {
+	var res Result
+	series := r.Series()
+	tested := series
+	if len(r.dumps) > 0 {
+		// Goroutines by stack: a growing group is a goroutine finding
+		// that names its stack, and stands in for the growth of the
+		// total, which GoroutineSeries tests and reports itself when no
+		// group explains it.
+		gseries, gfs := GoroutineSeries(r.dumps, opts.Trend)
+		res.Findings = append(res.Findings, gfs...)
+		res.Findings = append(res.Findings, GoroutineFindings(r.dumps[len(r.dumps)-1], GoroutineOptions{})...)
+		tested = slices.DeleteFunc(slices.Clone(series), func(s Series) bool { return s.Name == "goroutines" })
+		copyTrends(series, gseries)
+		series = append(series, evidenceSeries(gseries, gfs)...)
+	}
+	res.Findings = append(res.Findings, r.growth(tested, opts.Trend)...)
+	copyTrends(series, tested)
+	res.Series = series
+	res.Findings = append(res.Findings, r.descriptorFindings(opts.Own)...)
+	res.Findings = append(res.Findings, processFindings(opts.Left)...)
+	return res
+}
+
+// evidenceSeries returns the series that findings name as evidence, but
+// for "goroutines", which the samples give already.
+func evidenceSeries(series []Series, findings []Finding) []Series {
+	var out []Series
+	for _, s := range series {
+		if s.Name != "goroutines" && slices.ContainsFunc(findings, func(f Finding) bool { return f.Evidence.Series == s.Name }) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// copyTrends sets the verdict of each series in dst to that of the series
+// of the same name in src, so that the series a report lists show the
+// verdicts its findings quote.
+func copyTrends(dst, src []Series) {
+	for i := range dst {
+		if j := slices.IndexFunc(src, func(s Series) bool { return s.Name == dst[i].Name }); j >= 0 && src[j].Trend != nil {
+			dst[i].Trend = src[j].Trend
+		}
+	}
+}
+
+// processFindings reports the descendants left running.
+func processFindings(left []probes.Child) []Finding {
+	var fs []Finding
+	for _, c := range left {
+		fs = append(fs, Finding{
+			Kind: KindLeftover, Severity: SeverityError,
+			Subject: fmt.Sprintf("process %s", c.Comm), Owner: fmt.Sprintf("pid %d", c.PPID), Count: 1,
+			Evidence:   Evidence{Values: map[string]float64{"pid": float64(c.PID)}},
+			Suggestion: "wait for or kill child processes before exiting; leakcheck killed it",
+			Signature:  Signature(KindLeftover, "process "+c.Comm, nil),
+		})
+	}
+	return fs
+}
+
+// descriptorFindings names the descriptors and sockets open in the last two
+// full samples that were not open at the baseline. A busy process always has
+// some descriptors open for a moment; the last sample alone would report
+// whichever of them it caught.
+func (r *ProcRecorder) descriptorFindings(own func(string) bool) []Finding {
+	if r.baseline == nil || r.prev == nil || r.prev.Time.Before(r.baseline.Time) {
+		return nil
+	}
+	last, prev := r.last, r.prev
+	freshSock := map[uint64]bool{}
+	for _, s := range probes.NewSockets(prev, last) {
+		freshSock[s.Inode] = true
+	}
+	socks := slices.DeleteFunc(probes.NewSockets(r.baseline, last), func(s probes.Socket) bool {
+		return freshSock[s.Inode] || own != nil && own(s.Remote)
+	})
+	freshFD := map[probes.FD]bool{}
+	for _, fd := range probes.NewFDs(prev, last) {
+		freshFD[fd] = true
+	}
+	fs := socketFindings(socks, last.Sockets)
+	for _, fd := range probes.NewFDs(r.baseline, last) {
+		if fd.Type == "socket" || freshFD[fd] {
+			continue // reported above, by socket; or maybe in passing
+		}
+		subject := "fd " + fd.Type + " " + Pattern(fd.Target)
+		fs = append(fs, Finding{
+			Kind: KindLeftover, Severity: SeverityWarning,
+			Subject: subject, Count: 1,
+			Evidence:   Evidence{Values: map[string]float64{"fd": float64(fd.Num)}},
+			Suggestion: "opened since the baseline and still open: close it when done",
+			Signature:  Signature(KindLeftover, subject, nil),
+		})
+	}
+	return fs
+}
+
+// socketFindings reports the sockets socks, one finding per group; all are
+// the process's sockets, whose listeners name the connections they accepted.
+func socketFindings(socks, all []probes.Socket) []Finding {
+	var fs []Finding
+	index := map[string]int{}
+	for _, g := range probes.SummarizeSockets(socks, all) {
+		subject := socketSubject(g)
+		if i, ok := index[subject]; ok { // equal but for numbers in a path
+			fs[i].Count += g.Count
+			continue
+		}
+		index[subject] = len(fs)
+		fs = append(fs, Finding{
+			Kind: KindLeftover, Severity: SeverityWarning,
+			Subject: subject, Count: g.Count,
+			Suggestion: socketAdvice(g.State),
+			Signature:  Signature(KindLeftover, subject, nil),
+		})
+	}
+	return fs
+}
+
+// socketSubject names a group of sockets for a finding: connections accepted
+// on one of the process's listeners by the listening address (their remote
+// ports are ephemeral), others by the address they connect to, e.g. "tcp
+// sockets to 127.0.0.1:6379 in CLOSE_WAIT".
+func socketSubject(g probes.SocketGroup) string {
+	switch {
+	case g.State == "LISTEN":
+		return fmt.Sprintf("%s listener on %s", g.Proto, g.Local)
+	case g.Accepted:
+		return fmt.Sprintf("%s connections accepted on %s in %s", g.Proto, g.Local, g.State)
+	case g.Remote != "":
+		return fmt.Sprintf("%s sockets to %s in %s", g.Proto, g.Remote, g.State)
+	}
+	// Unconnected, or of another family: no address or state, maybe.
+	subject := g.Proto + " sockets"
+	if g.Local != "" {
+		subject += " on " + Pattern(g.Local)
+	}
+	if g.State != "" {
+		subject += " in " + g.State
+	}
+	return subject
+}
+
+func socketAdvice(state string) string {
+	if state == "CLOSE_WAIT" {
+		return "the peer closed these connections but the daemon never did: close the socket on EOF"
+	}
+	return "opened since the baseline and still open: close or pool them"
+}
+
+// growth trend-tests the series and reports each leak once: of the
+// descriptor and socket series that grow, the most specific names the
+// finding and the others are its evidence, and memory that grows with them
+// is evidence too. Memory growing alone is a finding of its own.
+func (r *ProcRecorder) growth(series []Series, trend TrendOptions) []Finding {
+	fs := Growth(series, trend)
+	var fds, mem []int // indexes into fs
+	for i, f := range fs {
+		switch family(f.Subject) {
+		case "fds":
+			fds = append(fds, i)
+		case "memory":
+			mem = append(mem, i)
+		}
+	}
+	drop := map[int]bool{}
+	if len(fds) > 0 {
+		best := fds[0]
+		for _, i := range fds[1:] {
+			if specificity(fs[i].Subject) > specificity(fs[best].Subject) {
+				best = i
+			}
+		}
+		for _, i := range slices.Concat(fds, mem) {
+			if i != best {
+				fs[best].Evidence.Related = append(fs[best].Evidence.Related, fs[i].Subject)
+				drop[i] = true
+			}
+		}
+	}
+	var out []Finding
+	for i, f := range fs {
+		if !drop[i] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// family says which resource a series measures: "fds" for descriptors and
+// sockets, "memory", or the series' own name.
+func family(name string) string {
+	switch {
+	case name == "fds" || strings.HasPrefix(name, "fds.") || name == "sockets" || strings.HasPrefix(name, "sockets."):
+		return "fds"
+	case strings.HasSuffix(name, "_bytes"):
+		return "memory"
+	}
+	return name
+}
+
+// specificity ranks the series of the fds family: a socket state says more
+// than a protocol, which says more than all sockets, then descriptors of one
+// type, then all descriptors.
+func specificity(name string) int {
+	switch {
+	case strings.HasPrefix(name, "sockets."):
+		return 3 + strings.Count(name, ".")
+	case name == "sockets":
+		return 3
+	case name == "fds.socket":
+		return 2
+	case strings.HasPrefix(name, "fds."):
+		return 2
+	}
+	return 1
+}

@@ -1,0 +1,259 @@
+package report
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/leakcheck/leakcheck/probes"
+)
+
+func TestSocketSubjects(t *testing.T) {
+	t.Parallel()
+	const (
+		web   = "127.0.0.1:8080"
+		redis = "127.0.0.1:6379"
+	)
+	all := []probes.Socket{
+		{Inode: 1, Proto: "tcp", State: "LISTEN", Local: web},
+		{Inode: 2, Proto: "tcp6", State: "LISTEN", Local: "[::]:9090"},
+		{Inode: 3, Proto: "tcp", State: "LISTEN", Local: "0.0.0.0:9090"},
+	}
+	type group struct {
+		subject string
+		count   int
+	}
+	tests := []struct {
+		name  string
+		socks []probes.Socket
+		want  []group
+	}{
+		{"none", nil, nil},
+		{
+			"listener",
+			[]probes.Socket{{Inode: 1, Proto: "tcp", State: "LISTEN", Local: web}},
+			[]group{{"tcp listener on 127.0.0.1:8080", 1}},
+		},
+		{
+			"accepted connections are named by the listening address",
+			[]probes.Socket{
+				{Inode: 10, Proto: "tcp", State: "CLOSE_WAIT", Local: web, Remote: "127.0.0.1:40001"},
+				{Inode: 11, Proto: "tcp", State: "CLOSE_WAIT", Local: web, Remote: "127.0.0.1:40002"},
+				{Inode: 12, Proto: "tcp", State: "ESTABLISHED", Local: web, Remote: "127.0.0.1:40003"},
+			},
+			[]group{
+				{"tcp connections accepted on 127.0.0.1:8080 in CLOSE_WAIT", 2},
+				{"tcp connections accepted on 127.0.0.1:8080 in ESTABLISHED", 1},
+			},
+		},
+		{
+			"a wildcard listener's connections are one group per port, whatever the family",
+			[]probes.Socket{
+				{Inode: 13, Proto: "tcp", State: "ESTABLISHED", Local: "127.0.0.1:9090", Remote: "127.0.0.1:40004"},
+				{Inode: 14, Proto: "tcp", State: "ESTABLISHED", Local: "127.0.0.2:9090", Remote: "127.0.0.1:40005"},
+				{Inode: 15, Proto: "tcp6", State: "ESTABLISHED", Local: "[::1]:9090", Remote: "[::1]:40006"},
+			},
+			[]group{{"tcp connections accepted on *:9090 in ESTABLISHED", 3}},
+		},
+		{
+			"outgoing connections are named by the peer",
+			[]probes.Socket{
+				{Inode: 20, Proto: "tcp", State: "ESTABLISHED", Local: "127.0.0.1:50001", Remote: redis},
+				{Inode: 21, Proto: "tcp", State: "ESTABLISHED", Local: "127.0.0.1:50002", Remote: redis},
+				{Inode: 22, Proto: "tcp", State: "CLOSE_WAIT", Local: "127.0.0.1:50003", Remote: redis},
+			},
+			[]group{
+				{"tcp sockets to 127.0.0.1:6379 in ESTABLISHED", 2},
+				{"tcp sockets to 127.0.0.1:6379 in CLOSE_WAIT", 1},
+			},
+		},
+		{
+			"same address, other protocol, is not a listener of ours",
+			[]probes.Socket{{Inode: 30, Proto: "tcp6", State: "ESTABLISHED", Local: web, Remote: "[::1]:40000"}},
+			[]group{{"tcp6 sockets to [::1]:40000 in ESTABLISHED", 1}},
+		},
+		{
+			"unconnected sockets are named by a pattern of the local address",
+			[]probes.Socket{
+				{Inode: 40, Proto: "udp", State: "CLOSE", Local: "0.0.0.0:5353"},
+				{Inode: 41, Proto: "unix", State: "CONNECTED", Local: "/run/app/worker-3.sock"},
+				{Inode: 42, Proto: "unix", State: "CONNECTED", Local: "/run/app/worker-4.sock"},
+			},
+			[]group{
+				{"udp sockets on *.*.*.*:* in CLOSE", 1},
+				{"unix sockets on /run/app/worker-*.sock in CONNECTED", 2},
+			},
+		},
+		{
+			"no address and no state",
+			[]probes.Socket{
+				{Inode: 50, Proto: "other"},
+				{Inode: 51, Proto: "other"},
+				{Inode: 52, Proto: "unix", State: "CONNECTED"},
+			},
+			[]group{
+				{"other sockets", 2},
+				{"unix sockets in CONNECTED", 1},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []group
+			for _, f := range socketFindings(tt.socks, all) {
+				got = append(got, group{f.Subject, f.Count})
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("groups:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDescriptorFindings checks that a leftover descriptor or socket is one
+// opened since the baseline and open in both of the last two full samples, so
+// that whatever a busy process has open for a moment at the final sample is
+// not reported.
+func TestDescriptorFindings(t *testing.T) {
+	t.Parallel()
+	const listen = "127.0.0.1:7000"
+	lst := probes.Socket{Inode: 1, FD: 3, Proto: "tcp", State: "LISTEN", Local: listen}
+	lstFD := probes.FD{Num: 3, Type: "socket", Target: "socket:[1]", Inode: 1}
+	sock := func(inode uint64, fd int, state string) (probes.Socket, probes.FD) {
+		return probes.Socket{Inode: inode, FD: fd, Proto: "tcp", State: state, Local: listen, Remote: fmt.Sprintf("127.0.0.1:%d", 40000+inode)},
+			probes.FD{Num: fd, Type: "socket", Target: fmt.Sprintf("socket:[%d]", inode), Inode: inode}
+	}
+	file := func(fd int, path string) probes.FD { return probes.FD{Num: fd, Type: "file", Target: path} }
+	sample := func(socks []probes.Socket, fds ...probes.FD) *probes.ProcSample {
+		return &probes.ProcSample{Sockets: append([]probes.Socket{lst}, socks...), FDs: append([]probes.FD{lstFD}, fds...)}
+	}
+
+	held1, held1FD := sock(10, 5, "CLOSE_WAIT")
+	held2, held2FD := sock(11, 6, "CLOSE_WAIT")
+	passing, passingFD := sock(12, 7, "ESTABLISHED")
+	// leakcheck's own connection to the command's --pprof endpoint.
+	probe, probeFD := sock(13, 10, "ESTABLISHED")
+	own := func(addr string) bool { return addr == probe.Remote }
+	log, scratch := file(8, "/var/log/app-1.log"), file(9, "/tmp/scratch")
+
+	baseline := sample(nil)
+	prev := sample([]probes.Socket{held1, held2, probe}, held1FD, held2FD, log, probeFD)
+	last := sample([]probes.Socket{held1, held2, passing, probe}, held1FD, held2FD, passingFD, log, scratch, probeFD)
+
+	tests := []struct {
+		name  string
+		procs []*probes.ProcSample
+		want  []string // subject and count of each finding
+	}{
+		{"baseline only", []*probes.ProcSample{baseline}, nil},
+		{"one sample after the baseline", []*probes.ProcSample{baseline, last}, nil},
+		{"held across two samples", []*probes.ProcSample{baseline, prev, last}, []string{
+			"tcp connections accepted on 127.0.0.1:7000 in CLOSE_WAIT x2",
+			"fd file /var/log/app-*.log x1",
+		}},
+		{"held since before the baseline", []*probes.ProcSample{prev, prev, last}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewProcRecorder(time.Time{}, 0)
+			for _, ps := range tt.procs {
+				r.AddProc(ps)
+			}
+			var got []string
+			for _, f := range r.descriptorFindings(own) {
+				if f.Kind != KindLeftover {
+					t.Errorf("finding %q has kind %s", f.Subject, f.Kind)
+				}
+				got = append(got, fmt.Sprintf("%s x%d", f.Subject, f.Count))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("findings:\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHighWaterMarkIsNotGrowth checks that a run reports growth of the
+// resident set but not of its high-water mark, which never falls and so
+// rises in steps under any workload.
+func TestHighWaterMarkIsNotGrowth(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewProcRecorder(start, 0)
+	peak := uint64(0)
+	for i := range 40 {
+		rss := uint64(10<<20 + i*64<<10) // a steady climb
+		peak = max(peak, rss)
+		r.AddProc(&probes.ProcSample{Time: start.Add(time.Duration(i) * time.Second), RSS: rss, HWM: peak, Counted: true})
+	}
+	res := r.Analyze(ProcOptions{})
+	var growth []string
+	for _, f := range res.Findings {
+		if f.Kind == KindGrowth {
+			growth = append(growth, f.Subject)
+		}
+	}
+	if !slices.Contains(growth, "rss_bytes") || slices.Contains(growth, "hwm_bytes") {
+		t.Errorf("growth findings %q: want rss_bytes and not hwm_bytes", growth)
+	}
+	i := slices.IndexFunc(res.Series, func(s Series) bool { return s.Name == "hwm_bytes" })
+	if i < 0 || len(res.Series[i].Points) != 40 {
+		t.Errorf("the report should still chart hwm_bytes: series %v", res.Series)
+	}
+}
+
+// TestOneLeakOneFinding checks that descriptor and socket series that grow
+// together, and memory that grows with them, make one finding named by the
+// most specific series, with the others as its evidence; and that memory
+// growing alone is a finding of its own.
+func TestOneLeakOneFinding(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sockets := func(n int) []probes.Socket {
+		s := []probes.Socket{{Inode: 1, Proto: "tcp", State: "LISTEN", Local: "0.0.0.0:6379"}}
+		for i := range n {
+			s = append(s, probes.Socket{Inode: uint64(100 + i), Proto: "tcp", State: "ESTABLISHED", Local: "127.0.0.1:6379", Remote: fmt.Sprintf("127.0.0.1:%d", 40000+i)})
+		}
+		return s
+	}
+	tests := []struct {
+		name      string
+		fdsGrow   bool
+		want      []string
+		evidenced []string
+	}{
+		{"connection leak", true, []string{"sockets.tcp.ESTABLISHED"}, []string{"fds", "fds.socket", "rss_bytes", "sockets", "sockets.tcp"}},
+		{"memory alone", false, []string{"rss_bytes"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewProcRecorder(start, 0)
+			for i := range 40 {
+				n := 5
+				if tt.fdsGrow {
+					n += 3 * i
+				}
+				socks := sockets(n)
+				fds := make([]probes.FD, len(socks))
+				for j, s := range socks {
+					fds[j] = probes.FD{Num: 3 + j, Type: "socket", Target: fmt.Sprintf("socket:[%d]", s.Inode), Inode: s.Inode}
+				}
+				r.AddProc(&probes.ProcSample{Time: start.Add(time.Duration(i) * time.Second), FDs: fds, NumFDs: len(fds), Sockets: socks, RSS: uint64(10<<20 + i*64<<10)})
+			}
+			res := r.Analyze(ProcOptions{})
+			var growth []string
+			var related []string
+			for _, f := range res.Findings {
+				if f.Kind == KindGrowth {
+					growth = append(growth, f.Subject)
+					related = append(related, f.Evidence.Related...)
+				}
+			}
+			slices.Sort(related)
+			if !slices.Equal(growth, tt.want) || !slices.Equal(related, tt.evidenced) {
+				t.Errorf("growth findings %q with evidence %q; want %q with %q", growth, related, tt.want, tt.evidenced)
+			}
+		})
+	}
+}
