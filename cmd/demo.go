@@ -91,7 +91,7 @@ func parseDemoLeaks(s string) ([]string, error) {
 	case "none", "":
 		return nil, nil
 	case "all":
-		s = defaultDemoLeaks
+		s = demoLeakNames()
 	}
 	var out []string
 	for _, name := range strings.Split(s, ",") {
@@ -308,7 +308,7 @@ func finishDemo(reg *tracker.Registry, sessions []*tracker.Session, stderr io.Wr
 	if n := len(reg.CheckRetained()); n > 0 {
 		fmt.Fprintf(stderr, "demo: %d released objects are still reachable after garbage collection\n", n)
 	}
-	if err := reg.WriteExitReport(); err != nil {
+	if err := reg.WriteExitSnapshot(); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	return nil

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/leakcheck/leakcheck/report"
-	"github.com/leakcheck/leakcheck/tracker"
 )
 
 // defaultReportFailOn is the --fail-on default of `leakcheck report`: what
@@ -44,6 +42,7 @@ type reportOptions struct {
 	minGrowth   string
 	atExit      bool
 	blockedFor  time.Duration
+	trend       trendFlags
 	inputs      []string
 }
 
@@ -132,6 +131,7 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 	f.StringVar(&opts.minGrowth, "min-growth", "", "least growth of a site between two profiles that is a finding, e.g. 4MiB or 5000 (default by unit)")
 	f.BoolVar(&opts.atExit, "at-exit", false, "tracker snapshots were taken at exit: every live record is a leftover")
 	f.DurationVar(&opts.blockedFor, "blocked-for", report.DefaultBlockedFor, "goroutines blocked at least this long are findings")
+	addTrendFlags(f, &opts.trend, 0, "ignore the profiles taken within this time of the first of a series in trend tests")
 	return c
 }
 
@@ -143,28 +143,43 @@ func runReport(ctx context.Context, opts reportOptions, stdout, stderr io.Writer
 	}
 	heapOpts, inOpts, rules, err := checkReportOptions(opts)
 	if err != nil {
-		return report.ExitUsage, err
+		return exitUsage, err
+	}
+	trend, err := opts.trend.options()
+	if err != nil {
+		return exitUsage, err
 	}
 	inputs, notes, err := loadInputs(ctx, opts, inOpts, stderr)
 	if err != nil {
-		return report.ExitUsage, err
+		return exitUsage, err
 	}
-	a, err := analyse(inputs, opts, heapOpts)
+	var base *report.Input
+	all := make([]*report.Input, 0, len(inputs))
+	for _, in := range inputs {
+		in.Source = in.source
+		all = append(all, in.Input)
+	}
+	if opts.base != "" {
+		base, inputs = all[0], inputs[1:]
+	}
+	res, err := report.Analyze(all[len(all)-len(inputs):], base, report.Options{
+		Trend: trend, Heap: heapOpts, BlockedFor: opts.blockedFor, AtExit: opts.atExit, Top: opts.top,
+	})
 	if err != nil {
-		return report.ExitUsage, err
+		return exitUsage, err
 	}
-	r := report.New(a.findings, a.series, rules)
-	r.Tables = a.tables
+	r := report.New(res.Findings, res.Series, rules)
+	r.Tables = res.Tables
 	r.Time = time.Now()
 	r.Policy = opts.failOn.String()
-	r.Metadata = map[string]string{"inputs": describeInputs(inputs)}
-	for i, n := range slices.Concat(notes, a.notes) {
+	r.Metadata = map[string]string{"inputs": report.DescribeInputs(all)}
+	for i, n := range slices.Concat(notes, res.Notes) {
 		r.Metadata[fmt.Sprintf("note %d", i+1)] = n
 	}
 	if err := writeReport(stdout, r, opts.output, opts.format); err != nil {
-		return report.ExitUsage, err
+		return exitUsage, err
 	}
-	return opts.failOn.ExitCode(r.Findings), nil
+	return policyExit(opts.failOn, r.Findings), nil
 }
 
 // checkReportOptions validates the flags and turns them into the report
@@ -387,232 +402,4 @@ func saveInput(dir, rawURL string, n int, in *report.Input) (string, error) {
 	// their own (legacy text, goroutine dumps) as they were polled.
 	os.Chtimes(name, in.Time, in.Time)
 	return name, nil
-}
-
-// describeInputs says how many inputs of each kind the report read.
-func describeInputs(inputs []sourced) string {
-	counts := map[report.InputKind]int{}
-	var kinds []report.InputKind
-	for _, in := range inputs {
-		k := in.Kind
-		if k == report.InputGoroutine && in.Goroutines.Leak {
-			k = "goroutineleak"
-		}
-		if counts[k] == 0 {
-			kinds = append(kinds, k)
-		}
-		counts[k]++
-	}
-	var parts []string
-	for _, k := range kinds {
-		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// analysis is everything the analyses found, to be made a report.
-type analysis struct {
-	findings []report.Finding
-	series   []report.Series
-	tables   []report.Table
-	notes    []string
-}
-
-// analyse runs the analyses each kind of input asks for.
-func analyse(inputs []sourced, opts reportOptions, heapOpts report.HeapOptions) (*analysis, error) {
-	a := &analysis{}
-	var base *report.Input
-	if opts.base != "" {
-		base = inputs[0].Input
-		if base.Kind != report.InputHeap && base.Kind != report.InputTrackerProfile {
-			return nil, fmt.Errorf("--base %s: a %s, not a heap or tracker profile", base.Name, base.Kind)
-		}
-		inputs = inputs[1:]
-	}
-	for _, group := range groupInputs(inputs) {
-		switch group[0].Kind {
-		case report.InputHeap, report.InputTrackerProfile:
-			profiles := group
-			if base != nil && base.Kind == group[0].Kind {
-				profiles = append([]*report.Input{base}, group...)
-				base = nil
-			}
-			pa, err := report.AnalyzeProfiles(profiles, heapOpts)
-			if err != nil {
-				return nil, err
-			}
-			a.findings = append(a.findings, pa.Findings...)
-			a.series = append(a.series, pa.Series...)
-			a.tables = append(a.tables, pa.Tables...)
-			a.notes = append(a.notes, pa.Notes...)
-		case report.InputGoroutine:
-			analyseGoroutines(a, group, opts)
-		case report.InputSnapshot:
-			analyseSnapshots(a, group, opts)
-		case report.InputReport:
-			for _, in := range group {
-				r := in.Report
-				a.findings = append(a.findings, r.Findings...)
-				a.series = append(a.series, r.Series...)
-				a.tables = append(a.tables, r.Tables...)
-			}
-		}
-	}
-	if base != nil {
-		return nil, fmt.Errorf("--base %s: no %s to compare it with", base.Name, base.Kind)
-	}
-	return a, nil
-}
-
-// groupInputs groups the inputs by source and kind, each group in time order
-// (inputs with equal times stay in command-line order), the groups in the
-// order their first inputs came.
-func groupInputs(inputs []sourced) [][]*report.Input {
-	type key struct {
-		source string
-		kind   report.InputKind
-	}
-	var order []key
-	groups := map[key][]*report.Input{}
-	for _, in := range inputs {
-		k := key{in.source, in.Kind}
-		if groups[k] == nil {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], in.Input)
-	}
-	out := make([][]*report.Input, 0, len(order))
-	for _, k := range order {
-		g := groups[k]
-		if k.kind != report.InputReport {
-			slices.SortStableFunc(g, func(a, b *report.Input) int { return a.Time.Compare(b.Time) })
-		}
-		out = append(out, g)
-	}
-	return out
-}
-
-// analyseGoroutines groups the latest dump's goroutines and reports its
-// findings; several dumps of one process also make series by stack.
-func analyseGoroutines(a *analysis, group []*report.Input, opts reportOptions) {
-	dumps := make([]*report.GoroutineDump, len(group))
-	for i, in := range group {
-		dumps[i] = in.Goroutines
-		if dumps[i].Time.IsZero() {
-			dumps[i].Time = in.Time
-		}
-	}
-	last := group[len(group)-1]
-	a.findings = append(a.findings, report.GoroutineFindings(last.Goroutines, report.GoroutineOptions{BlockedFor: opts.blockedFor})...)
-	a.tables = append(a.tables, goroutineTable(last, opts.top))
-	if len(dumps) > 1 {
-		series, findings := report.GoroutineSeries(dumps, report.TrendOptions{})
-		a.series = append(a.series, series...)
-		a.findings = append(a.findings, findings...)
-	}
-}
-
-// goroutineTable lists the goroutines of a dump grouped by state and stack,
-// largest groups first.
-func goroutineTable(in *report.Input, top int) report.Table {
-	d := in.Goroutines
-	what := "goroutines"
-	if d.Leak {
-		what = "leaked goroutines"
-	}
-	t := report.Table{
-		Title:   fmt.Sprintf("%s by state and stack in %s (%d in all)", what, in.Name, d.Total),
-		Columns: []string{"COUNT", "STATE", "WAIT", "WHERE", "CREATED BY"},
-		Rows:    [][]string{},
-	}
-	groups := report.GroupGoroutines(d)
-	slices.SortStableFunc(groups, func(a, b report.GoroutineGroup) int { return cmp.Compare(b.Count, a.Count) })
-	for _, g := range groups[:min(top, len(groups))] {
-		where := "-"
-		if f := report.TopFrames(g.Stack, 1); len(f) > 0 {
-			where = f[0].String()
-		}
-		wait := "-"
-		if g.MaxWait > 0 {
-			wait = g.MaxWait.String()
-			if g.MinWait != g.MaxWait {
-				wait = g.MinWait.String() + "-" + wait
-			}
-		}
-		created := "-"
-		if g.CreatedBy.Func != "" {
-			created = g.CreatedBy.String()
-		}
-		state := cmp.Or(g.State, "-")
-		t.Rows = append(t.Rows, []string{strconv.Itoa(g.Count), state, wait, where, created})
-	}
-	return t
-}
-
-// analyseSnapshots reports the findings of the latest snapshot, and
-// trend-tests the gauges of all of them merged, with the count of live
-// records of each kind, snapshot by snapshot.
-func analyseSnapshots(a *analysis, group []*report.Input, opts reportOptions) {
-	last := group[len(group)-1].Snapshot
-	fs, gauges := report.FromSnapshot(last, report.SnapshotOptions{AtExit: opts.atExit})
-	if len(group) == 1 {
-		a.findings = append(a.findings, fs...)
-		a.series = append(a.series, gauges...)
-		return
-	}
-	// Drop the last snapshot's growth findings: its gauges are tested
-	// again below with the points of every snapshot.
-	fs = slices.DeleteFunc(fs, func(f report.Finding) bool { return f.Kind == report.KindGrowth })
-	a.findings = append(a.findings, fs...)
-
-	type gaugeKey struct{ name, owner string }
-	merged := map[gaugeKey]*report.Series{}
-	var order []gaugeKey
-	add := func(name, unit, owner string, p report.Point) {
-		k := gaugeKey{name, owner}
-		s := merged[k]
-		if s == nil {
-			s = &report.Series{Name: name, Unit: unit, Owner: owner}
-			merged[k] = s
-			order = append(order, k)
-		}
-		s.Points = append(s.Points, p)
-	}
-	live := make([]map[tracker.Kind]int, len(group))
-	var kinds []tracker.Kind
-	for i, in := range group {
-		live[i] = map[tracker.Kind]int{}
-		for _, r := range in.Snapshot.Records {
-			if r.State != tracker.Live {
-				continue
-			}
-			if !slices.Contains(kinds, r.Kind) {
-				kinds = append(kinds, r.Kind)
-			}
-			live[i][r.Kind]++
-		}
-	}
-	slices.Sort(kinds)
-	for i, in := range group {
-		_, gs := report.FromSnapshot(in.Snapshot, report.SnapshotOptions{})
-		for _, g := range gs {
-			for _, p := range g.Points {
-				add(g.Name, g.Unit, g.Owner, p)
-			}
-		}
-		// A kind with no live record in a snapshot counts 0 there.
-		for _, k := range kinds {
-			add("tracker.live."+string(k), "records", "", report.Point{Time: in.Time, Value: float64(live[i][k])})
-		}
-	}
-	series := make([]report.Series, 0, len(order))
-	for _, k := range order {
-		s := merged[k]
-		// Snapshots of one process repeat the gauges' recent points.
-		slices.SortStableFunc(s.Points, func(a, b report.Point) int { return a.Time.Compare(b.Time) })
-		s.Points = slices.CompactFunc(s.Points, func(a, b report.Point) bool { return a.Time.Equal(b.Time) })
-		series = append(series, *s)
-	}
-	a.findings = append(a.findings, report.Growth(series, report.TrendOptions{})...)
-	a.series = append(a.series, series...)
 }

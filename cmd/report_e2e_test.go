@@ -305,7 +305,7 @@ func TestReportEndToEnd(t *testing.T) {
 			{[]string{filepath.Join(gor, "goroutine0.prof"), filepath.Join(dir, "nosuch")}, "nosuch: no such file or directory"},
 		} {
 			res := reportE2E(t, lc, tt.args...)
-			if res.code != report.ExitUsage || res.r != nil || !strings.Contains(res.stderr, tt.want) {
+			if res.code != exitUsage || res.r != nil || !strings.Contains(res.stderr, tt.want) {
 				t.Errorf("%q: exit %d, stderr %q; want exit 2 and %q", tt.args, res.code, res.stderr, tt.want)
 			}
 		}
@@ -315,7 +315,7 @@ func TestReportEndToEnd(t *testing.T) {
 		base := startServing(t, bin.heapgrow, "leaky")
 		save := t.TempDir()
 		res := reportE2E(t, lc, "--every", "100ms", "--count", "16", "--save", save, base+"/debug/pprof/heap?gc=1")
-		if res.r == nil || res.code != report.ExitLeaks {
+		if res.r == nil || res.code != exitLeaks {
 			t.Fatalf("exit %d: %s", res.code, res.stderr)
 		}
 		got := findingSubjects(res.r)
@@ -331,12 +331,12 @@ func TestReportEndToEnd(t *testing.T) {
 			t.Fatalf("saved %q, want 16 profiles", saved)
 		}
 		again := reportE2E(t, lc, saved...)
-		if again.code != report.ExitLeaks || !slices.Equal(findingSubjects(again.r), got) {
+		if again.code != exitLeaks || !slices.Equal(findingSubjects(again.r), got) {
 			t.Errorf("the saved profiles: exit %d, findings %q; want %q", again.code, findingSubjects(again.r), got)
 		}
 
 		res = reportE2E(t, lc, "--every", "100ms", "--count", "16", base+"/debug/leakcheck/snapshot.json")
-		if res.r == nil || res.code != report.ExitLeaks || !slices.Contains(findingSubjects(res.r), "tracker.live.client") {
+		if res.r == nil || res.code != exitLeaks || !slices.Contains(findingSubjects(res.r), "tracker.live.client") {
 			t.Errorf("tracker snapshots: exit %d, findings %q: %s", res.code, findingSubjects(res.r), res.stderr)
 		}
 	})
@@ -344,7 +344,7 @@ func TestReportEndToEnd(t *testing.T) {
 	t.Run("poll a steady daemon", func(t *testing.T) {
 		base := startServing(t, bin.heapgrow, "steady")
 		res := reportE2E(t, lc, "--every", "100ms", "--count", "12", base+"/debug/pprof/heap?gc=1", base+"/debug/pprof/goroutine?debug=2")
-		if res.r == nil || res.code != report.ExitOK || len(res.r.Findings) > 0 {
+		if res.r == nil || res.code != exitOK || len(res.r.Findings) > 0 {
 			t.Fatalf("exit %d, findings %q: %s", res.code, findingSubjects(res.r), res.stderr)
 		}
 		if in := res.r.Metadata["inputs"]; in != "12 heap, 12 goroutine" {

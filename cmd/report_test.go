@@ -35,7 +35,7 @@ func reportRun(t *testing.T, args ...string) (int, string, string) {
 func reportJSON(t *testing.T, args ...string) (int, *report.Report) {
 	t.Helper()
 	code, out, errOut := reportRun(t, append([]string{"--format", "json"}, args...)...)
-	if code == report.ExitUsage {
+	if code == exitUsage {
 		t.Fatalf("leakcheck report %s: exit 2: %s", strings.Join(args, " "), errOut)
 	}
 	r, err := report.ReadReport(strings.NewReader(out))
@@ -131,7 +131,7 @@ func TestReportSavedReport(t *testing.T) {
 	dir := t.TempDir()
 	saved := filepath.Join(dir, "report.json")
 	code, _, stderr := reportRun(t, "--format", "json", "-o", saved, "--min-growth", "64KiB", heapFixture("leaky-01.pb.gz"), heapFixture("leaky-03.pb.gz"))
-	if code != report.ExitLeaks {
+	if code != exitLeaks {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	f, err := os.Open(saved)
@@ -148,11 +148,11 @@ func TestReportSavedReport(t *testing.T) {
 	}
 
 	code, again := reportJSON(t, saved)
-	if code != report.ExitLeaks || !slices.Equal(findingSubjects(again), findingSubjects(first)) || len(again.Tables) != 1 {
+	if code != exitLeaks || !slices.Equal(findingSubjects(again), findingSubjects(first)) || len(again.Tables) != 1 {
 		t.Errorf("read back: exit %d, findings %q, %d tables", code, findingSubjects(again), len(again.Tables))
 	}
 	code, merged := reportJSON(t, saved, heapFixture("tracker-03.pb.gz"))
-	if code != report.ExitLeaks || len(merged.Findings) != 4 || len(merged.Tables) != 2 || merged.Metadata["inputs"] != "1 report, 1 tracker-profile" {
+	if code != exitLeaks || len(merged.Findings) != 4 || len(merged.Tables) != 2 || merged.Metadata["inputs"] != "1 report, 1 tracker-profile" {
 		t.Errorf("merged: exit %d, findings %q, %d tables, inputs %q", code, findingSubjects(merged), len(merged.Tables), merged.Metadata["inputs"])
 	}
 	code, text, _ := reportRun(t, "--fail-on", "none", saved)
@@ -197,7 +197,7 @@ func TestReportPoll(t *testing.T) {
 		timeout: time.Second, maxSize: "1MiB", top: 10, minGrowth: "64KiB", blockedFor: time.Minute, inputs: []string{url},
 	}
 	code, err := runReport(context.Background(), opts, &stdout, &stderr)
-	if err != nil || code != report.ExitLeaks {
+	if err != nil || code != exitLeaks {
 		t.Fatalf("exit %d, %v\n%s", code, err, stderr.String())
 	}
 	r, err := report.ReadReport(&stdout)
@@ -231,14 +231,14 @@ func TestReportPoll(t *testing.T) {
 	}
 	// The saved profiles are the same series when read back.
 	code, again := reportJSON(t, "--fail-on", "growth", "--min-growth", "64KiB", saved[0], saved[1], saved[2])
-	if code != report.ExitLeaks || !slices.Equal(findingSubjects(again), findingSubjects(r)) {
+	if code != exitLeaks || !slices.Equal(findingSubjects(again), findingSubjects(r)) {
 		t.Errorf("saved profiles: exit %d, findings %q; want %q", code, findingSubjects(again), findingSubjects(r))
 	}
 
 	// A URL that never answers with a profile is an input error.
 	opts.inputs, opts.save, opts.count = []string{srv.URL + "/nosuch"}, "", 2
 	code, err = runReport(context.Background(), opts, &stdout, &stderr)
-	if code != report.ExitUsage || err == nil || !strings.Contains(err.Error(), "no poll of "+srv.URL+"/nosuch succeeded: GET "+srv.URL+"/nosuch: 404 Not Found") {
+	if code != exitUsage || err == nil || !strings.Contains(err.Error(), "no poll of "+srv.URL+"/nosuch succeeded: GET "+srv.URL+"/nosuch: 404 Not Found") {
 		t.Errorf("polling a missing endpoint: exit %d, %v", code, err)
 	}
 	if bad.Load() != 2 {
@@ -249,7 +249,7 @@ func TestReportPoll(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	opts.inputs = []string{url}
-	if code, err = runReport(ctx, opts, &stdout, &stderr); code != report.ExitUsage || err == nil {
+	if code, err = runReport(ctx, opts, &stdout, &stderr); code != exitUsage || err == nil {
 		t.Errorf("interrupted at once: exit %d, %v", code, err)
 	}
 }

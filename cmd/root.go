@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,9 +32,9 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
-// usageError marks err as a usage or input error (exit code report.ExitUsage).
+// usageError marks err as a usage or input error (exit code exitUsage).
 func usageError(err error) error {
-	return &exitError{code: report.ExitUsage, err: err}
+	return &exitError{code: exitUsage, err: err}
 }
 
 // checkFormat rejects a --format that report.Render does not know, before a
@@ -45,8 +47,14 @@ func checkFormat(format string) error {
 }
 
 // writeReport writes r in format to the file output, or to stdout when output
-// is empty: the end of both run and report.
+// is empty: the end of both run and report. It stamps the report with the
+// tool that made it and, unless it has one, the time.
 func writeReport(stdout io.Writer, r *report.Report, output, format string) error {
+	info, _ := debug.ReadBuildInfo()
+	r.Tool = "leakcheck " + moduleVersion(info)
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
 	var err error
 	if output != "" {
 		err = report.WriteFile(output, r, format)
@@ -87,7 +95,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
-		return report.ExitOK
+		return exitOK
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
@@ -99,7 +107,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	// Anything cobra itself rejects (unknown command or flag, bad arguments) is usage.
 	fmt.Fprintf(stderr, "leakcheck: %v\n", err)
 	fmt.Fprintln(stderr, "Run 'leakcheck --help' for usage.")
-	return report.ExitUsage
+	return exitUsage
 }
 
 // Execute runs leakcheck with the process's arguments and exits.

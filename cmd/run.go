@@ -111,29 +111,29 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		ctx = context.Background()
 	}
 	if opts.interval <= 0 {
-		return report.ExitUsage, errors.New("--interval must be positive")
+		return exitUsage, errors.New("--interval must be positive")
 	}
 	if opts.maxCPU == 0 {
 		opts.maxCPU = 100 * fullSampleBudget
 	}
 	if opts.maxCPU < 0 || opts.maxCPU > 100 {
-		return report.ExitUsage, fmt.Errorf("--max-cpu %v: want a percentage above 0 and at most 100", opts.maxCPU)
+		return exitUsage, fmt.Errorf("--max-cpu %v: want a percentage above 0 and at most 100", opts.maxCPU)
 	}
 	if err := checkFormat(opts.format); err != nil {
-		return report.ExitUsage, err
+		return exitUsage, err
 	}
 	trend, err := opts.trend.options()
 	if err != nil {
-		return report.ExitUsage, err
+		return exitUsage, err
 	}
 	rules, err := report.ReadIgnoreFile(opts.ignore)
 	if err != nil {
-		return report.ExitUsage, err
+		return exitUsage, err
 	}
 
 	tmp, err := os.MkdirTemp("", "leakcheck-run-")
 	if err != nil {
-		return report.ExitUsage, fmt.Errorf("creating a temporary directory: %w", err)
+		return exitUsage, fmt.Errorf("creating a temporary directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	exitReport := filepath.Join(tmp, "exit-report.json")
@@ -144,11 +144,11 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	if demo {
 		leaks, err := parseDemoLeaks(opts.leaks)
 		if err != nil {
-			return report.ExitUsage, err
+			return exitUsage, err
 		}
 		self, err := os.Executable()
 		if err != nil {
-			return report.ExitUsage, fmt.Errorf("finding leakcheck's own binary for the demo: %w", err)
+			return exitUsage, fmt.Errorf("finding leakcheck's own binary for the demo: %w", err)
 		}
 		leakArg := strings.Join(leaks, ",")
 		if leakArg == "" {
@@ -179,12 +179,12 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 
 	child := exec.Command(args[0], args[1:]...)
 	child.Stdin, child.Stdout, child.Stderr = os.Stdin, stdout, stderr
-	child.Env = append(os.Environ(), tracker.ReportEnv+"="+exitReport)
+	child.Env = append(os.Environ(), tracker.SnapshotEnv+"="+exitReport)
 	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := child.Start(); err != nil {
-		code := report.ExitNotFound
+		code := exitNotFound
 		if errors.Is(err, os.ErrPermission) {
-			code = 126
+			code = exitCannotRun
 		}
 		return code, fmt.Errorf("starting %s: %w", args[0], err)
 	}
@@ -208,17 +208,17 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 
 	r, err := w.report(ctx, exitReport, left, rules, args)
 	if err != nil {
-		return report.ExitUsage, err
+		return exitUsage, err
 	}
 	r.Metadata["exit"] = status.String()
 	r.Policy = opts.failOn.String() // what the CI formats mark as failing
 	if opts.series != "" {
 		if err := w.writeSeries(opts.series); err != nil {
-			return report.ExitUsage, err
+			return exitUsage, err
 		}
 	}
 	if err := writeReport(stdout, r, opts.output, opts.format); err != nil {
-		return report.ExitUsage, err
+		return exitUsage, err
 	}
 	if code := status.code(); code != 0 {
 		// The command's status passes through, and may equal one of
@@ -226,7 +226,7 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		fmt.Fprintf(stderr, "leakcheck: %s %s; leakcheck exits with its status, %d\n", filepath.Base(args[0]), status, code)
 		return code, nil
 	}
-	return opts.failOn.ExitCode(r.Findings), nil
+	return policyExit(opts.failOn, r.Findings), nil
 }
 
 // childStatus is how the wrapped command ended.
@@ -264,10 +264,10 @@ func (s childStatus) code() int {
 	}
 	var ee *exec.ExitError
 	if !errors.As(s.err, &ee) {
-		return report.ExitUsage
+		return exitUsage
 	}
 	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return report.ExitSignalBase + int(ws.Signal())
+		return exitSignalBase + int(ws.Signal())
 	}
 	return ee.ExitCode()
 }

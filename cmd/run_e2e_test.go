@@ -134,7 +134,7 @@ func (r *e2eRun) wait() e2eResult {
 	}
 	f, err := os.Open(r.out)
 	if err != nil {
-		if res.code == report.ExitUsage || res.code == report.ExitNotFound {
+		if res.code == exitUsage || res.code == exitNotFound {
 			return res // no report, as expected of these
 		}
 		r.t.Fatalf("%s: exit %d and no report: %v\nstderr:\n%s", r.command, res.code, err, res.stderr)
@@ -252,8 +252,8 @@ func TestRunEndToEnd(t *testing.T) {
 		})
 		res := runE2E(t, lc, true, args...)
 		r := res.report
-		if res.code != report.ExitLeaks {
-			t.Errorf("exit %d, want %d", res.code, report.ExitLeaks)
+		if res.code != exitLeaks {
+			t.Errorf("exit %d, want %d", res.code, exitLeaks)
 		}
 		m := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`).FindStringSubmatch(res.stdout)
 		if m == nil {
@@ -301,8 +301,8 @@ func TestRunEndToEnd(t *testing.T) {
 		})
 		res := runE2E(t, lc, true, args...)
 		r := res.report
-		if res.code != report.ExitOK {
-			t.Errorf("exit %d, want %d", res.code, report.ExitOK)
+		if res.code != exitOK {
+			t.Errorf("exit %d, want %d", res.code, exitOK)
 		}
 		for _, f := range r.Findings {
 			if f.Kind == report.KindLeftover || f.Kind == report.KindGrowth {
@@ -343,7 +343,7 @@ func TestRunEndToEnd(t *testing.T) {
 		leaky := startE2E(t, lc, true, "", "run", "--duration", "6s", "--interval", "200ms", "--warmup", "1s")
 
 		res := clean.wait()
-		if res.code != report.ExitOK {
+		if res.code != exitOK {
 			t.Errorf("--leak none: exit %d, want 0", res.code)
 		}
 		for _, f := range res.report.Findings {
@@ -352,8 +352,8 @@ func TestRunEndToEnd(t *testing.T) {
 
 		res = leaky.wait()
 		r := res.report
-		if res.code != report.ExitLeaks {
-			t.Errorf("default leaks: exit %d, want %d", res.code, report.ExitLeaks)
+		if res.code != exitLeaks {
+			t.Errorf("default leaks: exit %d, want %d", res.code, exitLeaks)
 		}
 		for _, w := range []struct {
 			kind  report.Kind
@@ -421,7 +421,7 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 		res := run.wait()
 		// leakcheck stopped it, so its death by SIGKILL is not a failure.
-		if res.code != report.ExitOK {
+		if res.code != exitOK {
 			t.Errorf("exit %d, want 0\n%s\nstderr: %s", res.code, describeReport(res.report), res.stderr)
 		}
 		// --duration 1s, then 500 ms of grace, then SIGKILL.
@@ -463,7 +463,7 @@ func TestRunEndToEnd(t *testing.T) {
 			script := fmt.Sprintf(tt.script, arg)
 			res := runE2E(t, lc, true, slices.Concat([]string{"run"}, e2eFlags, []string{"--duration", "1s", "--", "sh", "-c", script})...)
 			left := findingsOf(res.report, report.KindLeftover, subjectIs("process sleep"))
-			wantCode := report.ExitOK
+			wantCode := exitOK
 			switch {
 			case tt.leftover > 0 && len(left) == 0:
 				t.Errorf("%s: no \"process sleep\" leftover\n%s", tt.name, describeReport(res.report))
@@ -471,7 +471,7 @@ func TestRunEndToEnd(t *testing.T) {
 				t.Errorf("%s: a \"process sleep\" leftover\n%s", tt.name, describeReport(res.report))
 			}
 			if len(left) > 0 {
-				wantCode = report.ExitLeaks
+				wantCode = exitLeaks
 			}
 			if res.code != wantCode {
 				t.Errorf("%s: exit %d, want %d\n%s", tt.name, res.code, wantCode, describeReport(res.report))
@@ -506,8 +506,8 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Parallel()
 		for _, name := range []string{"leakcheck-test-no-such-command", "/nonexistent/leakcheck-test-daemon"} {
 			res := runE2E(t, lc, true, "run", "--", name, "arg")
-			if res.code != report.ExitNotFound {
-				t.Errorf("%s: exit %d, want %d", name, res.code, report.ExitNotFound)
+			if res.code != exitNotFound {
+				t.Errorf("%s: exit %d, want %d", name, res.code, exitNotFound)
 			}
 			if !strings.Contains(res.stderr, "leakcheck: starting "+name) || !strings.Contains(res.stderr, name) ||
 				!(strings.Contains(res.stderr, "not found") || strings.Contains(res.stderr, "no such file")) {
@@ -521,7 +521,7 @@ func TestRunEndToEnd(t *testing.T) {
 		port := freeLoopbackPort(t)
 		url := fmt.Sprintf("http://127.0.0.1:%d", port)
 		res := runE2E(t, lc, true, slices.Concat([]string{"run"}, e2eFlags, []string{"--duration", "1s", "--pprof", url, "--", "sleep", sleepMarker(33)})...)
-		if res.code != report.ExitOK {
+		if res.code != exitOK {
 			t.Errorf("exit %d, want 0\n%s\nstderr: %s", res.code, describeReport(res.report), res.stderr)
 		}
 		gaps := res.report.Metadata["gaps"]
@@ -568,7 +568,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Parallel()
 		script := `read line; echo "out: $line"; echo "err: to stderr" >&2`
 		res := startE2E(t, lc, true, "hello from stdin\n", slices.Concat([]string{"run"}, e2eFlags, []string{"--", "sh", "-c", script})...).wait()
-		if res.code != report.ExitOK {
+		if res.code != exitOK {
 			t.Errorf("exit %d, want 0; stderr: %s", res.code, res.stderr)
 		}
 		// The report goes to --output, so stdout is the command's alone.
@@ -597,8 +597,8 @@ func TestRunEndToEnd(t *testing.T) {
 		} {
 			args := slices.Concat([]string{"run"}, tt.args, []string{"--", "sh", "-c", "echo " + started})
 			res := runE2E(t, lc, false, args...)
-			if res.code != report.ExitUsage {
-				t.Errorf("%q: exit %d, want %d", tt.args, res.code, report.ExitUsage)
+			if res.code != exitUsage {
+				t.Errorf("%q: exit %d, want %d", tt.args, res.code, exitUsage)
 			}
 			if !strings.Contains(res.stderr, tt.stderr) {
 				t.Errorf("%q: stderr %q, want it to say %q", tt.args, res.stderr, tt.stderr)
@@ -609,7 +609,7 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 		// And the demo's own check of --leak.
 		res := runE2E(t, lc, false, "run", "--leak", "nosuch")
-		if res.code != report.ExitUsage || !strings.Contains(res.stderr, `unknown leak "nosuch"`) {
+		if res.code != exitUsage || !strings.Contains(res.stderr, `unknown leak "nosuch"`) {
 			t.Errorf("run --leak nosuch: exit %d, stderr %q", res.code, res.stderr)
 		}
 	})

@@ -52,12 +52,12 @@ func TestChildStatusCode(t *testing.T) {
 		{name: "own status", script: "exit 7", want: 7, says: "exited with status 7"},
 		{name: "status 1", script: "exit 1", want: 1, says: "exited with status 1"},
 		{name: "status 255", script: "exit 255", want: 255, says: "exited with status 255"},
-		{name: "SIGKILL", script: "kill -s KILL $$", want: report.ExitSignalBase + 9, says: "was killed by signal 9 (killed)"},
-		{name: "SIGTERM", script: "kill -s TERM $$", want: report.ExitSignalBase + 15, says: "was killed by signal 15 (terminated)"},
-		{name: "SIGSEGV", script: "ulimit -c 0; kill -s SEGV $$", want: report.ExitSignalBase + 11, says: "was killed by signal 11 (segmentation fault)"},
+		{name: "SIGKILL", script: "kill -s KILL $$", want: exitSignalBase + 9, says: "was killed by signal 9 (killed)"},
+		{name: "SIGTERM", script: "kill -s TERM $$", want: exitSignalBase + 15, says: "was killed by signal 15 (terminated)"},
+		{name: "SIGSEGV", script: "ulimit -c 0; kill -s SEGV $$", want: exitSignalBase + 11, says: "was killed by signal 11 (segmentation fault)"},
 		{name: "stopped by leakcheck, killed", script: "kill -s KILL $$", stoppedBy: true, want: 0, says: "stopped by leakcheck: was killed by signal 9 (killed)"},
 		{name: "stopped by leakcheck, failed", script: "exit 3", stoppedBy: true, want: 0, says: "stopped by leakcheck: exited with status 3"},
-		{name: "not an exit error", err: errors.New("copying output: broken pipe"), want: report.ExitUsage, says: "copying output: broken pipe"},
+		{name: "not an exit error", err: errors.New("copying output: broken pipe"), want: exitUsage, says: "copying output: broken pipe"},
 	}
 	for _, tt := range tests {
 		err := tt.err

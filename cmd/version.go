@@ -33,10 +33,7 @@ func newVersionCommand() *cobra.Command {
 // details recorded in info. A nil info (a binary built without module support)
 // prints "unknown".
 func runVersion(opts versionOptions, info *debug.BuildInfo, w io.Writer) error {
-	version := "unknown"
-	if info != nil && info.Main.Version != "" {
-		version = info.Main.Version
-	}
+	version := moduleVersion(info)
 	if opts.short {
 		_, err := fmt.Fprintln(w, version)
 		return err
@@ -56,4 +53,12 @@ func runVersion(opts versionOptions, info *debug.BuildInfo, w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// moduleVersion returns the module version recorded in info, or "unknown".
+func moduleVersion(info *debug.BuildInfo) string {
+	if info != nil && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "unknown"
 }

@@ -66,6 +66,10 @@ type Input struct {
 	Time time.Time
 	// Raw is the input exactly as read, compressed or not.
 	Raw []byte
+	// Source says where the input came from, for Analyze: inputs of one
+	// source and kind were taken of one process. The files named together
+	// are one source (""), each polled URL another.
+	Source string
 
 	Profile    *profile.Profile // InputHeap and InputTrackerProfile
 	Goroutines *GoroutineDump   // InputGoroutine

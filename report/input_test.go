@@ -356,7 +356,7 @@ func TestSnapshotInput(t *testing.T) {
 	s.Stop()
 	snap := r.Snapshot()
 	path := filepath.Join(t.TempDir(), "snapshot.json")
-	if err := r.WriteReport(path); err != nil {
+	if err := r.WriteSnapshot(path); err != nil {
 		t.Fatal(err)
 	}
 	in, err := ReadInput(context.Background(), path, InputOptions{})

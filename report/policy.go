@@ -80,12 +80,9 @@ func (p Policy) Fails(f Finding) bool {
 	return f.Severity >= p.MinSeverity && slices.Contains(p.Kinds, f.Kind)
 }
 
-// ExitCode returns ExitLeaks if any finding fails the policy, else ExitOK.
-func (p Policy) ExitCode(findings []Finding) int {
-	if slices.ContainsFunc(findings, p.Fails) {
-		return ExitLeaks
-	}
-	return ExitOK
+// FailsAny reports whether any of findings fails the policy.
+func (p Policy) FailsAny(findings []Finding) bool {
+	return slices.ContainsFunc(findings, p.Fails)
 }
 
 // String returns the policy in the form ParsePolicy reads, kinds in Kinds

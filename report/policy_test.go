@@ -61,38 +61,38 @@ func TestParsePolicy(t *testing.T) {
 	}
 }
 
-func TestPolicyExitCode(t *testing.T) {
+func TestPolicyFailsAny(t *testing.T) {
 	findings := []Finding{
 		{Kind: KindLeftover, Severity: SeverityWarning},
 		{Kind: KindGrowth, Severity: SeverityInfo},
 	}
 	tests := []struct {
 		policy string
-		want   int
+		want   bool
 	}{
-		{"all", ExitLeaks},
-		{"none", ExitOK},
-		{"leftover", ExitLeaks},
-		{"growth", ExitLeaks},
-		{"cycle,misuse", ExitOK},
-		{"severity>=warning", ExitLeaks},
-		{"growth,severity>=warning", ExitOK},
-		{"severity>=error", ExitOK},
+		{"all", true},
+		{"none", false},
+		{"leftover", true},
+		{"growth", true},
+		{"cycle,misuse", false},
+		{"severity>=warning", true},
+		{"growth,severity>=warning", false},
+		{"severity>=error", false},
 	}
 	for _, tt := range tests {
 		p, err := ParsePolicy(tt.policy)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := p.ExitCode(findings); got != tt.want {
-			t.Errorf("policy %q: ExitCode = %d, want %d", tt.policy, got, tt.want)
+		if got := p.FailsAny(findings); got != tt.want {
+			t.Errorf("policy %q: FailsAny = %v, want %v", tt.policy, got, tt.want)
 		}
-		if got := p.ExitCode(nil); got != ExitOK {
-			t.Errorf("policy %q: ExitCode(nil) = %d, want ExitOK", tt.policy, got)
+		if p.FailsAny(nil) {
+			t.Errorf("policy %q: FailsAny(nil) = true", tt.policy)
 		}
 	}
-	if got := (Policy{}).ExitCode(findings); got != ExitOK {
-		t.Errorf("zero Policy: ExitCode = %d, want ExitOK", got)
+	if (Policy{}).FailsAny(findings) {
+		t.Error("zero Policy: FailsAny = true")
 	}
 }
 

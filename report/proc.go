@@ -244,69 +244,83 @@ func socketAdvice(state string) string {
 	return "opened since the baseline and still open: close or pool them"
 }
 
-// growth trend-tests the series and reports each leak once: of the
-// descriptor and socket series that grow, the most specific names the
-// finding and the others are its evidence, and memory that grows with them
-// is evidence too. Memory growing alone is a finding of its own.
+// growth trend-tests the series and reports each leak once: of the socket
+// series that grow (fds.socket, sockets, sockets.PROTO, sockets.PROTO.STATE),
+// the most specific names the finding and the others are its evidence; the
+// total of descriptors, and memory, that grow with a descriptor leak are
+// its evidence too. Memory growing alone is a finding of its own.
 func (r *ProcRecorder) growth(series []Series, trend TrendOptions) []Finding {
 	fs := Growth(series, trend)
-	var fds, mem []int // indexes into fs
+	best := map[string]int{} // family: index of its most specific finding
+	var families []string
 	for i, f := range fs {
-		switch family(f.Subject) {
-		case "fds":
-			fds = append(fds, i)
-		case "memory":
-			mem = append(mem, i)
+		fam := family(f.Subject)
+		j, ok := best[fam]
+		switch {
+		case !ok:
+			best[fam] = i
+			families = append(families, fam)
+		case specificity(f.Subject) > specificity(fs[j].Subject):
+			best[fam] = i
 		}
 	}
-	drop := map[int]bool{}
-	if len(fds) > 0 {
-		best := fds[0]
-		for _, i := range fds[1:] {
-			if specificity(fs[i].Subject) > specificity(fs[best].Subject) {
-				best = i
-			}
+	// The first descriptor leak (by series name) carries the total and
+	// the memory as evidence.
+	var lead = -1
+	for _, fam := range families {
+		if fam != "fds" && fam != "memory" && (strings.HasPrefix(fam, "fds.") || fam == "sockets") {
+			lead = best[fam]
+			break
 		}
-		for _, i := range slices.Concat(fds, mem) {
-			if i != best {
-				fs[best].Evidence.Related = append(fs[best].Evidence.Related, fs[i].Subject)
-				drop[i] = true
-			}
+	}
+	kept := map[int]bool{}
+	for _, i := range best {
+		kept[i] = true
+	}
+	for i, f := range fs {
+		fam := family(f.Subject)
+		switch {
+		case i != best[fam]:
+			fs[best[fam]].Evidence.Related = append(fs[best[fam]].Evidence.Related, f.Subject)
+		case lead >= 0 && (fam == "fds" || fam == "memory"):
+			fs[lead].Evidence.Related = append(fs[lead].Evidence.Related, f.Subject)
+			kept[i] = false
 		}
 	}
 	var out []Finding
 	for i, f := range fs {
-		if !drop[i] {
+		if kept[i] {
 			out = append(out, f)
 		}
 	}
 	return out
 }
 
-// family says which resource a series measures: "fds" for descriptors and
-// sockets, "memory", or the series' own name.
+// family says which resource a series measures: "sockets" for every socket
+// series, "fds.TYPE" for descriptors of another type, "fds" for the total,
+// "memory", or the series' own name.
 func family(name string) string {
 	switch {
-	case name == "fds" || strings.HasPrefix(name, "fds.") || name == "sockets" || strings.HasPrefix(name, "sockets."):
-		return "fds"
+	case name == "fds.socket" || name == "sockets" || strings.HasPrefix(name, "sockets."):
+		return "sockets"
+	case name == "fds" || strings.HasPrefix(name, "fds."):
+		return name
 	case strings.HasSuffix(name, "_bytes"):
 		return "memory"
 	}
 	return name
 }
 
-// specificity ranks the series of the fds family: a socket state says more
-// than a protocol, which says more than all sockets, then descriptors of one
-// type, then all descriptors.
+// specificity ranks the series of a family: a socket state says more than a
+// protocol, which says more than all sockets, then the socket descriptors;
+// of memory, the anonymous part says more than the resident set.
 func specificity(name string) int {
 	switch {
 	case strings.HasPrefix(name, "sockets."):
 		return 3 + strings.Count(name, ".")
 	case name == "sockets":
 		return 3
-	case name == "fds.socket":
-		return 2
-	case strings.HasPrefix(name, "fds."):
+	case name == "rss_anon_bytes", name == "heap_inuse_bytes":
 		return 2
 	}
 	return 1

@@ -37,24 +37,26 @@ type Series struct {
 	Trend *Trend `json:"trend,omitempty"`
 }
 
-// SeriesBuilder builds named series point by point, in the order their
-// names first come. The zero value is ready to use.
+// SeriesBuilder builds series point by point. A series is known by its
+// name and owner. The zero value is ready to use.
 type SeriesBuilder struct {
-	index  map[string]int
+	index  map[[2]string]int
 	series []Series
 }
 
-// Add appends a point to the series called name, starting it with unit when
-// it is new, and returns the series.
-func (b *SeriesBuilder) Add(name, unit string, t time.Time, v float64) *Series {
-	i, ok := b.index[name]
+// Add appends a point to the series with like's name and owner, starting it
+// as like (without like's points) when it is new, and returns the series.
+func (b *SeriesBuilder) Add(like Series, t time.Time, v float64) *Series {
+	key := [2]string{like.Name, like.Owner}
+	i, ok := b.index[key]
 	if !ok {
 		if b.index == nil {
-			b.index = map[string]int{}
+			b.index = map[[2]string]int{}
 		}
 		i = len(b.series)
-		b.index[name] = i
-		b.series = append(b.series, Series{Name: name, Unit: unit})
+		b.index[key] = i
+		like.Points = nil
+		b.series = append(b.series, like)
 	}
 	s := &b.series[i]
 	s.Points = append(s.Points, Point{Time: t, Value: v})
@@ -65,7 +67,7 @@ func (b *SeriesBuilder) Add(name, unit string, t time.Time, v float64) *Series {
 // their units, monotony and limits. A series' limit is the latest known.
 func (b *SeriesBuilder) AddMetrics(t time.Time, ms []probes.Metric) {
 	for _, m := range ms {
-		s := b.Add(m.Name, m.Unit, t, m.Value)
+		s := b.Add(Series{Name: m.Name, Unit: m.Unit}, t, m.Value)
 		s.Monotone = m.Monotone
 		if m.Limit > 0 {
 			s.Limit = m.Limit

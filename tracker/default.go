@@ -62,5 +62,5 @@ func Leftovers() []Record { return Default.Leftovers() }
 // Handler serves Default; see Registry.Handler.
 func Handler() http.Handler { return Default.Handler() }
 
-// WriteExitReport writes Default's exit report; see Registry.WriteExitReport.
-func WriteExitReport() error { return Default.WriteExitReport() }
+// WriteExitSnapshot writes Default's exit report; see Registry.WriteExitSnapshot.
+func WriteExitSnapshot() error { return Default.WriteExitSnapshot() }

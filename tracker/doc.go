@@ -48,6 +48,6 @@
 // A registry's state is available as a JSON Snapshot, as pprof profiles of
 // live records by acquisition stack (WriteProfile), and over HTTP (Handler).
 // When the LEAKCHECK_REPORT environment variable is set, as `leakcheck run`
-// does for the daemon it wraps, WriteExitReport writes the final snapshot
+// does for the daemon it wraps, WriteExitSnapshot writes the final snapshot
 // there.
 package tracker

@@ -8,37 +8,37 @@ import (
 	"path/filepath"
 )
 
-// ReportEnv names the environment variable through which `leakcheck run` asks a
+// SnapshotEnv names the environment variable through which `leakcheck run` asks a
 // daemon for its exit report: the path to write the final snapshot to, or
 // "stderr" for a plain-text summary on standard error.
-const ReportEnv = "LEAKCHECK_REPORT"
+const SnapshotEnv = "LEAKCHECK_REPORT"
 
-// WriteExitReport writes the final snapshot where LEAKCHECK_REPORT says, and
+// WriteExitSnapshot writes the final snapshot where LEAKCHECK_REPORT says, and
 // does nothing when it is unset. Call it last in main, after stopping
 // sessions, or install ExitOnSignals.
-func (r *Registry) WriteExitReport() error {
-	switch path := os.Getenv(ReportEnv); path {
+func (r *Registry) WriteExitSnapshot() error {
+	switch path := os.Getenv(SnapshotEnv); path {
 	case "":
 		return nil
 	case "stderr":
 		r.WriteText(os.Stderr)
 		return nil
 	default:
-		return r.WriteReport(path)
+		return r.WriteSnapshot(path)
 	}
 }
 
-// WriteReport writes the snapshot as JSON to path atomically: to a temporary
+// WriteSnapshot writes the snapshot as JSON to path atomically: to a temporary
 // file in the same directory, then renamed, so a reader never sees half a
 // report.
-func (r *Registry) WriteReport(path string) error {
+func (r *Registry) WriteSnapshot(path string) error {
 	data, err := json.MarshalIndent(r.Snapshot(), "", "  ")
 	if err != nil {
-		return fmt.Errorf("tracker: encoding exit report: %w", err)
+		return fmt.Errorf("tracker: encoding the snapshot: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("tracker: writing exit report: %w", err)
+		return fmt.Errorf("tracker: writing the snapshot: %w", err)
 	}
 	_, err = tmp.Write(append(data, '\n'))
 	if cerr := tmp.Close(); err == nil {
@@ -49,13 +49,13 @@ func (r *Registry) WriteReport(path string) error {
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("tracker: writing exit report %s: %w", path, err)
+		return fmt.Errorf("tracker: writing the snapshot to %s: %w", path, err)
 	}
 	return nil
 }
 
 // ExitOnSignals is the opt-in automatic exit hook: when one of sigs arrives,
-// it writes the exit report (see WriteExitReport), restores the signal's
+// it writes the exit snapshot (see WriteExitSnapshot), restores the signal's
 // default action and sends the signal again, so the process ends as it would
 // have without the hook. The returned function uninstalls the hook.
 func (r *Registry) ExitOnSignals(sigs ...os.Signal) (stop func()) {
@@ -65,7 +65,7 @@ func (r *Registry) ExitOnSignals(sigs ...os.Signal) (stop func()) {
 	go func() {
 		select {
 		case sig := <-c:
-			if err := r.WriteExitReport(); err != nil {
+			if err := r.WriteExitSnapshot(); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 			}
 			signal.Reset(sig)

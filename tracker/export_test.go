@@ -175,19 +175,19 @@ func TestHandler(t *testing.T) {
 	}
 }
 
-func TestWriteExitReport(t *testing.T) {
+func TestWriteExitSnapshot(t *testing.T) {
 	r := New(WithStacks(StacksAlways))
 	leakySetup(r)
 
-	t.Setenv(ReportEnv, "")
-	if err := r.WriteExitReport(); err != nil {
+	t.Setenv(SnapshotEnv, "")
+	if err := r.WriteExitSnapshot(); err != nil {
 		t.Fatalf("unset variable: %v", err)
 	}
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "report.json")
-	t.Setenv(ReportEnv, path)
-	if err := r.WriteExitReport(); err != nil {
+	t.Setenv(SnapshotEnv, path)
+	if err := r.WriteExitSnapshot(); err != nil {
 		t.Fatal(err)
 	}
 	assertReport(t, path, 5)
@@ -196,8 +196,8 @@ func TestWriteExitReport(t *testing.T) {
 		t.Fatalf("directory holds %d entries, want only the report", len(entries))
 	}
 
-	t.Setenv(ReportEnv, filepath.Join(dir, "missing-dir", "r.json"))
-	if err := r.WriteExitReport(); err == nil || !strings.Contains(err.Error(), "missing-dir") {
+	t.Setenv(SnapshotEnv, filepath.Join(dir, "missing-dir", "r.json"))
+	if err := r.WriteExitSnapshot(); err == nil || !strings.Contains(err.Error(), "missing-dir") {
 		t.Fatalf("write to a missing directory: %v", err)
 	}
 }
@@ -229,7 +229,7 @@ func TestExitOnSignals(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "report.json")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestExitOnSignals$")
-	cmd.Env = append(os.Environ(), "TRACKER_EXIT_HELPER=1", ReportEnv+"="+path)
+	cmd.Env = append(os.Environ(), "TRACKER_EXIT_HELPER=1", SnapshotEnv+"="+path)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 )
 
 // SchemaVersion is the version of the snapshot JSON written by [Snapshot] and
-// [WriteExitReport]. It changes only when a field changes meaning or is removed.
+// [WriteExitSnapshot]. It changes only when a field changes meaning or is removed.
 const SchemaVersion = 1
 
 // Snapshot is a consistent-enough picture of a registry at one moment: every live

@@ -186,7 +186,7 @@ func main() {
 			write(name("heap", ".txt"), func(f *os.File) error { return pprof.Lookup("heap").WriteTo(f, 1) })
 		}
 		if *withTracker {
-			if err := tracker.Default.WriteReport(name("snapshot", ".json")); err != nil {
+			if err := tracker.Default.WriteSnapshot(name("snapshot", ".json")); err != nil {
 				log.Fatal(err)
 			}
 			write(name("tracker", ".pb.gz"), func(f *os.File) error { return tracker.Default.WriteProfile(f, "") })
