@@ -24,7 +24,7 @@ import (
 
 // defaultReportFailOn is the --fail-on default of `leakcheck report`: what
 // its inputs show as leaks for certain, or growing.
-const defaultReportFailOn = "leftover,growth,goroutine"
+const defaultReportFailOn = "leftover,growth,goroutine,limit"
 
 type reportOptions struct {
 	base        string

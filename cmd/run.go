@@ -25,6 +25,10 @@ import (
 	"github.com/leakcheck/leakcheck/tracker"
 )
 
+// defaultRunFailOn is the --fail-on default of run: leftovers, growth, and
+// resources at their limit.
+const defaultRunFailOn = "leftover,growth,limit"
+
 // demoDuration is how long `leakcheck run` with no command runs the demo.
 const demoDuration = 20 * time.Second
 
@@ -50,7 +54,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 
 func newRunCommand() *cobra.Command {
 	opts := runOptions{}
-	opts.failOn, _ = report.ParsePolicy("leftover,growth")
+	opts.failOn, _ = report.ParsePolicy(defaultRunFailOn)
 	c := &cobra.Command{
 		Use:   "run [flags] [-- COMMAND [ARGS...]]",
 		Short: "Run a daemon, watch its resources, and report leftovers and growth",

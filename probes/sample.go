@@ -166,7 +166,8 @@ type Metric struct {
 	// growth, so it is charted but not trend-tested.
 	Monotone bool
 	// Limit is the ceiling the measure runs into, in Unit; 0 when none is
-	// known.
+	// known. Only totals have one: fds (RLIMIT_NOFILE), threads, rss_bytes
+	// (the cgroup's memory.max).
 	Limit float64
 }
 
@@ -179,8 +180,8 @@ func (s *ProcSample) Metrics() []Metric {
 	}
 	add("threads", "threads", float64(s.Threads), s.Limits.Threads)
 	add("rss_bytes", "bytes", float64(s.RSS), s.Limits.Memory)
-	add("rss_anon_bytes", "bytes", float64(s.RSSAnon), s.Limits.Memory)
-	m = append(m, Metric{Name: "hwm_bytes", Value: float64(s.HWM), Unit: "bytes", Monotone: true, Limit: float64(s.Limits.Memory)})
+	add("rss_anon_bytes", "bytes", float64(s.RSSAnon), 0)
+	m = append(m, Metric{Name: "hwm_bytes", Value: float64(s.HWM), Unit: "bytes", Monotone: true})
 	if !missing(s.Gaps, "fds") {
 		n := s.NumFDs
 		if !s.Counted {
@@ -199,7 +200,7 @@ func (s *ProcSample) Metrics() []Metric {
 			}
 		}
 		for j, t := range fdTypes {
-			add("fds."+t, "fds", float64(byType[j]), s.Limits.FDs)
+			add("fds."+t, "fds", float64(byType[j]), 0)
 		}
 	}
 	if !missing(s.Gaps, "fds") && !missing(s.Gaps, "sockets") && !s.Counted {
@@ -218,12 +219,12 @@ func (s *ProcSample) Metrics() []Metric {
 				byState[key{sk.Proto, sk.State}]++
 			}
 		}
-		add("sockets", "sockets", float64(len(s.Sockets)), s.Limits.FDs)
+		add("sockets", "sockets", float64(len(s.Sockets)), 0)
 		for j, p := range protos {
-			add("sockets."+p, "sockets", float64(byProto[j]), s.Limits.FDs)
+			add("sockets."+p, "sockets", float64(byProto[j]), 0)
 		}
 		for k, n := range byState {
-			add("sockets."+k.proto+"."+k.state, "sockets", float64(n), s.Limits.FDs)
+			add("sockets."+k.proto+"."+k.state, "sockets", float64(n), 0)
 		}
 	}
 	if !missing(s.Gaps, "children") {

@@ -30,11 +30,15 @@ const (
 	KindGoroutine Kind = "goroutine"
 	// KindMisuse is a double release, a release by a non-owner, or use after stop.
 	KindMisuse Kind = "misuse"
+	// KindLimit is a resource at or near its limit (descriptors against
+	// RLIMIT_NOFILE, threads, memory against the cgroup's memory.max),
+	// growing or not: the next leak, or the next burst, fails.
+	KindLimit Kind = "limit"
 )
 
 // Kinds returns every kind of finding in report order.
 func Kinds() []Kind {
-	return []Kind{KindLeftover, KindRetained, KindUnreleased, KindCycle, KindGrowth, KindGoroutine, KindMisuse}
+	return []Kind{KindLeftover, KindRetained, KindUnreleased, KindCycle, KindGrowth, KindGoroutine, KindMisuse, KindLimit}
 }
 
 // rank orders kinds as Kinds lists them; unknown kinds come last.

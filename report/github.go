@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -66,9 +64,8 @@ func annotationMessage(f Finding, series []Series) string {
 	if f.Owner != "" {
 		lines = append(lines, "owner: "+oneLine(f.Owner))
 	}
-	for _, k := range slices.Sorted(maps.Keys(f.Evidence.Values)) {
-		label, value := formatValue(k, f.Evidence.Values[k])
-		lines = append(lines, label+": "+value)
+	for _, fact := range valueFacts(f) {
+		lines = append(lines, fact[0]+": "+fact[1])
 	}
 	if t := f.Evidence.Trend; t != nil {
 		unit := quantityUnit(seriesUnit(series, f.Evidence.Series))

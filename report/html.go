@@ -123,10 +123,7 @@ func newHTMLPage(r *Report, fails func(Finding) bool) htmlPage {
 		if hf.Fails {
 			p.Failing++
 		}
-		for _, k := range slices.Sorted(maps.Keys(f.Evidence.Values)) {
-			label, value := formatValue(k, f.Evidence.Values[k])
-			hf.Facts = append(hf.Facts, [2]string{label, value})
-		}
+		hf.Facts = append(hf.Facts, valueFacts(f)...)
 		if t := f.Evidence.Trend; t != nil {
 			unit := quantityUnit(seriesUnit(r.Series, f.Evidence.Series))
 			hf.Facts = append(hf.Facts,

@@ -140,9 +140,8 @@ func writeMarkdownFinding(b *bytes.Buffer, n int, f Finding, series []Series) {
 	if f.Owner != "" {
 		fmt.Fprintf(b, "- owner: %s\n", mdCode(f.Owner, false))
 	}
-	for _, k := range slices.Sorted(maps.Keys(f.Evidence.Values)) {
-		label, value := formatValue(k, f.Evidence.Values[k])
-		fmt.Fprintf(b, "- %s: %s\n", mdText(label), mdText(value))
+	for _, fact := range valueFacts(f) {
+		fmt.Fprintf(b, "- %s: %s\n", mdText(fact[0]), mdText(fact[1]))
 	}
 	if t := f.Evidence.Trend; t != nil {
 		unit := quantityUnit(seriesUnit(series, f.Evidence.Series))

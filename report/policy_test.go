@@ -24,7 +24,7 @@ func TestParsePolicy(t *testing.T) {
 		{in: "severity>=error", kinds: Kinds(), floor: SeverityError, str: "all,severity>=error"},
 		{in: "all,severity >= warn", kinds: Kinds(), floor: SeverityWarning, str: "all,severity>=warning"},
 		{in: "all,leftover", kinds: Kinds(), str: "all"},
-		{in: "leftover,retained,unreleased,cycle,growth,goroutine,misuse", kinds: Kinds(), str: "all"},
+		{in: "leftover,retained,unreleased,cycle,growth,goroutine,misuse,limit", kinds: Kinds(), str: "all"},
 		{in: "", wantErr: "empty fail policy"},
 		{in: "leftover,,growth", wantErr: "empty item"},
 		{in: "lefover", wantErr: `unknown item "lefover"`},

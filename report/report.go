@@ -10,7 +10,7 @@ import (
 // followed by MAJOR.MINOR. The minor version grows when fields are added; the
 // major version changes when a field changes meaning or is removed, and
 // ReadReport rejects other majors. See docs/findings.md.
-const SchemaVersion = "leakcheck.report/1.2"
+const SchemaVersion = "leakcheck.report/1.3"
 
 // schemaMajor is the major version of SchemaVersion.
 const schemaMajor = 1

@@ -88,14 +88,23 @@ func (b *SeriesBuilder) Series() []Series {
 // Analyze runs AnalyzeTrend on the series' points, stores the result in
 // s.Trend and returns it.
 func (s *Series) Analyze(opts TrendOptions) Trend {
+	opts.Limit = s.Limit
 	t := AnalyzeTrend(s.Points, opts)
 	s.Trend = &t
 	return t
 }
 
+// NearLimit is the share of its limit at which a series is a limit finding
+// even without growth.
+const NearLimit = 0.9
+
 // Growth analyses every series in place (see Series.Analyze), except monotone
 // ones, and returns a growth finding, of severity warning, for each one found
-// growing. The finding's subject is the series name.
+// growing. The finding's subject is the series name. A growing series with
+// a limit carries its level, the limit and the projected time to reach it
+// (eta_seconds); reaching it within LimitHorizon makes the finding an error.
+// A series at NearLimit of its limit or above, growing or not, is also a
+// limit finding.
 func Growth(series []Series, opts TrendOptions) []Finding {
 	var fs []Finding
 	for i := range series {
@@ -104,10 +113,13 @@ func Growth(series []Series, opts TrendOptions) []Finding {
 			continue
 		}
 		t := s.Analyze(opts)
+		if f, ok := limitFinding(s); ok {
+			fs = append(fs, f)
+		}
 		if t.Verdict != VerdictGrowing {
 			continue
 		}
-		fs = append(fs, Finding{
+		f := Finding{
 			Kind:       KindGrowth,
 			Severity:   SeverityWarning,
 			Subject:    s.Name,
@@ -116,9 +128,38 @@ func Growth(series []Series, opts TrendOptions) []Finding {
 			Evidence:   Evidence{Series: s.Name, Trend: &t},
 			Suggestion: growthSuggestion(s.Name),
 			Signature:  Signature(KindGrowth, s.Name, nil),
-		})
+		}
+		last := s.Points[len(s.Points)-1].Value
+		if eta, ok := t.ETA(last, s.Limit); ok {
+			f.Evidence.Values = map[string]float64{"level": last, "limit": s.Limit, "eta_seconds": eta.Seconds()}
+			if eta <= LimitHorizon {
+				f.Severity = SeverityError
+			}
+		}
+		fs = append(fs, f)
 	}
 	return fs
+}
+
+// limitFinding reports a series whose latest value is at NearLimit of its
+// limit or above.
+func limitFinding(s *Series) (Finding, bool) {
+	if s.Limit <= 0 || len(s.Points) == 0 {
+		return Finding{}, false
+	}
+	last := s.Points[len(s.Points)-1].Value
+	if last < NearLimit*s.Limit {
+		return Finding{}, false
+	}
+	subject := s.Name + " near its limit"
+	return Finding{
+		Kind: KindLimit, Severity: SeverityError,
+		Subject: subject, Owner: s.Owner, Count: 1,
+		Evidence: Evidence{Series: s.Name, Values: map[string]float64{"level": last, "limit": s.Limit}},
+		Suggestion: fmt.Sprintf("%s is at %.0f%% of its limit: find what holds so many, or raise the limit if the load is real",
+			s.Name, 100*last/s.Limit),
+		Signature: Signature(KindLimit, subject, nil),
+	}, true
 }
 
 // growthSuggestion says where to look when the named series grows.

@@ -288,9 +288,8 @@ func writeDetails(b *bytes.Buffer, n int, f Finding, series []Series) {
 	if f.Owner != "" {
 		detail("owner", f.Owner)
 	}
-	for _, k := range slices.Sorted(maps.Keys(f.Evidence.Values)) {
-		label, value := formatValue(k, f.Evidence.Values[k])
-		detail(label, value)
+	for _, fact := range valueFacts(f) {
+		detail(fact[0], fact[1])
 	}
 	if t := f.Evidence.Trend; t != nil {
 		unit := ""
@@ -323,6 +322,21 @@ func writeDetails(b *bytes.Buffer, n int, f Finding, series []Series) {
 	if f.Suggestion != "" {
 		detail("fix", f.Suggestion)
 	}
+}
+
+// valueFacts returns a finding's named values and related series as
+// labelled facts, for every renderer to list: ("limit", "1024"),
+// ("with", "fds, rss_bytes").
+func valueFacts(f Finding) [][2]string {
+	var facts [][2]string
+	for _, k := range slices.Sorted(maps.Keys(f.Evidence.Values)) {
+		label, value := formatValue(k, f.Evidence.Values[k])
+		facts = append(facts, [2]string{label, value})
+	}
+	if len(f.Evidence.Related) > 0 {
+		facts = append(facts, [2]string{"with", strings.Join(f.Evidence.Related, ", ")})
+	}
+	return facts
 }
 
 // formatValue labels and formats a named evidence value; a key's unit suffix

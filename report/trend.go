@@ -37,6 +37,15 @@ func (v Verdict) known() bool {
 const (
 	DefaultAlpha      = 0.01
 	DefaultMinSamples = 12
+	// DefaultMinEffect is the least growth over the tested window, as a
+	// fraction of the series' level at its start, that is a leak: below
+	// it a significant rise is too small to matter (a page or two of
+	// resident memory).
+	DefaultMinEffect = 0.01
+	// LimitHorizon is how far ahead growth is projected against a limit:
+	// a series that reaches its limit within it is growing whatever its
+	// effect, and its finding is an error.
+	LimitHorizon = 24 * time.Hour
 	DefaultBlocks     = 32
 	// MaxBlocks caps TrendOptions.Blocks; it bounds the test's cost.
 	MaxBlocks = 1000
@@ -54,6 +63,15 @@ type TrendOptions struct {
 	// MinSlope is the least slope, per hour in the series' unit, that counts as
 	// growing or shrinking, so a tiny drift is steady; 0 accepts any slope.
 	MinSlope float64
+	// MinEffect is the least change over the tested window, as a fraction
+	// of the fitted level at its start, that counts as growing or
+	// shrinking; 0 means DefaultMinEffect, a negative value accepts any.
+	// Growth that reaches Limit within LimitHorizon counts whatever its
+	// effect.
+	MinEffect float64
+	// Limit is the ceiling the series runs into, 0 when none is known.
+	// Series.Analyze sets it from the series.
+	Limit float64
 	// MinSamples is the fewest points after warm-up to test; fewer is
 	// VerdictNotEnoughData. 0 means DefaultMinSamples. Values below 4 are
 	// raised to 4.
@@ -114,6 +132,9 @@ func (o TrendOptions) withDefaults() TrendOptions {
 	}
 	o.Blocks = min(max(o.Blocks, 8), MaxBlocks)
 	o.MinSlope = max(o.MinSlope, 0)
+	if o.MinEffect == 0 {
+		o.MinEffect = DefaultMinEffect
+	}
 	o.WarmupSamples = max(o.WarmupSamples, 0)
 	return o
 }
@@ -131,9 +152,27 @@ type Trend struct {
 	// tested, or of the last point when the warm-up dropped them all. It is
 	// zero when the warm-up dropped nothing. Charts shade the warm-up.
 	WarmupEnd time.Time `json:"warmup_end,omitzero"`
+	// Effect is the change over the tested window as a fraction of the
+	// fitted level at its start (Window's slope times the window's length,
+	// over Window.Intercept); 0 when the level is 0.
+	Effect float64 `json:"effect,omitempty"`
 	// Note explains a verdict that may surprise, e.g. a series that grew
 	// earlier in the window but is flat now.
 	Note string `json:"note,omitempty"`
+}
+
+// ETA returns how long until a series growing as t says reaches limit from
+// last, its latest value; false when it does not grow or no limit is known.
+func (t Trend) ETA(last, limit float64) (time.Duration, bool) {
+	slope := t.Window.SlopePerHour
+	if t.Verdict != VerdictGrowing || limit <= 0 || slope <= 0 {
+		return 0, false
+	}
+	hours := max(limit-last, 0) / slope
+	if hours > float64(math.MaxInt64/int64(time.Hour)) {
+		return 0, false
+	}
+	return time.Duration(hours * float64(time.Hour)), true
 }
 
 // TrendTest is one Mann-Kendall test with its Theil-Sen slope.
@@ -195,11 +234,25 @@ func AnalyzeTrend(points []Point, opts TrendOptions) Trend {
 		return 0
 	}
 	whole, recent := dir(tr.Window), dir(tr.Recent)
+	span := pts[len(pts)-1].Time.Sub(pts[0].Time).Hours()
+	change := tr.Window.SlopePerHour * span
+	if level := math.Abs(tr.Window.Intercept); level > 0 {
+		tr.Effect = change / level
+	}
+	small := opts.MinEffect > 0 && tr.Effect != 0 && math.Abs(tr.Effect) < opts.MinEffect
+	if small && whole == 1 && opts.Limit > 0 {
+		// Growth toward a known limit matters when it gets there soon.
+		last := tr.Window.Intercept + change
+		small = (opts.Limit-last)/tr.Window.SlopePerHour > LimitHorizon.Hours()
+	}
 	switch {
-	case whole == 1 && recent == 1:
+	case whole == 1 && recent == 1 && !small:
 		tr.Verdict = VerdictGrowing
-	case whole == -1 && recent == -1:
+	case whole == -1 && recent == -1 && !small:
 		tr.Verdict = VerdictShrinking
+	case whole != 0 && whole == recent:
+		tr.Verdict = VerdictSteady
+		tr.Note = fmt.Sprintf("significant, but too small to matter: %+.2g%% over the window (the least that counts is %.2g%%)", 100*tr.Effect, 100*opts.MinEffect)
 	default:
 		tr.Verdict = VerdictSteady
 		// sig is the direction of a significant S, whatever the slope.
