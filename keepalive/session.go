@@ -270,50 +270,16 @@ func (k *Kernel) stop(s *Session) {
 	started := s.state == sessionRunning
 	s.state = sessionStopping
 	parent := s.parent
-	kids := s.childrenLocked()
 	k.mu.Unlock()
 
-	pts := k.ts
-	if parent != nil {
-		pts = parent.ts
-	}
-	for _, ch := range kids {
-		k.mu.Lock()
-		delete(s.children, ch)
-		ch.parent = parent
-		if parent != nil {
-			if parent.children == nil {
-				parent.children = make(map[*Session]struct{})
-			}
-			parent.children[ch] = struct{}{}
-		}
-		k.mu.Unlock()
-		ch.ts.SetParent(pts)
-		if parent != nil {
-			k.lifecycle(parent, nil, EvChild, ChildGain, ch, nil)
-		}
-		k.lifecycle(ch, nil, EvParent, s, parent)
-	}
-
+	k.handOverChildren(s, parent, true)
 	var ret any
 	if started {
 		ret = k.lifecycle(s, nil, EvStop)
 	}
-	// Children spawned by _stop itself go to the parent too, without events:
-	// s is past telling anyone.
-	k.mu.Lock()
-	late := s.childrenLocked()
-	for _, ch := range late {
-		delete(s.children, ch)
-		ch.parent = parent
-		if parent != nil {
-			parent.children[ch] = struct{}{}
-		}
-	}
-	k.mu.Unlock()
-	for _, ch := range late {
-		ch.ts.SetParent(pts)
-	}
+	// Children spawned by _stop itself go to the parent too, without
+	// events: s is past telling anyone.
+	k.handOverChildren(s, parent, false)
 	if parent != nil {
 		k.mu.Lock()
 		delete(parent.children, s)
@@ -321,67 +287,9 @@ func (k *Kernel) stop(s *Session) {
 		k.lifecycle(parent, nil, EvChild, ChildLose, s, ret)
 	}
 
-	// Records of event names that drained during this batch are not held.
-	k.mu.Lock()
-	s.lastPend = nil
-	for name, p := range s.pending {
-		if p.n == 0 {
-			delete(s.pending, name)
-			p.h.Release()
-		}
-	}
-	k.mu.Unlock()
+	k.releaseDrained(s)
 	held := s.ts.Owned()
-
-	k.mu.Lock()
-	var rel []tracker.Handle
-	for t := s.timers; t != nil; t = s.timers {
-		k.timers.remove(t.idx)
-		k.forgetTimerLocked(t)
-		rel = append(rel, t.h)
-	}
-	var queued []*Context
-	if s.events > 0 {
-		queued = k.queue.extract(func(c *Context) bool { return c.Session == s })
-		for _, c := range queued {
-			k.settleLocked(c)
-		}
-	}
-	for name, p := range s.pending {
-		delete(s.pending, name)
-		rel = append(rel, p.h)
-	}
-	holds := make([]holder, 0, len(s.holds))
-	for h := range s.holds {
-		holds = append(holds, h)
-	}
-	for _, a := range s.aliases {
-		delete(k.aliases, a)
-	}
-	s.aliases = nil
-	for _, e := range s.extra {
-		rel = append(rel, e.h)
-	}
-	k.extra -= s.extraN
-	s.extra, s.extraN = nil, 0
-	s.state = sessionStopped
-	k.live--
-	delete(k.sessions, s.id)
-	k.gcLocked(parent)
-	k.mu.Unlock()
-
-	for _, h := range rel {
-		h.Release()
-	}
-	for _, c := range queued {
-		if c.src != nil {
-			c.src.settled()
-		}
-		k.drop(c)
-	}
-	for _, h := range holds {
-		h.shutdown()
-	}
+	k.detach(s, parent).release(k)
 	k.mu.Lock()
 	left := s.ts.Stop() // under the lock: a heap check at Stop may walk into the kernel
 	if len(left) == 0 {
@@ -396,6 +304,119 @@ func (k *Kernel) stop(s *Session) {
 	k.stopped.Add(1)
 	if k.onLeftover != nil && len(held) > 0 {
 		k.onLeftover(s, held)
+	}
+}
+
+// handOverChildren moves the children of the stopping s to parent (to the
+// kernel when parent is nil), with their tracker owners. With notify, each
+// move is told as POE tells it: _child gain to the parent, _parent to the
+// child.
+func (k *Kernel) handOverChildren(s, parent *Session, notify bool) {
+	pts := k.ts
+	if parent != nil {
+		pts = parent.ts
+	}
+	k.mu.Lock()
+	kids := s.childrenLocked()
+	for _, ch := range kids {
+		delete(s.children, ch)
+		ch.parent = parent
+		if parent != nil {
+			if parent.children == nil {
+				parent.children = make(map[*Session]struct{})
+			}
+			parent.children[ch] = struct{}{}
+		}
+	}
+	k.mu.Unlock()
+	for _, ch := range kids {
+		ch.ts.SetParent(pts)
+		if !notify {
+			continue
+		}
+		if parent != nil {
+			k.lifecycle(parent, nil, EvChild, ChildGain, ch, nil)
+		}
+		k.lifecycle(ch, nil, EvParent, s, parent)
+	}
+}
+
+// releaseDrained releases the records of s's event names that drained
+// during the current batch: they hold nothing.
+func (k *Kernel) releaseDrained(s *Session) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s.lastPend = nil
+	for name, p := range s.pending {
+		if p.n == 0 {
+			delete(s.pending, name)
+			p.h.Release()
+		}
+	}
+}
+
+// letGo is what a stopping session still held when the kernel let go of
+// it: records to release, queued events to drop, holders to shut down.
+type letGo struct {
+	rel    []tracker.Handle
+	queued []*Context
+	holds  []holder
+}
+
+// detach takes from the kernel everything that keeps s alive (timers,
+// queued events, pending event records, aliases, extra references), marks
+// it stopped and returns what must be let go outside the lock.
+func (k *Kernel) detach(s, parent *Session) letGo {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var st letGo
+	for t := s.timers; t != nil; t = s.timers {
+		k.timers.remove(t.idx)
+		k.forgetTimerLocked(t)
+		st.rel = append(st.rel, t.h)
+	}
+	if s.events > 0 {
+		st.queued = k.queue.extract(func(c *Context) bool { return c.Session == s })
+		for _, c := range st.queued {
+			k.settleLocked(c)
+		}
+	}
+	for name, p := range s.pending {
+		delete(s.pending, name)
+		st.rel = append(st.rel, p.h)
+	}
+	for h := range s.holds {
+		st.holds = append(st.holds, h)
+	}
+	for _, a := range s.aliases {
+		delete(k.aliases, a)
+	}
+	s.aliases = nil
+	for _, e := range s.extra {
+		st.rel = append(st.rel, e.h)
+	}
+	k.extra -= s.extraN
+	s.extra, s.extraN = nil, 0
+	s.state = sessionStopped
+	k.live--
+	delete(k.sessions, s.id)
+	k.gcLocked(parent)
+	return st
+}
+
+// release lets go of what detach took, outside the kernel's lock.
+func (st letGo) release(k *Kernel) {
+	for _, h := range st.rel {
+		h.Release()
+	}
+	for _, c := range st.queued {
+		if c.src != nil {
+			c.src.settled()
+		}
+		k.drop(c)
+	}
+	for _, h := range st.holds {
+		h.shutdown()
 	}
 }
 
