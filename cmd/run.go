@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/leakcheck/leakcheck/keepalive/demo"
 	"github.com/leakcheck/leakcheck/probes"
 	"github.com/leakcheck/leakcheck/report"
 	"github.com/leakcheck/leakcheck/tracker"
@@ -104,7 +105,7 @@ otherwise the command's own failure (127 not found, 128+n killed by signal n).`,
 	f.Var(&opts.failOn, "fail-on", "finding kinds (and severity>=LEVEL) that fail the run: e.g. leftover,growth, all, none")
 	addTrendFlags(f, &opts.trend, 2*time.Second, "time after start before the baseline sample; trend tests ignore it")
 	f.Float64Var(&opts.maxCPU, "max-cpu", 100*fullSampleBudget, "percent of one core that full samples (which name every descriptor) may use; ticks between them only count descriptors. 100: a full sample every tick")
-	f.StringVar(&opts.leaks, "leak", defaultDemoLeaks, "demo only: leaks to commit: "+demoLeakNames()+", all or none")
+	f.StringVar(&opts.leaks, "leak", demo.DefaultLeaks, "demo only: leaks to commit: "+demo.LeakNames()+", all or none")
 	return c
 }
 
@@ -143,10 +144,10 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	exitReport := filepath.Join(tmp, "exit-report.json")
 
 	args := opts.args
-	demo := len(args) == 0
+	isDemo := len(args) == 0
 	readyFile := filepath.Join(tmp, "pprof-url")
-	if demo {
-		leaks, err := parseDemoLeaks(opts.leaks)
+	if isDemo {
+		leaks, err := demo.ParseLeaks(opts.leaks)
 		if err != nil {
 			return exitUsage, err
 		}
@@ -202,7 +203,7 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	go func() { exited <- child.Wait() }()
 
 	status := w.loop(ctx, exited, sigc, stderr, func() {
-		if demo && w.opts.pprof == "" {
+		if isDemo && w.opts.pprof == "" {
 			if b, err := os.ReadFile(readyFile); err == nil {
 				w.opts.pprof = string(b)
 			}
@@ -495,7 +496,7 @@ func (w *watch) adopt() []probes.Child {
 // (about a microsecond each), so against a daemon with tens of thousands of
 // descriptors it runs every few seconds, and the ticks between count
 // descriptors instead (SampleCounts), which costs microseconds. Half of
-// DESIGN.md's 1% budget leaves the rest for counting and --pprof.
+// the 1% budget (docs/benchmarks.md) leaves the rest for counting and --pprof.
 const fullSampleBudget = 0.005
 
 // sample takes one sample of the process and, with --pprof, of its endpoint.
@@ -613,8 +614,7 @@ func (w *watch) report(ctx context.Context, exitReport string, left []probes.Chi
 		return nil, err
 	}
 	if snap != nil {
-		fs, gauges := report.FromSnapshot(snap, report.SnapshotOptions{AtExit: atExit, Trend: w.trend})
-		res.Add(report.Result{Findings: fs, Series: gauges})
+		res.Add(report.FromSnapshot(snap, report.SnapshotOptions{AtExit: atExit, Trend: w.trend}))
 	}
 	r := report.New(res.Findings, res.Series, rules)
 	r.Tables = res.Tables

@@ -191,13 +191,13 @@ func goroutineTable(in *Input, top int) Table {
 func analyzeSnapshots(group []*Input, opts Options) Result {
 	last := group[len(group)-1].Snapshot
 	snapOpts := SnapshotOptions{AtExit: opts.AtExit, Trend: opts.Trend}
-	fs, gauges := FromSnapshot(last, snapOpts)
+	res := FromSnapshot(last, snapOpts)
 	if len(group) == 1 {
-		return Result{Findings: fs, Series: gauges}
+		return res
 	}
 	// Drop the last snapshot's growth findings: its gauges are tested
 	// again below with the points of every snapshot.
-	fs = slices.DeleteFunc(fs, func(f Finding) bool { return f.Kind == KindGrowth })
+	fs := slices.DeleteFunc(res.Findings, func(f Finding) bool { return f.Kind == KindGrowth })
 
 	var b SeriesBuilder
 	var kinds []tracker.Kind
@@ -210,8 +210,7 @@ func analyzeSnapshots(group []*Input, opts Options) Result {
 	}
 	slices.Sort(kinds)
 	for _, in := range group {
-		_, gs := FromSnapshot(in.Snapshot, SnapshotOptions{})
-		for _, g := range gs {
+		for _, g := range FromSnapshot(in.Snapshot, SnapshotOptions{}).Series {
 			for _, p := range g.Points {
 				b.Add(g, p.Time, p.Value)
 			}

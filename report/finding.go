@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// Kind is what sort of leak a finding reports; see the leak taxonomy in DESIGN.md.
+// Kind is what sort of leak a finding reports; docs/findings.md describes each.
 type Kind string
 
 // The kinds of finding, in the order reports list them when all else is equal.

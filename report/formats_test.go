@@ -47,7 +47,8 @@ func runReport(t testing.TB) *Report {
 	series[5].Points[300].Value = math.NaN()
 	trend := TrendOptions{Warmup: 30 * time.Second}
 	findings := Growth(series, trend)
-	snapFindings, gauges := FromSnapshot(testSnapshot(), SnapshotOptions{AtExit: true, Trend: trend})
+	snap := FromSnapshot(testSnapshot(), SnapshotOptions{AtExit: true, Trend: trend})
+	snapFindings, gauges := snap.Findings, snap.Series
 	r := New(append(findings, snapFindings...), append(series, gauges...), nil)
 	r.Tool = "leakcheck v0.1.0"
 	r.Time = clock.Add(10 * time.Minute)

@@ -363,8 +363,8 @@ func TestSnapshotInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := FromSnapshot(snap, SnapshotOptions{})
-	got, _ := FromSnapshot(in.Snapshot, SnapshotOptions{})
+	want := FromSnapshot(snap, SnapshotOptions{}).Findings
+	got := FromSnapshot(in.Snapshot, SnapshotOptions{}).Findings
 	if len(got) != 1 || len(want) != 1 || got[0].Signature != want[0].Signature || got[0].Subject != "socket 127.0.0.1:6379" {
 		t.Errorf("findings %+v, want %+v", got, want)
 	}

@@ -19,7 +19,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // that accepts the listener.
 func fixtureReport(t *testing.T) *Report {
 	t.Helper()
-	findings, series := FromSnapshot(testSnapshot(), SnapshotOptions{AtExit: true})
+	snap := FromSnapshot(testSnapshot(), SnapshotOptions{AtExit: true})
+	findings, series := snap.Findings, snap.Series
 	probes := []Series{
 		{Name: "fds", Unit: "fds", Points: gen(24, 10*time.Second, func(i int) float64 { return 40 + float64(1000+i*7/3) })},
 		{Name: "threads", Unit: "threads", Points: gen(24, 10*time.Second, func(int) float64 { return 12 })},

@@ -32,7 +32,7 @@ const retainedErrorGCs = 3
 // cycle keeps), a warning otherwise. Misuse is a warning, except acquiring for
 // or moving to a stopped owner, which orphans a resource: an error. Growing
 // gauges are warnings (see Growth).
-func FromSnapshot(s *tracker.Snapshot, opts SnapshotOptions) ([]Finding, []Series) {
+func FromSnapshot(s *tracker.Snapshot, opts SnapshotOptions) Result {
 	var fs []Finding
 	for _, r := range s.Records {
 		if r.State != tracker.Live || !(r.OwnerStopped || opts.AtExit) {
@@ -88,7 +88,7 @@ func FromSnapshot(s *tracker.Snapshot, opts SnapshotOptions) ([]Finding, []Serie
 		series = append(series, Series{Name: g.Name, Unit: "items", Owner: sessionName(g.Owner, g.OwnerLabel), Points: points})
 	}
 	fs = append(fs, Growth(series, opts.Trend)...)
-	return fs, series
+	return Result{Findings: fs, Series: series}
 }
 
 // stackOf returns a record's or event's stack: its own frames if it carries

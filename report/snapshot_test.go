@@ -88,7 +88,8 @@ func testSnapshot() *tracker.Snapshot {
 }
 
 func TestFromSnapshot(t *testing.T) {
-	fs, series := FromSnapshot(testSnapshot(), SnapshotOptions{AtExit: true})
+	res := FromSnapshot(testSnapshot(), SnapshotOptions{AtExit: true})
+	fs, series := res.Findings, res.Series
 	if len(series) != 2 || series[0].Trend == nil || series[1].Trend == nil {
 		t.Fatalf("series = %+v; want both gauges, analysed", series)
 	}
@@ -130,7 +131,7 @@ func TestFromSnapshot(t *testing.T) {
 	}
 
 	// Not at exit, only what stopped owners still hold is left over.
-	fs, _ = FromSnapshot(testSnapshot(), SnapshotOptions{})
+	fs = FromSnapshot(testSnapshot(), SnapshotOptions{}).Findings
 	n := 0
 	for _, f := range fs {
 		if f.Kind == KindLeftover {
@@ -150,7 +151,7 @@ func TestFromSnapshotDropped(t *testing.T) {
 	s.MisuseTotal = 51
 	s.UnreleasedTotal = 10
 	s.Cycles[0].Owner, s.Cycles[0].OwnerLabel, s.Cycles[0].Root = 1, "main", `(*Session "main").Heap["peers"]`
-	fs, _ := FromSnapshot(s, SnapshotOptions{})
+	fs := FromSnapshot(s, SnapshotOptions{}).Findings
 	counts := map[Kind]int{}
 	for _, f := range Group(fs) {
 		counts[f.Kind] += f.Count
@@ -164,7 +165,8 @@ func TestFromSnapshotDropped(t *testing.T) {
 }
 
 func TestFromSnapshotEmpty(t *testing.T) {
-	fs, series := FromSnapshot(&tracker.Snapshot{}, SnapshotOptions{AtExit: true})
+	res := FromSnapshot(&tracker.Snapshot{}, SnapshotOptions{AtExit: true})
+	fs, series := res.Findings, res.Series
 	if len(fs) != 0 || len(series) != 0 {
 		t.Errorf("empty snapshot gave %v, %v", fs, series)
 	}
