@@ -89,7 +89,9 @@ func TestChildrenTree(t *testing.T) {
 		t.Errorf("test process sees %d grandchildren, want 2", n)
 	}
 	// The same processes; their run state may change between two reads.
-	sameProcs := func(a, b Child) bool { return a.PID == b.PID && a.PPID == b.PPID && a.Comm == b.Comm && a.Start == b.Start }
+	sameProcs := func(a, b Child) bool {
+		return a.PID == b.PID && a.PPID == b.PPID && a.Comm == b.Comm && a.Start == b.Start
+	}
 	if d, err := Descendants(shPID); err != nil || !slices.EqualFunc(d, s.Children, sameProcs) {
 		t.Errorf("Descendants(sh) = %+v, %v; sample's children %+v", d, err, s.Children)
 	}

@@ -45,8 +45,8 @@ const (
 	// LimitHorizon is how far ahead growth is projected against a limit:
 	// a series that reaches its limit within it is growing whatever its
 	// effect, and its finding is an error.
-	LimitHorizon = 24 * time.Hour
-	DefaultBlocks     = 32
+	LimitHorizon  = 24 * time.Hour
+	DefaultBlocks = 32
 	// MaxBlocks caps TrendOptions.Blocks; it bounds the test's cost.
 	MaxBlocks = 1000
 )
