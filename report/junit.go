@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"strings"
 	"io"
 	"maps"
 	"slices"
@@ -114,7 +115,7 @@ func renderJUnit(w io.Writer, r *Report) error {
 			writeDetails(&b, n, f, r.Series)
 			// CDATA is written as is: it must hold only what XML can carry.
 			details := cleanText(b.String())
-			c := junitCase{Classname: suite.Name, Name: oneLine(f.Subject), Time: "0"}
+			c := junitCase{Classname: suite.Name, Name: stableName(f.Subject), Time: "0"}
 			// Two findings of one kind and subject differ in their stacks: the
 			// signature tells them apart, as CI servers merge equal names.
 			if names[c.Name]++; names[c.Name] > 1 {
@@ -155,4 +156,26 @@ func renderJUnit(w io.Writer, r *Report) error {
 	b.WriteByte('\n')
 	_, err = w.Write(b.Bytes())
 	return err
+}
+
+// stableName names a finding's test case by what stays from run to run: its
+// subject with ports, counts of other subjects and the numbers in file
+// paths as "*". CI keeps a test's history by name, and a random port would
+// make every run a new test.
+func stableName(subject string) string {
+	words := strings.Split(oneLine(subject), " ")
+	for i, w := range words {
+		switch {
+		case strings.HasPrefix(w, "/"):
+			words[i] = Pattern(w)
+		case strings.HasPrefix(w, "(+") || strings.HasPrefix(w, "["):
+			words[i] = Pattern(w)
+		default:
+			if j := strings.LastIndexByte(w, ':'); j > 0 && j < len(w)-1 && strings.Trim(w[j+1:], "0123456789") == "" &&
+				(strings.Count(w[:j], ".") == 3 || strings.HasSuffix(w[:j], "]") || w[:j] == "*") {
+				words[i] = w[:j] + ":*"
+			}
+		}
+	}
+	return strings.Join(words, " ")
 }

@@ -158,9 +158,19 @@ func TestFormatting(t *testing.T) {
 		{value(formatValue("gcs", 1)), "gcs: survived 1 garbage collection"},
 		{value(formatValue("gcs", 4)), "gcs: survived 4 garbage collections"},
 		{value(formatValue("fd", 7)), "fd: 7"},
-		{truncateMiddle("socket 127.0.0.1:6379", 12), "socke...6379"},
-		{truncateMiddle("short", 12), "short"},
+		{shorten("socket 127.0.0.1:6379", 12), "soc...1:6379"},
+		{shorten("short", 12), "short"},
+		{shorten("goroutines blocked in select at net/http.(*persistConn).readLoop (transport.go:2450)", 60),
+			"goroutines blocked ...sistConn).readLoop (transport.go:2450)"},
+		{shorten("growing goroutines at net/http.(*persistConn).writeLoop (transport.go:2600)", 72),
+			"growing goroutines at http.(*persistConn).writeLoop (transport.go:2600)"},
+		{shorten("fd file /tmp/TestRunEndToEndleaky123/001/leak-*.log", 30), "fd file /...123/001/leak-*.log"},
+		{shorten("tcp connections accepted on 127.0.0.1:16431 in ESTABLISHED", 40), "tcp connecti....0.1:16431 in ESTABLISHED"},
 		{oneLine("a\nb\tc"), "a b c"},
+		{stableName("tcp connections accepted on 127.0.0.1:40313 in ESTABLISHED"), "tcp connections accepted on 127.0.0.1:* in ESTABLISHED"},
+		{stableName("tcp sockets to [::1]:6379 in CLOSE_WAIT (+2 more)"), "tcp sockets to [::1]:* in CLOSE_WAIT (+* more)"},
+		{stableName("fd file /tmp/TestRun123/001/leak-*.log"), "fd file /tmp/TestRun*/*/leak-*.log"},
+		{stableName("goroutines blocked in chan receive at main.main.func2 (main.go:98)"), "goroutines blocked in chan receive at main.main.func2 (main.go:98)"},
 	}
 	for i, tt := range tests {
 		if tt.got != tt.want {

@@ -120,7 +120,7 @@ func renderTable(b *bytes.Buffer, aligns []tw.Align, flex int, header []string, 
 	}
 	budget := max(textWidth-fixed-2, 12)
 	for _, row := range rows {
-		row[flex] = truncateMiddle(row[flex], budget)
+		row[flex] = shorten(row[flex], budget)
 	}
 	var out bytes.Buffer
 	t := newTable(&out, aligns)
@@ -250,7 +250,7 @@ func listingTable(b *bytes.Buffer, t Table) error {
 	for _, row := range rows {
 		for col := range row {
 			if text[col] {
-				row[col] = truncateMiddle(row[col], widths[col])
+				row[col] = shorten(row[col], widths[col])
 			}
 		}
 	}
@@ -463,17 +463,39 @@ func oneLine(s string) string {
 	}, s)
 }
 
-// truncateMiddle shortens s to width runes by replacing its middle with "...",
-// keeping both ends, which carry the most meaning in addresses and names.
-func truncateMiddle(s string, width int) string {
+// shorten fits s into width runes for a table cell. It first drops the
+// package paths of Go function names ("net/http.(*persistConn).readLoop"
+// becomes "http.(*persistConn).readLoop"), then, if that is not enough, cuts
+// the text after its first third, keeping the end: the end of a function
+// name and its file:line, or an address's port, tell rows apart.
+func shorten(s string, width int) string {
+	if utf8.RuneCountInString(s) <= width {
+		return s
+	}
+	words := strings.Split(s, " ")
+	for i, w := range words {
+		words[i] = dropPackagePath(w)
+	}
+	s = strings.Join(words, " ")
 	n := utf8.RuneCountInString(s)
 	if n <= width {
 		return s
 	}
 	runes := []rune(s)
-	keep := width - 3
-	head := (keep + 1) / 2
+	keep := max(width-3, 2)
+	head := keep / 3
 	return string(runes[:head]) + "..." + string(runes[n-(keep-head):])
+}
+
+// dropPackagePath returns a Go function name without its package's path:
+// "github.com/x/y/pkg.F" is "pkg.F". Anything else, such as a file path
+// (it starts with a slash) or an address, is returned as it is.
+func dropPackagePath(w string) string {
+	i := strings.LastIndexByte(w, '/')
+	if i <= 0 || w[0] == '/' || !strings.Contains(w[i:], ".") || strings.Contains(w, ":") && !strings.Contains(w, "(") {
+		return w
+	}
+	return w[i+1:]
 }
 
 // writeWrapped writes prefix and then text word-wrapped at textWidth, with
