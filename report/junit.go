@@ -168,7 +168,7 @@ func stableName(subject string) string {
 		switch {
 		case strings.HasPrefix(w, "/"):
 			words[i] = Pattern(w)
-		case strings.HasPrefix(w, "(+") || strings.HasPrefix(w, "["):
+		case strings.HasPrefix(w, "(+"):
 			words[i] = Pattern(w)
 		default:
 			if j := strings.LastIndexByte(w, ':'); j > 0 && j < len(w)-1 && strings.Trim(w[j+1:], "0123456789") == "" &&
