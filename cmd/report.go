@@ -24,7 +24,7 @@ import (
 
 // defaultReportFailOn is the --fail-on default of `leakcheck report`: what
 // its inputs show as leaks for certain, or growing.
-const defaultReportFailOn = "leftover,growth,goroutine,limit"
+const defaultReportFailOn = "leftover,growth,goroutine,limit,severity>=warning"
 
 type reportOptions struct {
 	base        string
@@ -43,6 +43,7 @@ type reportOptions struct {
 	atExit      bool
 	blockedFor  time.Duration
 	trend       trendFlags
+	failOnSet   bool // --fail-on was given: it overrides a saved report's policy
 	inputs      []string
 }
 
@@ -97,6 +98,7 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.inputs = args
+			opts.failOnSet = c.Flags().Changed("fail-on")
 			ctx := c.Context()
 			if ctx == nil {
 				ctx = context.Background()
@@ -171,15 +173,33 @@ func runReport(ctx context.Context, opts reportOptions, stdout, stderr io.Writer
 	r := report.New(res.Findings, res.Series, rules)
 	r.Tables = res.Tables
 	r.Time = time.Now()
-	r.Policy = opts.failOn.String()
 	r.Metadata = map[string]string{"inputs": report.DescribeInputs(all)}
 	for i, n := range slices.Concat(notes, res.Notes) {
 		r.Metadata[fmt.Sprintf("note %d", i+1)] = n
 	}
+	failOn := opts.failOn
+	if saved := savedReport(all); saved != nil {
+		// Rendering one saved report again keeps what it said about its
+		// run, and its policy unless --fail-on says otherwise.
+		r.Time = saved.Time
+		r.Metadata = saved.Metadata
+		if p, err := report.ParsePolicy(saved.Policy); err == nil && !opts.failOnSet {
+			failOn = p
+		}
+	}
+	r.Policy = failOn.String()
 	if err := writeReport(stdout, r, opts.output, opts.format); err != nil {
 		return exitUsage, err
 	}
-	return policyExit(opts.failOn, r.Findings), nil
+	return policyExit(failOn, r.Findings), nil
+}
+
+// savedReport returns the report when the only input is a saved report.
+func savedReport(inputs []*report.Input) *report.Report {
+	if len(inputs) != 1 || inputs[0].Kind != report.InputReport {
+		return nil
+	}
+	return inputs[0].Report
 }
 
 // checkReportOptions validates the flags and turns them into the report

@@ -159,6 +159,21 @@ func TestReportSavedReport(t *testing.T) {
 	if code != 0 || !strings.Contains(text, "#1 warning growth:") {
 		t.Errorf("text of the saved report: exit %d\n%s", code, text)
 	}
+
+	// A report saved under a policy that passed keeps passing when it is
+	// rendered again, and keeps what it said about its run.
+	passed := filepath.Join(dir, "passed.json")
+	if code, _, stderr := reportRun(t, "--fail-on", "none", "--format", "json", "-o", passed, heapFixture("leaky-01.pb.gz"), heapFixture("leaky-03.pb.gz")); code != 0 {
+		t.Fatalf("saving under --fail-on none: exit %d: %s", code, stderr)
+	}
+	code, github, _ := reportRun(t, "--format", "github", passed)
+	if code != 0 || strings.Contains(github, "::error") {
+		t.Errorf("the passed report as GitHub annotations: exit %d\n%s", code, github)
+	}
+	code, rendered := reportJSON(t, passed)
+	if code != 0 || rendered.Policy != "none" || rendered.Metadata["inputs"] != "2 heap" {
+		t.Errorf("the passed report again: exit %d, policy %q, metadata %v", code, rendered.Policy, rendered.Metadata)
+	}
 }
 
 // TestReportPoll polls a server on the loopback interface that serves real

@@ -296,7 +296,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Parallel()
 		port := freeLoopbackPort(t)
 		args := slices.Concat([]string{"run"}, e2eFlags, []string{
-			"--duration", "3s", "--fail-on", "leftover,growth", "--pprof", fmt.Sprintf("http://127.0.0.1:%d", port), "--",
+			"--duration", "3s", "--pprof", fmt.Sprintf("http://127.0.0.1:%d", port), "--",
 			bin.steady, "-dir", t.TempDir(), "-pprof", fmt.Sprintf("127.0.0.1:%d", port),
 		})
 		res := runE2E(t, lc, true, args...)
@@ -304,9 +304,11 @@ func TestRunEndToEnd(t *testing.T) {
 		if res.code != exitOK {
 			t.Errorf("exit %d, want %d", res.code, exitOK)
 		}
+		// A steady daemon may hold what it opened after the baseline (info),
+		// but nothing that grows.
 		for _, f := range r.Findings {
-			if f.Kind == report.KindLeftover || f.Kind == report.KindGrowth {
-				t.Errorf("unexpected finding: %s %q x%d", f.Kind, f.Subject, f.Count)
+			if (f.Kind == report.KindLeftover || f.Kind == report.KindGrowth) && f.Severity > report.SeverityInfo {
+				t.Errorf("unexpected finding: %s %s %q x%d", f.Severity, f.Kind, f.Subject, f.Count)
 			}
 		}
 		// It was busy: the churn really happened, and was sampled.

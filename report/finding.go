@@ -186,6 +186,9 @@ type Evidence struct {
 	// Stack is where the resource was acquired (or the misuse happened),
 	// innermost frame first, unfiltered.
 	Stack []Frame `json:"stack,omitempty"`
+	// Instances names some of the occurrences a finding counts (descriptor
+	// numbers, for example), at most ten; Count says how many there are.
+	Instances []string `json:"instances,omitempty"`
 	// Path is a reference cycle, starting and ending at the same object.
 	Path []string `json:"path,omitempty"`
 }

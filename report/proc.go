@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,9 @@ type ProcRecorder struct {
 	samples    int
 	dumps      []*GoroutineDump
 	heap       bool // a heap_inuse_bytes series was sampled
+	// groups counts each group of leftovers (descriptors and sockets
+	// opened since the baseline) at every full sample after it.
+	groups SeriesBuilder
 }
 
 // NewProcRecorder returns a recorder for a process watched from start; the
@@ -58,8 +62,11 @@ func (r *ProcRecorder) AddProc(ps *probes.ProcSample) {
 	}
 	r.full++
 	r.prev, r.last = r.last, ps
-	if r.baseline == nil && r.Warm(ps.Time) {
+	switch {
+	case r.baseline == nil && r.Warm(ps.Time):
 		r.baseline = ps
+	case r.baseline != nil:
+		r.countGroups(ps)
 	}
 }
 
@@ -111,7 +118,7 @@ func (r *ProcRecorder) Analyze(opts ProcOptions) Result {
 	res.Findings = append(res.Findings, r.growth(tested, opts.Trend)...)
 	copyTrends(series, tested)
 	res.Series = series
-	res.Findings = append(res.Findings, r.descriptorFindings(opts.Own)...)
+	res.Findings = append(res.Findings, r.descriptorFindings(opts.Own, opts.Trend)...)
 	res.Findings = append(res.Findings, processFindings(opts.Left)...)
 	return res
 }
@@ -157,8 +164,11 @@ func processFindings(left []probes.Child) []Finding {
 // descriptorFindings names the descriptors and sockets open in the last two
 // full samples that were not open at the baseline. A busy process always has
 // some descriptors open for a moment; the last sample alone would report
-// whichever of them it caught.
-func (r *ProcRecorder) descriptorFindings(own func(string) bool) []Finding {
+// whichever of them it caught. Each group is a leak only with evidence: its
+// count grows over the full samples since the baseline (a warning); a group
+// that holds steady, such as a pool of connections opened after the
+// baseline or files a store opens by design, is info.
+func (r *ProcRecorder) descriptorFindings(own func(string) bool, trend TrendOptions) []Finding {
 	if r.baseline == nil || r.prev == nil || r.prev.Time.Before(r.baseline.Time) {
 		return nil
 	}
@@ -167,28 +177,94 @@ func (r *ProcRecorder) descriptorFindings(own func(string) bool) []Finding {
 	for _, s := range probes.NewSockets(prev, last) {
 		freshSock[s.Inode] = true
 	}
-	socks := slices.DeleteFunc(probes.NewSockets(r.baseline, last), func(s probes.Socket) bool {
-		return freshSock[s.Inode] || own != nil && own(s.Remote)
-	})
 	freshFD := map[probes.FD]bool{}
 	for _, fd := range probes.NewFDs(prev, last) {
 		freshFD[fd] = true
 	}
-	fs := socketFindings(socks, last.Sockets)
-	for _, fd := range probes.NewFDs(r.baseline, last) {
-		if fd.Type == "socket" || freshFD[fd] {
+	fs := leftoverGroups(r.baseline, last, func(s probes.Socket) bool {
+		return freshSock[s.Inode] || own != nil && own(s.Remote)
+	}, func(fd probes.FD) bool { return freshFD[fd] })
+	trend.Warmup, trend.WarmupSamples = 0, 0 // the baseline came after it
+	for i := range fs {
+		f := &fs[i]
+		s, ok := r.groups.Get(Series{Name: f.Subject})
+		if !ok {
+			continue
+		}
+		t := s.Analyze(trend)
+		pts := s.Points
+		switch {
+		case t.Verdict == VerdictGrowing:
+			f.Evidence.Series, f.Evidence.Trend = s.Name, &t
+		case t.Verdict == VerdictNotEnoughData && len(pts) >= 2 && pts[len(pts)-1].Value > pts[0].Value:
+			// Too few full samples for the test: rising counts.
+		default:
+			f.Severity = SeverityInfo
+			f.Suggestion = "opened after the baseline and held steady since: a pool or a file kept open by design is no leak; " + f.Suggestion
+		}
+	}
+	return fs
+}
+
+// leftoverGroups groups what cur has open that base did not, but for the
+// sockets and descriptors skip says to pass over: sockets by socketFindings,
+// other descriptors by type and a pattern of their target, with their
+// numbers.
+func leftoverGroups(base, cur *probes.ProcSample, skipSock func(probes.Socket) bool, skipFD func(probes.FD) bool) []Finding {
+	socks := probes.NewSockets(base, cur)
+	if skipSock != nil {
+		socks = slices.DeleteFunc(socks, skipSock)
+	}
+	fs := socketFindings(socks, cur.Sockets)
+	index := map[string]int{}
+	for _, fd := range probes.NewFDs(base, cur) {
+		if fd.Type == "socket" || skipFD != nil && skipFD(fd) {
 			continue // reported above, by socket; or maybe in passing
 		}
 		subject := "fd " + fd.Type + " " + Pattern(fd.Target)
+		if i, ok := index[subject]; ok {
+			fs[i].Count++
+			fs[i].Evidence.Instances = appendInstance(fs[i].Evidence.Instances, strconv.Itoa(fd.Num), fs[i].Count)
+			continue
+		}
+		index[subject] = len(fs)
 		fs = append(fs, Finding{
 			Kind: KindLeftover, Severity: SeverityWarning,
 			Subject: subject, Count: 1,
-			Evidence:   Evidence{Values: map[string]float64{"fd": float64(fd.Num)}},
+			Evidence:   Evidence{Instances: []string{strconv.Itoa(fd.Num)}},
 			Suggestion: "opened since the baseline and still open: close it when done",
 			Signature:  Signature(KindLeftover, subject, nil),
 		})
 	}
 	return fs
+}
+
+// maxInstances is how many instances a finding names; the count says the rest.
+const maxInstances = 10
+
+// appendInstance adds an instance to those a finding of count occurrences
+// names, up to maxInstances.
+func appendInstance(list []string, inst string, count int) []string {
+	if len(list) < maxInstances {
+		return append(list, inst)
+	}
+	return list
+}
+
+// countGroups records, for a full sample after the baseline, how many of
+// each leftover group it holds, so that a group's growth can be tested.
+func (r *ProcRecorder) countGroups(ps *probes.ProcSample) {
+	seen := map[string]bool{}
+	for _, f := range leftoverGroups(r.baseline, ps, nil, nil) {
+		r.groups.Add(Series{Name: f.Subject, Unit: "fds"}, ps.Time, float64(f.Count))
+		seen[f.Subject] = true
+	}
+	// A group that emptied counts zero, not nothing.
+	for _, s := range r.groups.series {
+		if !seen[s.Name] {
+			r.groups.Add(Series{Name: s.Name}, ps.Time, 0)
+		}
+	}
 }
 
 // socketFindings reports the sockets socks, one finding per group; all are
@@ -289,9 +365,17 @@ func (r *ProcRecorder) growth(series []Series, trend TrendOptions) []Finding {
 	}
 	var out []Finding
 	for i, f := range fs {
-		if kept[i] {
-			out = append(out, f)
+		if !kept[i] {
+			continue
 		}
+		if r.heap && family(f.Subject) == "memory" && f.Subject != "heap_inuse_bytes" && !slices.Contains(f.Evidence.Related, "heap_inuse_bytes") {
+			// A Go daemon's resident memory ramps for minutes and then
+			// cycles with its allocator; the heap in use says whether
+			// it holds more.
+			f.Severity = SeverityInfo
+			f.Suggestion = "resident memory grew but the Go heap in use did not: the runtime and the allocator keep pages, which usually levels off; watch heap_inuse_bytes"
+		}
+		out = append(out, f)
 	}
 	return out
 }

@@ -161,7 +161,7 @@ func TestDescriptorFindings(t *testing.T) {
 				r.AddProc(ps)
 			}
 			var got []string
-			for _, f := range r.descriptorFindings(own) {
+			for _, f := range r.descriptorFindings(own, TrendOptions{}) {
 				if f.Kind != KindLeftover {
 					t.Errorf("finding %q has kind %s", f.Subject, f.Kind)
 				}
@@ -255,5 +255,88 @@ func TestOneLeakOneFinding(t *testing.T) {
 				t.Errorf("growth findings %q with evidence %q; want %q with %q", growth, related, tt.want, tt.evidenced)
 			}
 		})
+	}
+}
+
+// TestLeftoversNeedEvidence checks that what a process opened after the
+// baseline is a warning only when its group keeps growing: a pool of four
+// connections opened once and held is info, as are data files a store opens
+// by design; files opened on every tick and never closed are a warning that
+// names their descriptor numbers.
+func TestLeftoversNeedEvidence(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewProcRecorder(start, 0)
+	pool := []probes.Socket{}
+	for i := range 4 {
+		pool = append(pool, probes.Socket{Inode: uint64(100 + i), Proto: "tcp", State: "ESTABLISHED", Local: fmt.Sprintf("127.0.0.1:%d", 50000+i), Remote: "127.0.0.1:9100"})
+	}
+	for i := range 30 {
+		ps := &probes.ProcSample{Time: start.Add(time.Duration(i) * time.Second)}
+		if i > 2 { // the pool and the store open a little after the baseline
+			ps.Sockets = pool
+			for _, s := range pool {
+				ps.FDs = append(ps.FDs, probes.FD{Num: 10 + int(s.Inode-100), Type: "socket", Target: fmt.Sprintf("socket:[%d]", s.Inode), Inode: s.Inode})
+			}
+			ps.FDs = append(ps.FDs, probes.FD{Num: 20, Type: "file", Target: "/var/lib/store/data.db"})
+		}
+		for j := range i { // one log file more every second
+			ps.FDs = append(ps.FDs, probes.FD{Num: 100 + j, Type: "file", Target: fmt.Sprintf("/tmp/leak-%d.log", j)})
+		}
+		r.AddProc(ps)
+	}
+	got := map[string]Severity{}
+	var instances []string
+	for _, f := range r.descriptorFindings(nil, TrendOptions{}) {
+		got[f.Subject] = f.Severity
+		if f.Subject == "fd file /tmp/leak-*.log" {
+			instances = f.Evidence.Instances
+			if f.Count != 28 || f.Evidence.Trend == nil {
+				t.Errorf("log files: count %d, trend %v; want 28 with a trend", f.Count, f.Evidence.Trend)
+			}
+		}
+	}
+	want := map[string]Severity{
+		"tcp sockets to 127.0.0.1:9100 in ESTABLISHED": SeverityInfo,
+		"fd file /var/lib/store/data.db":               SeverityInfo,
+		"fd file /tmp/leak-*.log":                      SeverityWarning,
+	}
+	for subject, sev := range want {
+		if g, ok := got[subject]; !ok || g != sev {
+			t.Errorf("%s: severity %v (found %v), want %v; all: %v", subject, g, ok, sev, got)
+		}
+	}
+	if len(instances) != maxInstances || instances[0] != "100" {
+		t.Errorf("log file instances %q, want the first %d descriptor numbers", instances, maxInstances)
+	}
+}
+
+// TestRSSWithoutHeapGrowth checks that resident memory growing while the Go
+// heap in use holds steady is info, and growing with it a warning.
+func TestRSSWithoutHeapGrowth(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, heapGrows := range []bool{false, true} {
+		r := NewProcRecorder(start, 0)
+		for i := range 40 {
+			at := start.Add(time.Duration(i) * time.Second)
+			r.AddProc(&probes.ProcSample{Time: at, RSS: uint64(30<<20 + i*256<<10), Counted: true})
+			heap := int64(20 << 20)
+			if heapGrows {
+				heap += int64(i * 200 << 10)
+			}
+			r.AddGo(&probes.GoSample{Time: at, Goroutines: 10, HeapInuse: heap}, nil)
+		}
+		var got []string
+		for _, f := range r.Analyze(ProcOptions{}).Findings {
+			got = append(got, fmt.Sprintf("%s %s", f.Severity, f.Subject))
+		}
+		want := []string{"info rss_bytes"}
+		if heapGrows {
+			want = []string{"warning heap_inuse_bytes"}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("heap grows %v: findings %q, want %q", heapGrows, got, want)
+		}
 	}
 }

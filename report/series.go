@@ -63,6 +63,15 @@ func (b *SeriesBuilder) Add(like Series, t time.Time, v float64) *Series {
 	return s
 }
 
+// Get returns the series with like's name and owner, if there is one.
+func (b *SeriesBuilder) Get(like Series) (*Series, bool) {
+	i, ok := b.index[[2]string{like.Name, like.Owner}]
+	if !ok {
+		return nil, false
+	}
+	return &b.series[i], true
+}
+
 // AddMetrics appends a probe's metrics taken at t, each to its series, with
 // their units, monotony and limits. A series' limit is the latest known.
 func (b *SeriesBuilder) AddMetrics(t time.Time, ms []probes.Metric) {
@@ -167,7 +176,7 @@ func growthSuggestion(name string) string {
 	switch {
 	case name == "sockets.tcp.CLOSE_WAIT" || name == "sockets.tcp6.CLOSE_WAIT":
 		return "peers closed these connections but the program did not: close the socket when a read returns EOF or an error"
-	case strings.HasPrefix(name, "sockets."):
+	case name == "sockets" || strings.HasPrefix(name, "sockets."):
 		return "connections accumulate: close each one when done, or bound the pool that keeps them"
 	case name == "fds.socket":
 		return "sockets accumulate: find where connections are dialed or accepted and make sure every path closes them"

@@ -336,6 +336,13 @@ func valueFacts(f Finding) [][2]string {
 	if len(f.Evidence.Related) > 0 {
 		facts = append(facts, [2]string{"with", strings.Join(f.Evidence.Related, ", ")})
 	}
+	if n := len(f.Evidence.Instances); n > 0 {
+		list := strings.Join(f.Evidence.Instances, ", ")
+		if more := f.count() - n; more > 0 {
+			list += fmt.Sprintf(" and %d more", more)
+		}
+		facts = append(facts, [2]string{"which", list})
+	}
 	return facts
 }
 

@@ -94,6 +94,10 @@ type Options struct {
 	ReadyFile string
 }
 
+// shutdownGrace is how long the demo's kernel gets, once the demo is told
+// to stop, to end on its own before it is stopped with what it holds.
+const shutdownGrace = 500 * time.Millisecond
+
 // Run runs the demo daemon until ctx ends: a keepalive kernel with an
 // echo server session on loopback, clients that reach it through the
 // kept-alive pool every tick, and the chosen leaks, committed for real. At
@@ -129,7 +133,8 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("demo: listening on loopback: %w", err)
 	}
-	if err := spawnEchoServer(k, l, leak("close-wait")); err != nil {
+	echo, err := spawnEchoServer(k, l, leak("close-wait"))
+	if err != nil {
 		l.Close()
 		return err
 	}
@@ -171,7 +176,29 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) error {
 		defer wg.Done()
 		runDemoClients(ctx, reg, clients, pool, l.Addr().String(), opts.Tick, leak, stderr)
 	}()
-	rep, err := k.Run(ctx)
+	// When ctx ends the daemon shuts down as a good one does: the echo
+	// server closes its acceptor and connections. The kernel then stops
+	// when no session is left, or after shutdownGrace, when the leaks keep
+	// sessions alive: what they hold is the kernel's leftover report.
+	kctx, stopKernel := context.WithCancel(context.Background())
+	defer stopKernel()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-kctx.Done():
+			return
+		}
+		k.Post(echo, "shutdown")
+		t := time.NewTimer(shutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			stopKernel()
+		case <-kctx.Done():
+		}
+	}()
+	rep, err := k.Run(kctx)
+	stopKernel()
 	wg.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		fmt.Fprintf(stderr, "demo: kernel: %v\n", err)
@@ -184,25 +211,35 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) error {
 	return finishDemo(reg, []*tracker.Session{clients}, stderr)
 }
 
+// echoHeap is the echo server session's heap: its acceptor and a wheel per
+// connection.
+type echoHeap struct {
+	acceptor *keepalive.Acceptor
+	wheels   map[keepalive.WheelID]*keepalive.Wheel
+}
+
 // spawnEchoServer starts the session that echoes each line back. When it
 // sees a client's end of input it closes its side, unless closeWait says to
-// forget: the socket then stays in CLOSE_WAIT.
-func spawnEchoServer(k *keepalive.Kernel, l net.Listener, closeWait bool) error {
-	type wheels = map[keepalive.WheelID]*keepalive.Wheel
-	_, err := k.Spawn(keepalive.Spec{Name: "echo server", Heap: wheels{}, Handlers: map[string]keepalive.Handler{
+// forget: the socket then stays in CLOSE_WAIT. On "shutdown" it closes its
+// acceptor and its connections, so that it stops.
+func spawnEchoServer(k *keepalive.Kernel, l net.Listener, closeWait bool) (*keepalive.Session, error) {
+	s, err := k.Spawn(keepalive.Spec{Name: "echo server", Heap: &echoHeap{wheels: map[keepalive.WheelID]*keepalive.Wheel{}}, Handlers: map[string]keepalive.Handler{
 		keepalive.EvStart: func(c *keepalive.Context) {
-			if _, err := c.Listen(l, keepalive.AcceptorConfig{Accept: "conn"}); err != nil {
+			a, err := c.Listen(l, keepalive.AcceptorConfig{Accept: "conn"})
+			if err != nil {
 				l.Close()
+				return
 			}
+			keepalive.HeapOf[*echoHeap](c).acceptor = a
 		},
 		"conn": func(c *keepalive.Context) {
 			w, err := c.NewWheel(c.Arg(0).(net.Conn), keepalive.WheelConfig{Input: "line", Error: "gone"})
 			if err == nil {
-				keepalive.HeapOf[wheels](c)[w.ID()] = w
+				keepalive.HeapOf[*echoHeap](c).wheels[w.ID()] = w
 			}
 		},
 		"line": func(c *keepalive.Context) {
-			if w := keepalive.HeapOf[wheels](c)[c.Arg(1).(keepalive.WheelID)]; w != nil {
+			if w := keepalive.HeapOf[*echoHeap](c).wheels[c.Arg(1).(keepalive.WheelID)]; w != nil {
 				w.Put(c.Arg(0).([]byte))
 			}
 		},
@@ -210,17 +247,30 @@ func spawnEchoServer(k *keepalive.Kernel, l net.Listener, closeWait bool) error 
 			if closeWait {
 				return
 			}
-			ws, id := keepalive.HeapOf[wheels](c), c.Arg(2).(keepalive.WheelID)
-			if w := ws[id]; w != nil {
+			h, id := keepalive.HeapOf[*echoHeap](c), c.Arg(2).(keepalive.WheelID)
+			if w := h.wheels[id]; w != nil {
 				w.Close()
-				delete(ws, id)
+				delete(h.wheels, id)
+			}
+		},
+		"shutdown": func(c *keepalive.Context) {
+			h := keepalive.HeapOf[*echoHeap](c)
+			if h.acceptor != nil {
+				h.acceptor.Close()
+			}
+			if closeWait {
+				return // the connections it forgot stay: they are the leak
+			}
+			for id, w := range h.wheels {
+				w.Close()
+				delete(h.wheels, id)
 			}
 		},
 	}})
 	if err != nil {
-		return fmt.Errorf("demo: starting the echo server: %w", err)
+		return nil, fmt.Errorf("demo: starting the echo server: %w", err)
 	}
-	return nil
+	return s, nil
 }
 
 // runDemoClients sends requests to the echo server every tick until ctx
