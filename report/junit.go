@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
-	"strings"
 	"io"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // JUnit XML, in the form CI servers read (Jenkins, GitLab, GitHub test
