@@ -144,6 +144,8 @@ func execNoWait() (func(), error) {
 // start its connection opener.
 type nopDriver struct{}
 
-func (nopDriver) Open(string) (driver.Conn, error) { return nil, fmt.Errorf("stdleaks: no connections") }
+func (nopDriver) Open(string) (driver.Conn, error) {
+	return nil, fmt.Errorf("stdleaks: no connections")
+}
 
 func init() { sql.Register("stdleaks", nopDriver{}) }
