@@ -610,14 +610,11 @@ func threadCPU(sample func() (*probes.ProcSample, error)) (time.Duration, *probe
 // report turns the samples, the leftovers and the daemon's own tracker
 // snapshot (its exit report, or else the last one it served) into a report.
 func (w *watch) report(ctx context.Context, exitReport string, left []probes.Child, rules []report.IgnoreRule, args []string) (*report.Report, error) {
-	res := w.rec.Analyze(report.ProcOptions{Trend: w.trend, Left: left, Own: w.own.has})
 	snap, atExit, err := w.trackerSnapshot(ctx, exitReport)
 	if err != nil {
 		return nil, err
 	}
-	if snap != nil {
-		res.Add(report.FromSnapshot(snap, report.SnapshotOptions{AtExit: atExit, Trend: w.trend}))
-	}
+	res := w.rec.Analyze(report.ProcOptions{Trend: w.trend, Left: left, Own: w.own.has, Snapshot: snap, AtExit: atExit})
 	r := report.New(res.Findings, res.Series, rules)
 	r.Tables = res.Tables
 	r.Metadata = map[string]string{

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/leakcheck/leakcheck/probes"
+	"github.com/leakcheck/leakcheck/tracker"
 )
 
 // ProcRecorder collects the samples of one process taken from outside (by
@@ -27,6 +28,7 @@ type ProcRecorder struct {
 	samples    int
 	dumps      []*GoroutineDump
 	heap       bool // a heap_inuse_bytes series was sampled
+	fullTimes []time.Time // when the full samples were taken
 	// groups counts each group of leftovers (descriptors and sockets
 	// opened since the baseline) at every full sample after it.
 	groups SeriesBuilder
@@ -56,10 +58,12 @@ func (r *ProcRecorder) Samples() int { return r.samples }
 // AddProc records a sample of the process, full or counting.
 func (r *ProcRecorder) AddProc(ps *probes.ProcSample) {
 	r.samples++
-	r.series.AddMetrics(ps.Time, ps.Metrics())
+	ms := ps.Metrics()
+	r.series.AddMetrics(ps.Time, ms)
 	if ps.Counted {
 		return
 	}
+	r.zeroFill(ps.Time, ms)
 	r.full++
 	r.prev, r.last = r.last, ps
 	switch {
@@ -68,6 +72,34 @@ func (r *ProcRecorder) AddProc(ps *probes.ProcSample) {
 	case r.baseline != nil:
 		r.countGroups(ps)
 	}
+}
+
+// zeroFill gives the series of socket states that a full sample taken at t
+// does not have (it names only the states present) a zero there, and a
+// state that appears for the first time a zero at every earlier full
+// sample: a state absent from a full sample has no sockets, and its series
+// must start with the run, not when it first appears.
+func (r *ProcRecorder) zeroFill(t time.Time, ms []probes.Metric) {
+	present := map[string]bool{}
+	for _, m := range ms {
+		present[m.Name] = true
+		if strings.Count(m.Name, ".") == 2 && strings.HasPrefix(m.Name, "sockets.") {
+			if s, ok := r.series.Get(Series{Name: m.Name}); ok && len(s.Points) == 1 {
+				zeros := make([]Point, len(r.fullTimes))
+				for i, ft := range r.fullTimes {
+					zeros[i] = Point{Time: ft}
+				}
+				s.Points = append(zeros, s.Points...)
+			}
+		}
+	}
+	for i := range r.series.series {
+		s := &r.series.series[i]
+		if !present[s.Name] && strings.Count(s.Name, ".") == 2 && strings.HasPrefix(s.Name, "sockets.") {
+			s.Points = append(s.Points, Point{Time: t})
+		}
+	}
+	r.fullTimes = append(r.fullTimes, t)
 }
 
 // AddGo records a sample of a Go daemon's endpoints and, when it was read,
@@ -93,6 +125,12 @@ type ProcOptions struct {
 	// connections to the daemon (its --pprof endpoint): the daemon's ends
 	// of those are not its leftovers. Nil means none is.
 	Own func(remote string) bool
+	// Snapshot is the daemon's own tracker snapshot, when it has one: its
+	// findings join the report, and the descriptors its live records name
+	// are reported from inside (with owner and stack), not again from
+	// outside. AtExit says the daemon wrote it at exit.
+	Snapshot *tracker.Snapshot
+	AtExit   bool
 }
 
 // Analyze turns what was recorded into findings: the series that grow (a
@@ -115,12 +153,66 @@ func (r *ProcRecorder) Analyze(opts ProcOptions) Result {
 		copyTrends(series, gseries)
 		series = append(series, evidenceSeries(gseries, gfs)...)
 	}
-	res.Findings = append(res.Findings, r.growth(tested, opts.Trend)...)
+	growth := r.growth(tested, opts.Trend)
 	copyTrends(series, tested)
 	res.Series = series
-	res.Findings = append(res.Findings, r.descriptorFindings(opts.Own, opts.Trend)...)
+	var tracked map[string]bool
+	if opts.Snapshot != nil {
+		inside := FromSnapshot(opts.Snapshot, SnapshotOptions{AtExit: opts.AtExit, Trend: opts.Trend})
+		res.Add(inside)
+		tracked = trackedNames(opts.Snapshot)
+	}
+	left := r.descriptorFindings(opts.Own, opts.Trend, tracked)
+	res.Findings = append(res.Findings, absorbGrowth(left, growth)...)
 	res.Findings = append(res.Findings, processFindings(opts.Left)...)
 	return res
+}
+
+// trackedNames returns the words of the labels of a snapshot's live
+// records: the addresses of its sockets and the paths of its files, which
+// the tracker reports with their owners and stacks, so the same
+// descriptors seen from outside are not reported again.
+func trackedNames(s *tracker.Snapshot) map[string]bool {
+	names := map[string]bool{}
+	for _, r := range s.Records {
+		if r.State == tracker.Live {
+			for w := range strings.FieldsSeq(r.Label) {
+				names[w] = true
+			}
+		}
+	}
+	return names
+}
+
+// absorbGrowth makes the growth of the descriptor and socket series
+// evidence of the leftover group that grows (the largest, when several do)
+// instead of findings of their own: the descriptors that pile up are those
+// the group names. Without such a group the growth findings stand.
+func absorbGrowth(left, growth []Finding) []Finding {
+	lead := -1
+	for i, f := range left {
+		if f.Severity >= SeverityWarning && (lead < 0 || f.Count > left[lead].Count) {
+			lead = i
+		}
+	}
+	out := left
+	for _, g := range growth {
+		fam := family(g.Subject)
+		if lead < 0 || !(fam == "fds" || fam == "sockets" || strings.HasPrefix(fam, "fds.")) {
+			out = append(out, g)
+			continue
+		}
+		f := &left[lead]
+		f.Evidence.Related = append(append(f.Evidence.Related, g.Subject), g.Evidence.Related...)
+		f.Severity = max(f.Severity, g.Severity)
+		for k, v := range g.Evidence.Values {
+			if f.Evidence.Values == nil {
+				f.Evidence.Values = map[string]float64{}
+			}
+			f.Evidence.Values[k] = v
+		}
+	}
+	return out
 }
 
 // evidenceSeries returns the series that findings name as evidence, but
@@ -168,7 +260,7 @@ func processFindings(left []probes.Child) []Finding {
 // count grows over the full samples since the baseline (a warning); a group
 // that holds steady, such as a pool of connections opened after the
 // baseline or files a store opens by design, is info.
-func (r *ProcRecorder) descriptorFindings(own func(string) bool, trend TrendOptions) []Finding {
+func (r *ProcRecorder) descriptorFindings(own func(string) bool, trend TrendOptions, tracked map[string]bool) []Finding {
 	if r.baseline == nil || r.prev == nil || r.prev.Time.Before(r.baseline.Time) {
 		return nil
 	}
@@ -182,8 +274,8 @@ func (r *ProcRecorder) descriptorFindings(own func(string) bool, trend TrendOpti
 		freshFD[fd] = true
 	}
 	fs := leftoverGroups(r.baseline, last, func(s probes.Socket) bool {
-		return freshSock[s.Inode] || own != nil && own(s.Remote)
-	}, func(fd probes.FD) bool { return freshFD[fd] })
+		return freshSock[s.Inode] || own != nil && own(s.Remote) || tracked[s.Local]
+	}, func(fd probes.FD) bool { return freshFD[fd] || tracked[fd.Target] })
 	trend.Warmup, trend.WarmupSamples = 0, 0 // the baseline came after it
 	for i := range fs {
 		f := &fs[i]
@@ -305,12 +397,25 @@ func socketSubject(g probes.SocketGroup) string {
 	// Unconnected, or of another family: no address or state, maybe.
 	subject := g.Proto + " sockets"
 	if g.Local != "" {
-		subject += " on " + Pattern(g.Local)
+		subject += " on " + localPattern(g.Local)
 	}
 	if g.State != "" {
 		subject += " in " + g.State
 	}
 	return subject
+}
+
+// localPattern names the local end of unconnected sockets so that one
+// group holds them all: an address keeps its host and loses its port
+// ("127.0.0.1:*"), a unix socket's path its numbers.
+func localPattern(local string) string {
+	if host, port, ok := strings.Cut(local, ":"); ok && strings.Trim(port, "0123456789") == "" && !strings.Contains(port, ":") {
+		return host + ":*"
+	}
+	if i := strings.LastIndex(local, "]:"); i >= 0 && strings.HasPrefix(local, "[") {
+		return local[:i+1] + ":*"
+	}
+	return Pattern(local)
 }
 
 func socketAdvice(state string) string {

@@ -81,7 +81,7 @@ func TestSocketSubjects(t *testing.T) {
 				{Inode: 42, Proto: "unix", State: "CONNECTED", Local: "/run/app/worker-4.sock"},
 			},
 			[]group{
-				{"udp sockets on *.*.*.*:* in CLOSE", 1},
+				{"udp sockets on 0.0.0.0:* in CLOSE", 1},
 				{"unix sockets on /run/app/worker-*.sock in CONNECTED", 2},
 			},
 		},
@@ -161,7 +161,7 @@ func TestDescriptorFindings(t *testing.T) {
 				r.AddProc(ps)
 			}
 			var got []string
-			for _, f := range r.descriptorFindings(own, TrendOptions{}) {
+			for _, f := range r.descriptorFindings(own, TrendOptions{}, nil) {
 				if f.Kind != KindLeftover {
 					t.Errorf("finding %q has kind %s", f.Subject, f.Kind)
 				}
@@ -223,8 +223,9 @@ func TestOneLeakOneFinding(t *testing.T) {
 		want      []string
 		evidenced []string
 	}{
-		{"connection leak", true, []string{"sockets.tcp.ESTABLISHED"}, []string{"fds", "fds.socket", "rss_bytes", "sockets", "sockets.tcp"}},
-		{"memory alone", false, []string{"rss_bytes"}, nil},
+		{"connection leak", true, []string{"leftover tcp connections accepted on *:6379 in ESTABLISHED"},
+			[]string{"fds", "fds.socket", "rss_bytes", "sockets", "sockets.tcp", "sockets.tcp.ESTABLISHED"}},
+		{"memory alone", false, []string{"growth rss_bytes"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,17 +243,16 @@ func TestOneLeakOneFinding(t *testing.T) {
 				r.AddProc(&probes.ProcSample{Time: start.Add(time.Duration(i) * time.Second), FDs: fds, NumFDs: len(fds), Sockets: socks, RSS: uint64(10<<20 + i*64<<10)})
 			}
 			res := r.Analyze(ProcOptions{})
-			var growth []string
-			var related []string
+			var got, related []string
 			for _, f := range res.Findings {
-				if f.Kind == KindGrowth {
-					growth = append(growth, f.Subject)
+				if f.Severity >= SeverityWarning {
+					got = append(got, string(f.Kind)+" "+f.Subject)
 					related = append(related, f.Evidence.Related...)
 				}
 			}
 			slices.Sort(related)
-			if !slices.Equal(growth, tt.want) || !slices.Equal(related, tt.evidenced) {
-				t.Errorf("growth findings %q with evidence %q; want %q with %q", growth, related, tt.want, tt.evidenced)
+			if !slices.Equal(got, tt.want) || !slices.Equal(related, tt.evidenced) {
+				t.Errorf("findings %q with evidence %q; want %q with %q", got, related, tt.want, tt.evidenced)
 			}
 		})
 	}
@@ -287,7 +287,7 @@ func TestLeftoversNeedEvidence(t *testing.T) {
 	}
 	got := map[string]Severity{}
 	var instances []string
-	for _, f := range r.descriptorFindings(nil, TrendOptions{}) {
+	for _, f := range r.descriptorFindings(nil, TrendOptions{}, nil) {
 		got[f.Subject] = f.Severity
 		if f.Subject == "fd file /tmp/leak-*.log" {
 			instances = f.Evidence.Instances
@@ -338,5 +338,25 @@ func TestRSSWithoutHeapGrowth(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("heap grows %v: findings %q, want %q", heapGrows, got, want)
 		}
+	}
+}
+
+// TestSocketStatesZeroFilled checks that a socket state's series has a point
+// at every full sample, zero where the state had no socket, so that a state
+// that appears after the start is tested over the whole run.
+func TestSocketStatesZeroFilled(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewProcRecorder(start, 0)
+	for i := range 20 {
+		ps := &probes.ProcSample{Time: start.Add(time.Duration(i) * time.Second), Counted: i%4 == 3}
+		for j := range max(i-5, 0) {
+			ps.Sockets = append(ps.Sockets, probes.Socket{Inode: uint64(j + 1), Proto: "tcp", State: "CLOSE_WAIT", Local: "127.0.0.1:80", Remote: fmt.Sprintf("127.0.0.1:%d", 40000+j)})
+		}
+		r.AddProc(ps)
+	}
+	s, ok := r.series.Get(Series{Name: "sockets.tcp.CLOSE_WAIT"})
+	if !ok || len(s.Points) != 15 || s.Points[0].Value != 0 || !s.Points[0].Time.Equal(start) || s.Points[14].Value != 14 {
+		t.Errorf("sockets.tcp.CLOSE_WAIT: %v", s)
 	}
 }
