@@ -27,8 +27,8 @@ type ProcRecorder struct {
 	full       int                // how many full samples were added
 	samples    int
 	dumps      []*GoroutineDump
-	heap       bool // a heap_inuse_bytes series was sampled
-	fullTimes []time.Time // when the full samples were taken
+	heap       bool        // a heap_inuse_bytes series was sampled
+	fullTimes  []time.Time // when the full samples were taken
 	// groups counts each group of leftovers (descriptors and sockets
 	// opened since the baseline) at every full sample after it.
 	groups SeriesBuilder
