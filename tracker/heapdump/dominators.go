@@ -1,0 +1,139 @@
+package heapdump
+
+// succFunc returns the successors of node v. The slice may be shared; the
+// caller does not modify it.
+type succFunc func(v int32) []int32
+
+// dominators computes the immediate dominator of every node of a graph of n
+// nodes reachable from root, by Lengauer and Tarjan's algorithm with path
+// compression (the "simple" version, O(m log n)), with an explicit stack so
+// a million-deep list does not overflow the goroutine's stack. idom[root] is
+// root; idom of an unreachable node is -1. order lists the reachable nodes
+// in depth-first preorder, so every node comes after its immediate
+// dominator.
+func dominators(n int, root int32, succ succFunc) (idom []int32, order []int32) {
+	dfn := make([]int32, n) // node -> preorder number + 1; 0 = unvisited
+	vertex := make([]int32, 0, n)
+	parent := make([]int32, 0, n) // by preorder number
+
+	// Depth-first search, iterative: stack of nodes with a cursor into their
+	// successors.
+	type frame struct {
+		v   int32
+		pos int32
+	}
+	stack := []frame{{root, 0}}
+	dfn[root] = 1
+	vertex = append(vertex, root)
+	parent = append(parent, 0)
+	for len(stack) > 0 {
+		top := &stack[len(stack)-1]
+		s := succ(top.v)
+		if int(top.pos) == len(s) {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		w := s[top.pos]
+		top.pos++
+		if dfn[w] != 0 {
+			continue
+		}
+		dfn[w] = int32(len(vertex)) + 1
+		parent = append(parent, dfn[top.v]-1)
+		vertex = append(vertex, w)
+		stack = append(stack, frame{w, 0})
+	}
+	stack = nil
+	m := len(vertex)
+
+	// Predecessors in preorder numbers, as one flat array.
+	predEnd := make([]uint32, m+1)
+	for _, v := range vertex {
+		for _, w := range succ(v) {
+			if k := dfn[w]; k != 0 {
+				predEnd[k]++ // counts at k, so the prefix sum below shifts by one
+			}
+		}
+	}
+	for i := 1; i <= m; i++ {
+		predEnd[i] += predEnd[i-1]
+	}
+	preds := make([]int32, predEnd[m])
+	fill := make([]uint32, m)
+	copy(fill, predEnd[:m])
+	for i, v := range vertex {
+		for _, w := range succ(v) {
+			if k := dfn[w]; k != 0 {
+				preds[fill[k-1]] = int32(i)
+				fill[k-1]++
+			}
+		}
+	}
+	fill = nil
+
+	semi := make([]int32, m)
+	label := make([]int32, m)
+	ancestor := make([]int32, m)
+	dom := make([]int32, m)
+	head := make([]int32, m) // bucket lists: head[semi] -> next
+	next := make([]int32, m)
+	for i := range m {
+		semi[i], label[i], ancestor[i], head[i] = int32(i), int32(i), -1, -1
+	}
+	var path []int32
+	eval := func(v int32) int32 {
+		if ancestor[v] < 0 {
+			return v
+		}
+		// Compress the ancestor chain of v, from the top down.
+		path = path[:0]
+		for x := v; ancestor[x] >= 0 && ancestor[ancestor[x]] >= 0; x = ancestor[x] {
+			path = append(path, x)
+		}
+		for k := len(path) - 1; k >= 0; k-- {
+			y := path[k]
+			a := ancestor[y]
+			if semi[label[a]] < semi[label[y]] {
+				label[y] = label[a]
+			}
+			ancestor[y] = ancestor[a]
+		}
+		return label[v]
+	}
+	for w := int32(m - 1); w >= 1; w-- {
+		for _, v := range preds[predEnd[w]:predEnd[w+1]] {
+			if u := eval(v); semi[u] < semi[w] {
+				semi[w] = semi[u]
+			}
+		}
+		s := semi[w]
+		next[w] = head[s]
+		head[s] = w
+		p := parent[w]
+		ancestor[w] = p
+		for v := head[p]; v >= 0; v = next[v] {
+			u := eval(v)
+			if semi[u] < semi[v] {
+				dom[v] = u
+			} else {
+				dom[v] = p
+			}
+		}
+		head[p] = -1
+	}
+	for w := 1; w < m; w++ {
+		if dom[w] != semi[w] {
+			dom[w] = dom[dom[w]]
+		}
+	}
+	// Back to node numbers.
+	idom = dfn // reuse: every entry is overwritten
+	for i := range idom {
+		idom[i] = -1
+	}
+	for i, v := range vertex {
+		idom[v] = vertex[dom[i]]
+	}
+	idom[root] = root
+	return idom, vertex
+}
