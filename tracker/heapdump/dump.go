@@ -32,6 +32,9 @@ type Dump struct {
 	Sites []Site
 	// Sampled is how many objects have an allocation site.
 	Sampled int
+	// DataStart and BSSStart are where the data and bss segments began in
+	// the dumped process, to match its binary's symbols.
+	DataStart, BSSStart uint64
 
 	addr    []uint64 // object start, ascending
 	size    []uint32 // object size (its size class)
@@ -155,10 +158,20 @@ func (d *Dump) Site(i int) *Site {
 // dump's own; do not modify it.
 func (d *Dump) Pointers(i int) []int32 { return d.edges[d.edgeEnd[i]:d.edgeEnd[i+1]] }
 
-// AllSampled reports whether (nearly) every object has an allocation site,
-// as when the program set runtime.MemProfileRate = 1 before allocating.
-// Objects allocated before the rate was set, and the runtime's own, have
-// none, so "nearly" is nine in ten.
+// AllSampled reports whether the program sampled (nearly) every
+// allocation, as with runtime.MemProfileRate = 1, rather than the default
+// one sample per 512 KiB allocated. The rate is not in the dump, so this is
+// judged by count: at the default rate an object of s bytes is sampled with
+// probability about min(s, 512Ki)/512Ki; many more samples than that sum
+// means a finer rate. Objects
+// allocated before the program set the rate (the runtime's, package
+// initialisers') have no site either way.
 func (d *Dump) AllSampled() bool {
-	return len(d.addr) > 0 && d.Sampled*10 >= len(d.addr)*9
+	const rate = 512 << 10
+	var expect uint64
+	for _, s := range d.size {
+		expect += min(uint64(s), rate)
+	}
+	atDefault := expect/rate + 1
+	return d.Sampled >= 16 && uint64(d.Sampled) >= 8*atDefault
 }

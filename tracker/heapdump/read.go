@@ -252,7 +252,6 @@ type builder struct {
 	haveG     bool
 }
 
-
 func (b *builder) str1(d *reader) (string, error) {
 	n, err := d.uvarint()
 	if err != nil {
@@ -544,6 +543,9 @@ func (b *builder) record(d *reader, tag uint64) error {
 		name := "data"
 		if tag == tagBSS {
 			name = "bss"
+			dump.BSSStart = base
+		} else {
+			dump.DataStart = base
 		}
 		for i, p := range ptrs {
 			b.root(RootGlobal, name, base+offs[i], 0, p)
