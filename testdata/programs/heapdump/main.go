@@ -69,12 +69,14 @@ func newSession(name string) *Session {
 func newPayload(id int) *Payload { return &Payload{ID: id, Data: make([]byte, 4096)} }
 
 // register keeps a callback that captures p for as long as the program runs.
+//
 //go:noinline
 func register(p *Payload) {
 	callbacks = append(callbacks, func() int { return p.ID + len(p.Data) })
 }
 
 // holdBuffer keeps a buffer on its stack until release is closed.
+//
 //go:noinline
 func holdBuffer(ready chan<- struct{}, release <-chan struct{}) {
 	buf := newBuffer(1 << 20)
@@ -84,6 +86,7 @@ func holdBuffer(ready chan<- struct{}, release <-chan struct{}) {
 }
 
 // pair makes two sessions whose heaps refer to each other.
+//
 //go:noinline
 func pair() (*Session, *Session) {
 	a, b := newSession("a"), newSession("b")
