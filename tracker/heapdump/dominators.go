@@ -15,43 +15,43 @@ func dominators(n int, root int32, succ succFunc) (idom []int32, order []int32) 
 	dfn := make([]int32, n) // node -> preorder number + 1; 0 = unvisited
 	vertex := make([]int32, 0, n)
 	parent := make([]int32, 0, n) // by preorder number
+	semi := make([]int32, 0, n)   // during the search: each node's cursor into its successors
 
-	// Depth-first search, iterative: stack of nodes with a cursor into their
-	// successors.
-	type frame struct {
-		v   int32
-		pos int32
+	// Depth-first search with an explicit stack of preorder numbers.
+	var stack []int32
+	visit := func(v, p int32) {
+		dfn[v] = int32(len(vertex)) + 1
+		stack = append(stack, int32(len(vertex)))
+		vertex = append(vertex, v)
+		parent = append(parent, p)
+		semi = append(semi, 0)
 	}
-	stack := []frame{{root, 0}}
-	dfn[root] = 1
-	vertex = append(vertex, root)
-	parent = append(parent, 0)
+	visit(root, 0)
 	for len(stack) > 0 {
-		top := &stack[len(stack)-1]
-		s := succ(top.v)
-		if int(top.pos) == len(s) {
+		i := stack[len(stack)-1]
+		s := succ(vertex[i])
+		if int(semi[i]) == len(s) {
 			stack = stack[:len(stack)-1]
 			continue
 		}
-		w := s[top.pos]
-		top.pos++
-		if dfn[w] != 0 {
-			continue
+		w := s[semi[i]]
+		semi[i]++
+		if dfn[w] == 0 {
+			visit(w, i)
 		}
-		dfn[w] = int32(len(vertex)) + 1
-		parent = append(parent, dfn[top.v]-1)
-		vertex = append(vertex, w)
-		stack = append(stack, frame{w, 0})
 	}
 	stack = nil
 	m := len(vertex)
 
-	// Predecessors in preorder numbers, as one flat array.
+	// Predecessors in preorder numbers, as one flat array: count into
+	// predEnd[k+1], turn counts into starts, place each edge by advancing
+	// its start, which leaves predEnd[k] at the end of k's run; shifting
+	// right by one restores the starts.
 	predEnd := make([]uint32, m+1)
 	for _, v := range vertex {
 		for _, w := range succ(v) {
 			if k := dfn[w]; k != 0 {
-				predEnd[k]++ // counts at k, so the prefix sum below shifts by one
+				predEnd[k]++
 			}
 		}
 	}
@@ -59,19 +59,18 @@ func dominators(n int, root int32, succ succFunc) (idom []int32, order []int32) 
 		predEnd[i] += predEnd[i-1]
 	}
 	preds := make([]int32, predEnd[m])
-	fill := make([]uint32, m)
-	copy(fill, predEnd[:m])
 	for i, v := range vertex {
 		for _, w := range succ(v) {
 			if k := dfn[w]; k != 0 {
-				preds[fill[k-1]] = int32(i)
-				fill[k-1]++
+				preds[predEnd[k-1]] = int32(i)
+				predEnd[k-1]++
 			}
 		}
 	}
-	fill = nil
+	copy(predEnd[1:], predEnd[:m])
+	predEnd[0] = 0
 
-	semi := make([]int32, m)
+	semi = semi[:m]
 	label := make([]int32, m)
 	ancestor := make([]int32, m)
 	dom := make([]int32, m)

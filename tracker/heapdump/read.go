@@ -1,10 +1,12 @@
 package heapdump
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 )
 
@@ -146,6 +148,12 @@ func (d *reader) srcErr() error {
 // uvarint reads one varint as encoding/binary writes it.
 func (d *reader) uvarint() (uint64, error) {
 	if d.w-d.r >= binary.MaxVarintLen64 {
+		// Fast path: the whole varint is buffered; most are one byte.
+		if b := d.buf[d.r]; b < 0x80 {
+			d.r++
+			d.off++
+			return uint64(b), nil
+		}
 		v, n := binary.Uvarint(d.buf[d.r:d.w])
 		if n <= 0 {
 			return 0, errors.New("varint overflows 64 bits")
@@ -204,6 +212,7 @@ func Read(r io.Reader, lim Limits) (*Dump, error) {
 	lim = lim.withDefaults()
 	d := &reader{src: r, buf: make([]byte, 256<<10)}
 	b := &builder{lim: lim, dump: &Dump{}, ptrSize: 8, order: binary.LittleEndian, bucketIdx: map[uint64]int32{}}
+	b.reserve(r)
 	hdr, err := d.bytes(nil, uint64(len(Header)))
 	if err != nil || string(hdr) != Header {
 		if err == nil {
@@ -233,6 +242,30 @@ func Read(r io.Reader, lim Limits) (*Dump, error) {
 		return nil, &FormatError{Record: "eof", Offset: d.off, Err: err}
 	}
 	return b.dump, nil
+}
+
+// reserve sizes the object arrays from the input's length when r knows it
+// (a file, a byte slice), so they do not grow by copying: a small object's
+// record takes about 40 bytes, and an array only reserved is never touched.
+func (b *builder) reserve(r io.Reader) {
+	var n int64
+	switch r := r.(type) {
+	case interface{ Len() int }:
+		n = int64(r.Len())
+	case interface{ Stat() (os.FileInfo, error) }:
+		if fi, err := r.Stat(); err == nil && fi.Mode().IsRegular() {
+			n = fi.Size()
+		}
+	}
+	objs := min(n/40, int64(b.lim.MaxObjects))
+	if objs <= 0 {
+		return
+	}
+	d := b.dump
+	d.addr = make([]uint64, 0, objs)
+	d.size = make([]uint32, 0, objs)
+	d.edgeEnd = make([]uint32, 0, objs)
+	b.objEdges = make([]uint64, 0, objs)
 }
 
 // builder collects records into a Dump while the input streams by.
@@ -369,8 +402,8 @@ func (b *builder) record(d *reader, tag uint64) error {
 	dump := b.dump
 	switch tag {
 	case tagObject:
-		var addr uint64
-		if err := b.ints(d, &addr); err != nil {
+		addr, err := d.uvarint()
+		if err != nil {
 			return err
 		}
 		if err := b.contents(d); err != nil {
@@ -385,7 +418,6 @@ func (b *builder) record(d *reader, tag uint64) error {
 		if addr+uint64(len(b.scratch)) < addr {
 			return fmt.Errorf("object at %#x of %d bytes wraps around the address space", addr, len(b.scratch))
 		}
-		var err error
 		b.objEdges, err = b.fields(d, b.objEdges, nil, true)
 		if err != nil {
 			return err
@@ -625,33 +657,21 @@ func (b *builder) record(d *reader, tag uint64) error {
 func (b *builder) finish() error {
 	dump := b.dump
 	n := len(dump.addr)
-	perm := make([]int32, n)
-	for i := range perm {
-		perm[i] = int32(i)
-	}
-	sorted := slices.IsSortedFunc(dump.addr, func(a, b uint64) int {
-		if a < b {
-			return -1
-		} else if a > b {
-			return 1
-		}
-		return 0
-	})
-	if !sorted {
-		slices.SortFunc(perm, func(x, y int32) int {
-			a, c := dump.addr[x], dump.addr[y]
-			if a < c {
-				return -1
-			} else if a > c {
-				return 1
-			}
-			return 0
-		})
-	}
-	addr := make([]uint64, n)
-	size := make([]uint32, n)
+	perm := sortedOrder(dump.addr, dump.size)
+	identity := true
 	for i, p := range perm {
-		addr[i], size[i] = dump.addr[p], dump.size[p]
+		if int32(i) != p {
+			identity = false
+			break
+		}
+	}
+	addr, size := dump.addr, dump.size
+	if !identity {
+		addr = make([]uint64, n)
+		size = make([]uint32, n)
+		for i, p := range perm {
+			addr[i], size[i] = dump.addr[p], dump.size[p]
+		}
 	}
 	for i := 1; i < n; i++ {
 		if addr[i] < addr[i-1]+uint64(size[i-1]) {
@@ -661,7 +681,8 @@ func (b *builder) finish() error {
 	// Edges in sorted order, resolved to object indices.
 	edgeEnd := make([]uint32, n+1)
 	edges := make([]int32, 0, len(b.objEdges))
-	find := func(v uint64) int32 { return findObject(addr, size, v) }
+	idx := newIndex(addr, size, b.lo, b.hi)
+	find := idx.find
 	for i, p := range perm {
 		var lo uint32
 		if p > 0 {
@@ -720,6 +741,97 @@ func findObject(addr []uint64, size []uint32, v uint64) int32 {
 		return -1
 	}
 	if i := lo - 1; v-addr[i] < uint64(size[i]) {
+		return int32(i)
+	}
+	return -1
+}
+
+// sortedOrder returns the permutation that sorts addr. The runtime writes
+// objects span by span, each span in address order, so the input is a
+// sequence of runs of objects that lie end to end; two such runs cannot
+// interleave, as objects do not overlap, so sorting the runs by their first
+// address and concatenating them is enough. A full sort catches the rest.
+func sortedOrder(addr []uint64, size []uint32) []int32 {
+	n := len(addr)
+	perm := make([]int32, 0, n)
+	var runs [][2]int32 // [start, end)
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && addr[j] == addr[j-1]+uint64(size[j-1]) {
+			j++
+		}
+		runs = append(runs, [2]int32{int32(i), int32(j)})
+		i = j
+	}
+	slices.SortFunc(runs, func(x, y [2]int32) int { return cmp.Compare(addr[x[0]], addr[y[0]]) })
+	for _, r := range runs {
+		for i := r[0]; i < r[1]; i++ {
+			perm = append(perm, i)
+		}
+	}
+	for k := 1; k < n; k++ {
+		if addr[perm[k]] <= addr[perm[k-1]] {
+			slices.SortFunc(perm, func(x, y int32) int { return cmp.Compare(addr[x], addr[y]) })
+			break
+		}
+	}
+	return perm
+}
+
+// index finds the object that contains an address: a table of the first
+// object of every heap page narrows the binary search to one page's
+// objects. Without a sane arena range it searches all objects.
+type index struct {
+	addr  []uint64
+	size  []uint32
+	lo    uint64
+	first []int32 // first[p]: index of the first object that ends after page p starts
+}
+
+const indexPage = 8 << 10
+
+func newIndex(addr []uint64, size []uint32, lo, hi uint64) *index {
+	x := &index{addr: addr, size: size, lo: lo}
+	pages := (hi - lo) / indexPage
+	if hi <= lo || len(addr) == 0 || pages > 4*uint64(len(addr))+1024 {
+		return x
+	}
+	x.first = make([]int32, pages+1)
+	j := 0
+	for p := range x.first {
+		start := lo + uint64(p)*indexPage
+		for j < len(addr) && addr[j]+uint64(size[j]) <= start {
+			j++
+		}
+		x.first[p] = int32(j)
+	}
+	return x
+}
+
+func (x *index) find(v uint64) int32 {
+	if x.first == nil || v < x.lo {
+		return findObject(x.addr, x.size, v)
+	}
+	p := (v - x.lo) / indexPage
+	if p+1 >= uint64(len(x.first)) {
+		return findObject(x.addr, x.size, v)
+	}
+	// Objects that can contain v start at or before v and end after the
+	// page starts: from first[p] up to the first object of page p+1 (which
+	// may itself begin in page p).
+	lo, hi := int(x.first[p]), min(int(x.first[p+1])+1, len(x.addr))
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if x.addr[m] <= v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
+		return -1
+	}
+	if i := lo - 1; v-x.addr[i] < uint64(x.size[i]) {
 		return int32(i)
 	}
 	return -1

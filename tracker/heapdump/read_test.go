@@ -188,3 +188,27 @@ func FuzzReadHeapDump(f *testing.F) {
 		g.BySite()
 	})
 }
+
+// TestIndexMatchesBinarySearch checks the page index against a plain
+// binary search at every object's edges in a real dump.
+func TestIndexMatchesBinarySearch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a program")
+	}
+	data, _ := dumpOf(t, "many", "-n", "5000")
+	d, err := Read(bytes.NewReader(data), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newIndex(d.addr, d.size, d.Params.ArenaStart, d.Params.ArenaEnd)
+	if x.first == nil {
+		t.Fatal("no page index for a real dump")
+	}
+	for i, a := range d.addr {
+		for _, v := range []uint64{a - 1, a, a + uint64(d.size[i]) - 1, a + uint64(d.size[i]), a + indexPage} {
+			if got, want := x.find(v), findObject(d.addr, d.size, v); got != want {
+				t.Fatalf("find(%#x) = %d, binary search says %d", v, got, want)
+			}
+		}
+	}
+}
