@@ -185,6 +185,16 @@ func (g *Graph) Dominator(i int) int {
 	return -1
 }
 
+// HeldBy returns the index in Roots of the root that immediately dominates
+// object i (the root whose removal frees it), or -1 when no single root
+// does: several roots share it, or none reaches it.
+func (g *Graph) HeldBy(i int) int {
+	if p := g.idom[i]; p >= g.n && p < g.n+int32(len(g.Roots)) {
+		return int(p - g.n)
+	}
+	return -1
+}
+
 // Step is one node of a path: a root or an object.
 type Step struct {
 	Root   *RootGroup // set for the first step
@@ -332,24 +342,16 @@ func (s *Site) What() string {
 	return what
 }
 
-// Matches reports whether the site is spec: a function name ("main.track",
-// or a suffix of it after a dot or slash), or file:line ("server.go:41",
-// with any directory).
+// Matches reports whether the site is spec: its caller (see Caller), by
+// function name ("main.(*Server).track", or the part after the last dot
+// or slash: "track", "(*Server).track") or by file:line ("server.go:41",
+// with or without directories).
 func (s *Site) Matches(spec string) bool {
+	f := s.Caller()
 	if file, line, ok := strings.Cut(spec, ":"); ok && isDigits(line) {
-		for _, f := range s.Stack {
-			if fmt.Sprint(f.Line) == line && (f.File == file || strings.HasSuffix(f.File, "/"+file)) {
-				return true
-			}
-		}
-		return false
+		return fmt.Sprint(f.Line) == line && (f.File == file || strings.HasSuffix(f.File, "/"+file))
 	}
-	for _, f := range s.Stack {
-		if f.Func == spec || strings.HasSuffix(f.Func, "."+spec) || strings.HasSuffix(f.Func, "/"+spec) {
-			return true
-		}
-	}
-	return false
+	return f.Func == spec || strings.HasSuffix(f.Func, "."+spec) || strings.HasSuffix(f.Func, "/"+spec)
 }
 
 func isDigits(s string) bool {

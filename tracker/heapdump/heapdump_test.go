@@ -17,7 +17,7 @@ var program = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "heapdump")
-	out, err := exec.Command("go", "build", "-o", bin, "../../testdata/programs/heapdump").CombinedOutput()
+	out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "../../testdata/programs/heapdump").CombinedOutput()
 	if err != nil {
 		return "", &buildError{out: out, err: err}
 	}
