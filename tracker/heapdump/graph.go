@@ -139,7 +139,14 @@ func (g *Graph) groupRoots(syms *Symbols) {
 			case RootGoroutine:
 				label = fmt.Sprintf("goroutine %d %s", r.Goroutine, r.Name)
 			case RootFinalizer:
-				label = fmt.Sprintf("%s of %#x", r.Name, r.Addr)
+				// Name the finalized object: a finalizer keeps what its
+				// object points to, and an object with a finalizer on a
+				// cycle is never freed.
+				what := fmt.Sprintf("%#x", r.Addr)
+				if j := d.Find(r.Addr); j >= 0 {
+					what = g.ObjectLabel(j)
+				}
+				label = fmt.Sprintf("%s of %s", r.Name, what)
 			default:
 				label = r.Name + " (runtime)"
 			}

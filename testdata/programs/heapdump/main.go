@@ -13,6 +13,8 @@
 //	cycle      two sessions whose heaps point at each other, reachable from
 //	           the global main.registry
 //	garbage    the same cycle, unreachable, dumped before any collection
+//	finalizer  the same cycle, unreachable but for a finalizer on one of
+//	           its sessions: the runtime never frees it
 //	many       -n small linked objects held by main.sessions (benchmarks)
 //
 // It prints "dumped" when the dump is written. The allocating functions are
@@ -96,7 +98,7 @@ func pair() (*Session, *Session) {
 }
 
 func main() {
-	scenario := flag.String("scenario", "cache", "cache, closure, stack, cycle, garbage or many")
+	scenario := flag.String("scenario", "cache", "cache, closure, stack, cycle, garbage, finalizer or many")
 	out := flag.String("out", "heap.dump", "where to write the dump")
 	n := flag.Int("n", 100, "sessions (cache) or objects (many)")
 	flag.Parse()
@@ -119,6 +121,9 @@ func main() {
 	case "garbage":
 		debug.SetGCPercent(-1)
 		pair()
+	case "finalizer":
+		a, _ := pair()
+		runtime.SetFinalizer(a, func(*Session) {})
 	case "many":
 		runtime.MemProfileRate = 0 // a million samples would dwarf the objects
 		var head *node
