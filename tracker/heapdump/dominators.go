@@ -11,14 +11,22 @@ type succFunc func(v int32) []int32
 // root; idom of an unreachable node is -1. order lists the reachable nodes
 // in depth-first preorder, so every node comes after its immediate
 // dominator.
-func dominators(n int, root int32, succ succFunc) (idom []int32, order []int32) {
+//
+// scratch, if it has room for n entries, is used for working storage (the
+// caller may reuse it afterwards): arrays are reused across phases so the
+// peak stays near ten words per node.
+func dominators(n int, root int32, succ succFunc, scratch []int32) (idom []int32, order []int32) {
 	dfn := make([]int32, n) // node -> preorder number + 1; 0 = unvisited
 	vertex := make([]int32, 0, n)
-	parent := make([]int32, 0, n) // by preorder number
-	semi := make([]int32, 0, n)   // during the search: each node's cursor into its successors
+	parent := scratch[:0] // by preorder number
+	if cap(parent) < n {
+		parent = make([]int32, 0, n)
+	}
+	semi := make([]int32, 0, n)  // during the search: each node's cursor into its successors
+	label := make([]int32, 0, n) // during the search: the stack
 
 	// Depth-first search with an explicit stack of preorder numbers.
-	var stack []int32
+	stack := label
 	visit := func(v, p int32) {
 		dfn[v] = int32(len(vertex)) + 1
 		stack = append(stack, int32(len(vertex)))
@@ -40,7 +48,6 @@ func dominators(n int, root int32, succ succFunc) (idom []int32, order []int32) 
 			visit(w, i)
 		}
 	}
-	stack = nil
 	m := len(vertex)
 
 	// Predecessors in preorder numbers, as one flat array: count into
@@ -71,11 +78,11 @@ func dominators(n int, root int32, succ succFunc) (idom []int32, order []int32) 
 	predEnd[0] = 0
 
 	semi = semi[:m]
-	label := make([]int32, m)
+	label = label[:m]
 	ancestor := make([]int32, m)
 	dom := make([]int32, m)
 	head := make([]int32, m) // bucket lists: head[semi] -> next
-	next := make([]int32, m)
+	next := dfn[:m]          // dfn is not needed again until it becomes idom
 	for i := range m {
 		semi[i], label[i], ancestor[i], head[i] = int32(i), int32(i), -1, -1
 	}
@@ -125,8 +132,8 @@ func dominators(n int, root int32, succ succFunc) (idom []int32, order []int32) 
 			dom[w] = dom[dom[w]]
 		}
 	}
-	// Back to node numbers.
-	idom = dfn // reuse: every entry is overwritten
+	// Back to node numbers, in dfn's storage (next is done with it).
+	idom = dfn[:n]
 	for i := range idom {
 		idom[i] = -1
 	}

@@ -84,7 +84,7 @@ func TestDominatorsMatchBruteForce(t *testing.T) {
 			}
 		}
 		root := int32(rng.IntN(n))
-		got, order := dominators(n, root, func(v int32) []int32 { return adj[v] })
+		got, order := dominators(n, root, func(v int32) []int32 { return adj[v] }, nil)
 		want := bruteIdom(adj, root)
 		for v := range n {
 			if got[v] != want[v] {
@@ -111,7 +111,7 @@ func TestDominatorsDeepChain(t *testing.T) {
 	for v := range n - 1 {
 		next[v] = []int32{int32(v + 1)}
 	}
-	idom, _ := dominators(n, 0, func(v int32) []int32 { return next[v] })
+	idom, _ := dominators(n, 0, func(v int32) []int32 { return next[v] }, nil)
 	for v := 1; v < n; v++ {
 		if idom[v] != int32(v-1) {
 			t.Fatalf("idom[%d] = %d, want %d", v, idom[v], v-1)

@@ -63,8 +63,11 @@ func Analyze(d *Dump, syms *Symbols) *Graph {
 		}
 		return g.rootAdj[v-g.n]
 	}
+	// The shortest-path tree's parents share storage with the dominator
+	// computation's scratch.
+	g.parent = make([]int32, nodes)
 	var order []int32
-	g.idom, order = dominators(nodes, virtual, succ)
+	g.idom, order = dominators(nodes, virtual, succ, g.parent)
 
 	g.retained = make([]uint64, nodes)
 	for i, s := range d.size {
@@ -80,7 +83,6 @@ func Analyze(d *Dump, syms *Symbols) *Graph {
 
 	// Breadth-first from the virtual root: shortest paths, preferring
 	// roots in the order groupRoots put them (globals first).
-	g.parent = make([]int32, nodes)
 	for i := range g.parent {
 		g.parent[i] = -1
 	}

@@ -265,7 +265,7 @@ func (b *builder) reserve(r io.Reader) {
 	d.addr = make([]uint64, 0, objs)
 	d.size = make([]uint32, 0, objs)
 	d.edgeEnd = make([]uint32, 0, objs)
-	b.objEdges = make([]uint64, 0, objs)
+	b.objWords = make([]uint32, 0, objs)
 }
 
 // builder collects records into a Dump while the input streams by.
@@ -278,7 +278,14 @@ type builder struct {
 	scratch []byte
 	str     []byte
 
-	objEdges  []uint64 // raw pointer values, per object in read order
+	// Raw pointer values of objects, in read order: as words above the
+	// arena's start when the arena range allows (compact, half the
+	// memory), else as they are.
+	params    bool // a params record was read
+	compact   bool
+	objWords  []uint32
+	objEdges  []uint64
+	tmp       []uint64
 	samples   [][2]uint64
 	bucketIdx map[uint64]int32
 	g         int // index of the goroutine whose frames follow, -1 none
@@ -402,6 +409,9 @@ func (b *builder) record(d *reader, tag uint64) error {
 	dump := b.dump
 	switch tag {
 	case tagObject:
+		if b.fastObject(d) {
+			return nil
+		}
 		addr, err := d.uvarint()
 		if err != nil {
 			return err
@@ -418,16 +428,19 @@ func (b *builder) record(d *reader, tag uint64) error {
 		if addr+uint64(len(b.scratch)) < addr {
 			return fmt.Errorf("object at %#x of %d bytes wraps around the address space", addr, len(b.scratch))
 		}
-		b.objEdges, err = b.fields(d, b.objEdges, nil, true)
+		b.tmp, err = b.fields(d, b.tmp[:0], nil, true)
 		if err != nil {
 			return err
 		}
-		if len(b.objEdges) > 1<<31-1 {
+		for _, v := range b.tmp {
+			b.addEdge(v)
+		}
+		if b.numEdges() > 1<<31-1 {
 			return errors.New("more than 2^31 pointers")
 		}
 		dump.addr = append(dump.addr, addr)
 		dump.size = append(dump.size, uint32(len(b.scratch)))
-		dump.edgeEnd = append(dump.edgeEnd, uint32(len(b.objEdges)))
+		dump.edgeEnd = append(dump.edgeEnd, uint32(b.numEdges()))
 	case tagOtherRoot:
 		desc, err := b.str1(d)
 		if err != nil {
@@ -492,6 +505,10 @@ func (b *builder) record(d *reader, tag uint64) error {
 		}
 		b.root(RootFrame, name, sp, gid, ptrs...)
 	case tagParams:
+		if b.params {
+			return errors.New("a second params record")
+		}
+		b.params = true
 		var big, ptr, ncpu uint64
 		if err := b.ints(d, &big, &ptr, &b.lo, &b.hi); err != nil {
 			return err
@@ -503,6 +520,9 @@ func (b *builder) record(d *reader, tag uint64) error {
 			return fmt.Errorf("heap arena start %#x is after its end %#x", b.lo, b.hi)
 		}
 		b.ptrSize = int(ptr)
+		// Objects are 8-aligned and their sizes multiples of 8, so a
+		// pointer's word number finds the same object.
+		b.compact = len(dump.addr) == 0 && b.hi > b.lo && (b.hi-b.lo)>>3 < 1<<32
 		if big != 0 {
 			b.order = binary.BigEndian
 		}
@@ -651,6 +671,100 @@ func (b *builder) record(d *reader, tag uint64) error {
 	return nil
 }
 
+func (b *builder) addEdge(v uint64) {
+	if b.compact {
+		b.objWords = append(b.objWords, uint32((v-b.lo)>>3))
+	} else {
+		b.objEdges = append(b.objEdges, v)
+	}
+}
+
+func (b *builder) numEdges() int {
+	if b.compact {
+		return len(b.objWords)
+	}
+	return len(b.objEdges)
+}
+
+func (b *builder) edge(k uint32) uint64 {
+	if b.compact {
+		return b.lo + uint64(b.objWords[k])<<3
+	}
+	return b.objEdges[k]
+}
+
+// fastObject reads an object record that lies whole in the buffer, on a
+// 64-bit little-endian dump, without copying its contents; it reports
+// false, having consumed nothing, for anything else, which the general
+// path then reads (and reports, if it is an error).
+func (b *builder) fastObject(d *reader) bool {
+	if b.ptrSize != 8 || b.order != binary.LittleEndian || len(b.dump.addr) >= b.lim.MaxObjects {
+		return false
+	}
+	buf := d.buf[d.r:d.w]
+	i := 0
+	next := func() (uint64, bool) {
+		if i < len(buf) && buf[i] < 0x80 {
+			i++
+			return uint64(buf[i-1]), true
+		}
+		v, n := binary.Uvarint(buf[i:])
+		if n <= 0 {
+			return 0, false
+		}
+		i += n
+		return v, true
+	}
+	addr, ok := next()
+	if !ok {
+		return false
+	}
+	size, ok := next()
+	if !ok || size > uint64(len(buf)-i) || size > uint64(b.lim.MaxObjectBytes) || addr+size < addr {
+		return false
+	}
+	contents := buf[i : i+int(size)]
+	i += int(size)
+	mark := b.numEdges()
+	for {
+		kind, ok := next()
+		if !ok || kind != fieldPtr && kind != fieldEol {
+			b.truncEdges(mark)
+			return false
+		}
+		if kind == fieldEol {
+			break
+		}
+		off, ok := next()
+		if !ok || off > size || size-off < 8 {
+			b.truncEdges(mark)
+			return false
+		}
+		if v := binary.LittleEndian.Uint64(contents[off:]); b.heapPtr(v) {
+			b.addEdge(v)
+		}
+	}
+	if b.numEdges() > 1<<31-1 {
+		b.truncEdges(mark)
+		return false
+	}
+	dump := b.dump
+	dump.addr = append(dump.addr, addr)
+	dump.size = append(dump.size, uint32(size))
+	dump.edgeEnd = append(dump.edgeEnd, uint32(b.numEdges()))
+	d.r += i
+	d.off += int64(i)
+	return true
+}
+
+func (b *builder) truncEdges(n int) {
+	if b.compact {
+		b.objWords = b.objWords[:n]
+	} else {
+		b.objEdges = b.objEdges[:n]
+	}
+}
+
 // finish sorts the objects by address and resolves every pointer to the
 // index of the object that contains it; pointers to no object (into stacks,
 // globals, freed memory) are dropped.
@@ -680,7 +794,7 @@ func (b *builder) finish() error {
 	}
 	// Edges in sorted order, resolved to object indices.
 	edgeEnd := make([]uint32, n+1)
-	edges := make([]int32, 0, len(b.objEdges))
+	edges := make([]int32, 0, b.numEdges())
 	idx := newIndex(addr, size, b.lo, b.hi)
 	find := idx.find
 	for i, p := range perm {
@@ -688,14 +802,14 @@ func (b *builder) finish() error {
 		if p > 0 {
 			lo = dump.edgeEnd[p-1]
 		}
-		for _, v := range b.objEdges[lo:dump.edgeEnd[p]] {
-			if j := find(v); j >= 0 {
+		for k := lo; k < dump.edgeEnd[p]; k++ {
+			if j := find(b.edge(k)); j >= 0 {
 				edges = append(edges, j)
 			}
 		}
 		edgeEnd[i+1] = uint32(len(edges))
 	}
-	b.objEdges = nil
+	b.objEdges, b.objWords = nil, nil
 	dump.addr, dump.size, dump.edgeEnd, dump.edges = addr, size, edgeEnd, edges
 
 	for _, f := range dump.finalized {
