@@ -42,6 +42,8 @@ type Dump struct {
 	edges   []int32  // object indices
 	site    []int32  // index into Sites, or -1
 
+	inlinedDone bool // renameInlined ran
+
 	rootEdges []uint64 // raw, while reading
 	rootTo    []int32  // resolved root edges; -1 for no object
 	finalized []finalized

@@ -44,9 +44,13 @@ type RootGroup struct {
 }
 
 // Analyze builds the graph of d: root groups (globals named by syms when
-// it is not nil), dominators, retained sizes and shortest paths.
+// it is not nil), dominators, retained sizes and shortest paths. With syms
+// it also gives inlined frames of d's allocation stacks their own names
+// (the dump names them after the function they were inlined into); that
+// changes d.Sites, once.
 func Analyze(d *Dump, syms *Symbols) *Graph {
 	g := &Graph{Dump: d, n: int32(len(d.addr))}
+	renameInlined(d, syms)
 	g.groupRoots(syms)
 	virtual := g.n + int32(len(g.Roots))
 	nodes := int(virtual) + 1
@@ -100,6 +104,36 @@ func Analyze(d *Dump, syms *Symbols) *Graph {
 	}
 	g.bfs = queue
 	return g
+}
+
+// renameInlined gives inlined frames of allocation stacks their own
+// function's name from the binary's DWARF: the dump names them after the
+// function they were inlined into (the frame below them has the same name).
+// It runs once per dump.
+func renameInlined(d *Dump, syms *Symbols) {
+	if syms == nil || syms.dw == nil || d.inlinedDone {
+		return
+	}
+	d.inlinedDone = true
+	want := map[fileLine]bool{}
+	for _, s := range d.Sites {
+		for k := 0; k+1 < len(s.Stack); k++ {
+			if s.Stack[k].Func == s.Stack[k+1].Func {
+				want[fileLine{s.Stack[k].File, s.Stack[k].Line}] = true
+			}
+		}
+	}
+	names := syms.inlinedFuncs(want)
+	for si := range d.Sites {
+		st := d.Sites[si].Stack
+		for k := 0; k+1 < len(st); k++ {
+			if st[k].Func == st[k+1].Func {
+				if name := names[fileLine{st[k].File, st[k].Line}]; name != "" {
+					st[k].Func = name
+				}
+			}
+		}
+	}
 }
 
 // groupRoots merges the dump's roots into named groups and builds their

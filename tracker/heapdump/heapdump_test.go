@@ -214,3 +214,24 @@ func TestDiff(t *testing.T) {
 		t.Errorf("growth held by %+v, want 200 objects held by main.sessions", buf.Paths)
 	}
 }
+
+// TestInlinedSites: the dump names an inlined function's allocation after
+// the function it was inlined into; with the binary, DWARF names it right.
+func TestInlinedSites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a program")
+	}
+	data, bin := dumpOf(t, "inlined")
+	with := analyse(t, data, bin)
+	groups := with.PathsTo("main.newToken")
+	if len(groups) == 0 {
+		t.Fatal("with the binary, no object allocated at main.newToken")
+	}
+	if want := "main.token (global, *main.Payload) → object (alloc at main.newToken main.go:"; !strings.HasPrefix(groups[0].Example.String(), want) {
+		t.Errorf("path %q, want it to start %q", groups[0].Example, want)
+	}
+	without := analyse(t, data, "")
+	if groups := without.PathsTo("main.newToken"); len(groups) != 0 {
+		t.Errorf("without the binary the inlined frame is named main.newToken: %s; has the compiler stopped inlining it, or the runtime started naming inlined frames?", groups[0].Example)
+	}
+}

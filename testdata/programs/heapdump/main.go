@@ -15,6 +15,8 @@
 //	garbage    the same cycle, unreachable, dumped before any collection
 //	finalizer  the same cycle, unreachable but for a finalizer on one of
 //	           its sessions: the runtime never frees it
+//	inlined    a global holds a token made by main.newToken, which the
+//	           compiler inlines into main.main
 //	many       -n small linked objects held by main.sessions (benchmarks)
 //
 // It prints "dumped" when the dump is written. The allocating functions are
@@ -56,6 +58,7 @@ var (
 	sessions  = map[string]*Session{}
 	callbacks []func() int
 	registry  *Session
+	token     *Payload
 	chain     *node
 )
 
@@ -66,6 +69,9 @@ func newBuffer(n int) []byte { return make([]byte, n) }
 func newSession(name string) *Session {
 	return &Session{Name: name, Heap: map[string]any{}, Buf: newBuffer(64 << 10)}
 }
+
+// newToken is small enough to be inlined, and is, unlike the others.
+func newToken() *Payload { return &Payload{ID: 42, Data: make([]byte, 100)} }
 
 //go:noinline
 func newPayload(id int) *Payload { return &Payload{ID: id, Data: make([]byte, 4096)} }
@@ -98,7 +104,7 @@ func pair() (*Session, *Session) {
 }
 
 func main() {
-	scenario := flag.String("scenario", "cache", "cache, closure, stack, cycle, garbage, finalizer or many")
+	scenario := flag.String("scenario", "cache", "cache, closure, stack, cycle, garbage, finalizer, inlined or many")
 	out := flag.String("out", "heap.dump", "where to write the dump")
 	n := flag.Int("n", 100, "sessions (cache) or objects (many)")
 	flag.Parse()
@@ -118,6 +124,8 @@ func main() {
 		<-ready
 	case "cycle":
 		registry, _ = pair()
+	case "inlined":
+		token = newToken()
 	case "garbage":
 		debug.SetGCPercent(-1)
 		pair()
@@ -153,5 +161,6 @@ func main() {
 	}
 	close(release)
 	runtime.KeepAlive(callbacks)
+	runtime.KeepAlive(token)
 	fmt.Println("dumped")
 }
