@@ -254,7 +254,8 @@ func dumpSiteStack(s *heapdump.Site) []Frame {
 }
 
 // dumpHolderFindings turns the roots that retain a large share of the heap into
-// retained findings, with the path to the largest object each keeps.
+// retained findings, with the path to where the memory each keeps fans out
+// (see heapdump.Graph.Accumulation).
 func dumpHolderFindings(g *heapdump.Graph, reachable uint64, top int) []Finding {
 	var out []Finding
 	for _, k := range dumpTopRoots(g, top) {
@@ -275,6 +276,8 @@ func dumpHolderFindings(g *heapdump.Graph, reachable uint64, top int) []Finding 
 			Suggestion: "if what it holds should be gone, find where the path's first link is kept (a map entry, a slice element, a captured variable) and drop it when the work ends",
 		}
 		if obj := dumpLargestChild(g, k); obj >= 0 {
+			// Down to where the memory fans out, as the place to look.
+			obj = g.Accumulation(obj)
 			if p, ok := g.PathTo(obj); ok {
 				f.Evidence.Path = dumpPathSteps(p)
 			}

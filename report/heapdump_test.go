@@ -107,6 +107,8 @@ func TestAnalyzeHeapDump(t *testing.T) {
 	}
 	if len(held.Evidence.Path) < 2 || held.Evidence.Path[0] != holder {
 		t.Errorf("holder's path %q does not start at %s", held.Evidence.Path, holder)
+	} else if last := held.Evidence.Path[len(held.Evidence.Path)-1]; !strings.HasPrefix(last, "map storage") {
+		t.Errorf("holder's path ends at %q, want the map storage the sessions fan out from", last)
 	}
 	if path == nil {
 		t.Errorf("no path finding for main.newSession held by main.sessions: %+v", findings)

@@ -9,7 +9,8 @@ import (
 )
 
 // Graph is a dump analysed: roots grouped and named, the dominator tree,
-// retained sizes and shortest paths from the roots.
+// retained sizes and shortest paths from the roots. Its methods may cache
+// labels: use a Graph from one goroutine at a time.
 //
 // Nodes are numbered objects first (node i is object i of the dump), then
 // one node per root group, then a single virtual root above all of them.
@@ -28,6 +29,11 @@ type Graph struct {
 	retained []uint64 // per node
 	parent   []int32  // shortest-path tree; -1 unreachable
 	bfs      []int32  // reachable nodes in breadth-first order
+
+	domEnd, domKids []int32 // dominator tree children of objects, built when asked
+
+	siteLabels map[int32]string  // ObjectLabel by site index, filled as asked
+	sizeLabels map[uint32]string // ObjectLabel of unsampled objects by size
 }
 
 // RootGroup is one named root of the graph.
@@ -238,6 +244,55 @@ func (g *Graph) HeldBy(i int) int {
 	return -1
 }
 
+// Accumulation follows the dominator tree down from object i while one
+// child keeps most (four fifths) of what its parent retains, and returns
+// the object where the retained memory fans out: the array of a map that
+// holds a thousand sessions, rather than the map's header. It returns i
+// when no child keeps that much.
+func (g *Graph) Accumulation(i int) int {
+	if i < 0 || i >= int(g.n) || !g.Reachable(i) {
+		return i
+	}
+	if g.domEnd == nil {
+		g.buildDomChildren()
+	}
+	for range g.n {
+		best, size := int32(-1), uint64(0)
+		for _, c := range g.domKids[g.domEnd[i]:g.domEnd[i+1]] {
+			if g.retained[c] > size {
+				best, size = c, g.retained[c]
+			}
+		}
+		if best < 0 || size*5 < g.retained[i]*4 {
+			return i
+		}
+		i = int(best)
+	}
+	return i
+}
+
+// buildDomChildren lists each object's children in the dominator tree.
+func (g *Graph) buildDomChildren() {
+	end := make([]int32, g.n+1)
+	for v := range g.n {
+		if p := g.idom[v]; p >= 0 && p < g.n && g.parent[v] >= 0 {
+			end[p+1]++
+		}
+	}
+	for i := range g.n {
+		end[i+1] += end[i]
+	}
+	kids := make([]int32, end[g.n])
+	fill := slices.Clone(end[:g.n])
+	for v := range g.n {
+		if p := g.idom[v]; p >= 0 && p < g.n && g.parent[v] >= 0 {
+			kids[fill[p]] = v
+			fill[p]++
+		}
+	}
+	g.domEnd, g.domKids = end, kids
+}
+
 // Step is one node of a path: a root or an object.
 type Step struct {
 	Root   *RootGroup // set for the first step
@@ -322,11 +377,28 @@ func (g *Graph) PathTo(i int) (Path, bool) {
 // the profiler did not sample it: "object (alloc at main.track server.go:41)",
 // "map storage (alloc at ...)", "object of 48 B".
 func (g *Graph) ObjectLabel(i int) string {
-	s := g.Dump.Site(i)
-	if s == nil {
-		return fmt.Sprintf("object of %s", FormatBytes(uint64(g.Dump.size[i])))
+	if k := g.Dump.site[i]; k >= 0 {
+		if l, ok := g.siteLabels[k]; ok {
+			return l
+		}
+		s := &g.Dump.Sites[k]
+		l := fmt.Sprintf("%s (alloc at %s)", s.What(), s.Name())
+		if g.siteLabels == nil {
+			g.siteLabels = map[int32]string{}
+		}
+		g.siteLabels[k] = l
+		return l
 	}
-	return fmt.Sprintf("%s (alloc at %s)", s.What(), s.Name())
+	size := g.Dump.size[i]
+	if l, ok := g.sizeLabels[size]; ok {
+		return l
+	}
+	l := fmt.Sprintf("object of %s", FormatBytes(uint64(size)))
+	if g.sizeLabels == nil {
+		g.sizeLabels = map[uint32]string{}
+	}
+	g.sizeLabels[size] = l
+	return l
 }
 
 // hidden reports whether a frame is the runtime's, not the program's.

@@ -130,6 +130,20 @@ func TestPaths(t *testing.T) {
 			if best.Retained < tt.minRetained {
 				t.Errorf("%s retains %d bytes, want at least %d", best.Label, best.Retained, tt.minRetained)
 			}
+			if tt.scenario == "cache" {
+				// The sessions fan out from the map's storage, not from
+				// its header, nor from one session.
+				var header int = -1
+				for i := range g.Dump.NumObjects() {
+					if g.HeldBy(i) >= 0 && g.Roots[g.HeldBy(i)].Var == "main.sessions" {
+						header = i
+					}
+				}
+				acc := g.Accumulation(header)
+				if label := g.ObjectLabel(acc); !strings.HasPrefix(label, "map storage") || g.Retained(acc) < 100*64<<10 {
+					t.Errorf("accumulation point %q retains %d bytes, want the map storage holding all 100 sessions", label, g.Retained(acc))
+				}
+			}
 		})
 	}
 }

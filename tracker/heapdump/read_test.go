@@ -75,6 +75,9 @@ func TestReadTiny(t *testing.T) {
 				g.Reachable(tt.obj), g.Retained(tt.obj), g.Dominator(tt.obj), tt.reachable, tt.retained, tt.dom)
 		}
 	}
+	if got := g.Accumulation(A); got != A {
+		t.Errorf("Accumulation(A) = %d, want A (%d): its children keep a third each", got, A)
+	}
 	p, ok := g.PathTo(B)
 	want := "data 0x508 (global) → object (alloc at main.track server.go:41) → object (alloc at main.track server.go:41) : retains 32 B"
 	if !ok || p.String() != want {
