@@ -82,14 +82,8 @@ func AnalyzeHeapDump(r io.Reader, opts HeapDumpOptions) (findings []Finding, tab
 	g := heapdump.Analyze(d, syms)
 	notes = append(notes, dumpNotes(name, g, syms != nil)...)
 
-	var reachable uint64
-	for _, rg := range g.Roots {
-		reachable += rg.Retained
-	}
+	reachable := g.ReachableBytes()
 	sites := g.BySite()
-	for _, s := range sites {
-		reachable = max(reachable, s.Retained)
-	}
 	tables = append(tables, dumpRootTable(name, g, top), dumpSiteTable(name, g, sites, top))
 	findings = append(findings, dumpHolderFindings(g, reachable, top)...)
 

@@ -213,6 +213,10 @@ func (g *Graph) groupRoots(syms *Symbols) {
 	}
 }
 
+// ReachableBytes returns the total size of the objects that some root
+// reaches: the heap that is really in use.
+func (g *Graph) ReachableBytes() uint64 { return g.retained[len(g.retained)-1] }
+
 // Reachable reports whether object i is reachable from a root.
 func (g *Graph) Reachable(i int) bool { return g.parent[i] >= 0 }
 

@@ -75,6 +75,9 @@ func TestReadTiny(t *testing.T) {
 				g.Reachable(tt.obj), g.Retained(tt.obj), g.Dominator(tt.obj), tt.reachable, tt.retained, tt.dom)
 		}
 	}
+	if got := g.ReachableBytes(); got != 96 {
+		t.Errorf("ReachableBytes = %d, want 96 (A, B, C; not D)", got)
+	}
 	if got := g.Accumulation(A); got != A {
 		t.Errorf("Accumulation(A) = %d, want A (%d): its children keep a third each", got, A)
 	}
