@@ -69,6 +69,9 @@ type Limits struct {
 	MaxObjects int
 	// MaxStackDepth bounds a memory-profile stack (default 4096 frames).
 	MaxStackDepth int
+	// MaxRoots bounds the roots: global pointer slots, frames, finalizers
+	// (default 4 million; a large program has tens of thousands).
+	MaxRoots int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -83,6 +86,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxStackDepth <= 0 {
 		l.MaxStackDepth = 4096
+	}
+	if l.MaxRoots <= 0 {
+		l.MaxRoots = 4 << 20
 	}
 	return l
 }
@@ -391,7 +397,10 @@ func (b *builder) fields(d *reader, dst []uint64, offs *[]uint64, strict bool) (
 	}
 }
 
-func (b *builder) root(kind RootKind, name string, addr uint64, g int64, to ...uint64) {
+func (b *builder) root(kind RootKind, name string, addr uint64, g int64, to ...uint64) error {
+	if len(b.dump.Roots) >= b.lim.MaxRoots {
+		return fmt.Errorf("more than %d roots", b.lim.MaxRoots)
+	}
 	r := Root{Kind: kind, Name: name, Addr: addr, Goroutine: g}
 	r.first = int32(len(b.dump.rootEdges))
 	for _, v := range to {
@@ -403,6 +412,7 @@ func (b *builder) root(kind RootKind, name string, addr uint64, g int64, to ...u
 	if r.end > r.first || kind == RootFinalizer {
 		b.dump.Roots = append(b.dump.Roots, r)
 	}
+	return nil
 }
 
 func (b *builder) record(d *reader, tag uint64) error {
@@ -450,7 +460,9 @@ func (b *builder) record(d *reader, tag uint64) error {
 		if err := b.ints(d, &to); err != nil {
 			return err
 		}
-		b.root(RootOther, desc, 0, 0, to)
+		if err := b.root(RootOther, desc, 0, 0, to); err != nil {
+			return err
+		}
 	case tagType:
 		if err := b.ints(d, nil, nil); err != nil {
 			return err
@@ -475,7 +487,9 @@ func (b *builder) record(d *reader, tag uint64) error {
 		g.ID, g.Status, g.System, g.WaitReason = int64(goid), status, sys != 0, reason
 		dump.Goroutines = append(dump.Goroutines, g)
 		b.g, b.haveG = len(dump.Goroutines)-1, true
-		b.root(RootGoroutine, "context", 0, g.ID, ctxt)
+		if err := b.root(RootGoroutine, "context", 0, g.ID, ctxt); err != nil {
+			return err
+		}
 	case tagStackFrame:
 		var sp, depth, childSP, entry, pc, cont uint64
 		if err := b.ints(d, &sp, &depth, &childSP); err != nil {
@@ -503,7 +517,9 @@ func (b *builder) record(d *reader, tag uint64) error {
 				g.Frames = append(g.Frames, name)
 			}
 		}
-		b.root(RootFrame, name, sp, gid, ptrs...)
+		if err := b.root(RootFrame, name, sp, gid, ptrs...); err != nil {
+			return err
+		}
 	case tagParams:
 		if b.params {
 			return errors.New("a second params record")
@@ -522,7 +538,7 @@ func (b *builder) record(d *reader, tag uint64) error {
 		b.ptrSize = int(ptr)
 		// Objects are 8-aligned and their sizes multiples of 8, so a
 		// pointer's word number finds the same object.
-		b.compact = len(dump.addr) == 0 && b.hi > b.lo && (b.hi-b.lo)>>3 < 1<<32
+		b.compact = b.ptrSize == 8 && len(dump.addr) == 0 && b.hi > b.lo && (b.hi-b.lo)>>3 < 1<<32
 		if big != 0 {
 			b.order = binary.BigEndian
 		}
@@ -545,12 +561,16 @@ func (b *builder) record(d *reader, tag uint64) error {
 		}
 		if tag == tagQueuedFinalizer {
 			// Queued to run: the object itself is kept for the finalizer.
-			b.root(RootFinalizer, "queued finalizer", obj, 0, obj, fn)
+			if err := b.root(RootFinalizer, "queued finalizer", obj, 0, obj, fn); err != nil {
+				return err
+			}
 		} else {
 			// A finalizer keeps its function and what the object points
 			// to alive, but not the object itself; finish links the
 			// object's children.
-			b.root(RootFinalizer, "finalizer", obj, 0)
+			if err := b.root(RootFinalizer, "finalizer", obj, 0); err != nil {
+				return err
+			}
 			r := &dump.Roots[len(dump.Roots)-1]
 			if b.heapPtr(fn) {
 				dump.rootEdges = append(dump.rootEdges, fn)
@@ -600,7 +620,9 @@ func (b *builder) record(d *reader, tag uint64) error {
 			dump.DataStart = base
 		}
 		for i, p := range ptrs {
-			b.root(RootGlobal, name, base+offs[i], 0, p)
+			if err := b.root(RootGlobal, name, base+offs[i], 0, p); err != nil {
+				return err
+			}
 		}
 	case tagDefer:
 		var addr, gp, sp, pc, fn, fnpc, link uint64
@@ -611,7 +633,9 @@ func (b *builder) record(d *reader, tag uint64) error {
 		if b.haveG {
 			gid = dump.Goroutines[b.g].ID
 		}
-		b.root(RootGoroutine, "defer", addr, gid, addr, fn)
+		if err := b.root(RootGoroutine, "defer", addr, gid, addr, fn); err != nil {
+			return err
+		}
 	case tagPanic:
 		var addr, gp, typ, data, def, link uint64
 		if err := b.ints(d, &addr, &gp, &typ, &data, &def, &link); err != nil {
@@ -621,7 +645,9 @@ func (b *builder) record(d *reader, tag uint64) error {
 		if b.haveG {
 			gid = dump.Goroutines[b.g].ID
 		}
-		b.root(RootGoroutine, "panic value", addr, gid, data)
+		if err := b.root(RootGoroutine, "panic value", addr, gid, data); err != nil {
+			return err
+		}
 	case tagMemProf:
 		var bucket, size, nstk uint64
 		if err := b.ints(d, &bucket, &size, &nstk); err != nil {

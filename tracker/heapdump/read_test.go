@@ -218,3 +218,19 @@ func TestIndexMatchesBinarySearch(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxRoots: a data segment with more pointer slots than the limit is
+// an error, not an unbounded list of roots.
+func TestMaxRoots(t *testing.T) {
+	e := &enc{}
+	e.WriteString(Header)
+	e.u(tagParams, 0, 8, 0x10000, 0x11000).s("amd64").s("go1.26").u(2)
+	e.u(tagObject, 0x10000).words(0).u(fieldEol)
+	e.u(tagData, 0x500).words(0x10000, 0x10000, 0x10000).u(fieldPtr, 0, fieldPtr, 8, fieldPtr, 16, fieldEol, tagEOF)
+	if _, err := Read(bytes.NewReader(e.Bytes()), Limits{MaxRoots: 2}); err == nil || !strings.Contains(err.Error(), "data segment record") || !strings.Contains(err.Error(), "more than 2 roots") {
+		t.Errorf("3 roots with a limit of 2: %v", err)
+	}
+	if _, err := Read(bytes.NewReader(e.Bytes()), Limits{MaxRoots: 3}); err != nil {
+		t.Errorf("3 roots with a limit of 3: %v", err)
+	}
+}
