@@ -252,7 +252,7 @@ func Read(r io.Reader, lim Limits) (*Dump, error) {
 
 // reserve sizes the object arrays from the input's length when r knows it
 // (a file, a byte slice), so they do not grow by copying: a small object's
-// record takes about 40 bytes, and an array only reserved is never touched.
+// record takes 40 to 50 bytes, and an array only reserved is never touched.
 func (b *builder) reserve(r io.Reader) {
 	var n int64
 	switch r := r.(type) {
@@ -263,7 +263,7 @@ func (b *builder) reserve(r io.Reader) {
 			n = fi.Size()
 		}
 	}
-	objs := min(n/40, int64(b.lim.MaxObjects))
+	objs := min(n/44, int64(b.lim.MaxObjects))
 	if objs <= 0 {
 		return
 	}
@@ -271,7 +271,7 @@ func (b *builder) reserve(r io.Reader) {
 	d.addr = make([]uint64, 0, objs)
 	d.size = make([]uint32, 0, objs)
 	d.edgeEnd = make([]uint32, 0, objs)
-	b.objWords = make([]uint32, 0, objs)
+	b.objWords = make([]uint32, 0, objs*3/2) // about one and a third pointers per object
 }
 
 // builder collects records into a Dump while the input streams by.
@@ -798,37 +798,35 @@ func (b *builder) finish() error {
 	dump := b.dump
 	n := len(dump.addr)
 	perm := sortedOrder(dump.addr, dump.size)
-	identity := true
-	for i, p := range perm {
-		if int32(i) != p {
-			identity = false
-			break
+	// The raw edges stay in read order: keep where each object's begin
+	// before the ends are lost to the reordering.
+	starts := dump.edgeEnd // reused in place: edgeEnd[p] becomes object p's first edge
+	for p := len(starts) - 1; p >= 0; p-- {
+		if p == 0 {
+			starts[p] = 0
+		} else {
+			starts[p] = starts[p-1]
 		}
 	}
+	permute(dump.addr, dump.size, perm)
 	addr, size := dump.addr, dump.size
-	if !identity {
-		addr = make([]uint64, n)
-		size = make([]uint32, n)
-		for i, p := range perm {
-			addr[i], size[i] = dump.addr[p], dump.size[p]
-		}
-	}
 	for i := 1; i < n; i++ {
 		if addr[i] < addr[i-1]+uint64(size[i-1]) {
 			return fmt.Errorf("objects at %#x and %#x overlap", addr[i-1], addr[i])
 		}
 	}
 	// Edges in sorted order, resolved to object indices.
-	edgeEnd := make([]uint32, n+1)
+	edgeEnd := make([]uint32, n+1) // in address order
 	edges := make([]int32, 0, b.numEdges())
 	idx := newIndex(addr, size, b.lo, b.hi)
 	find := idx.find
+	total := uint32(b.numEdges())
 	for i, p := range perm {
-		var lo uint32
-		if p > 0 {
-			lo = dump.edgeEnd[p-1]
+		lo, hi := starts[p], total
+		if int(p)+1 < n {
+			hi = starts[p+1]
 		}
-		for k := lo; k < dump.edgeEnd[p]; k++ {
+		for k := lo; k < hi; k++ {
 			if j := find(b.edge(k)); j >= 0 {
 				edges = append(edges, j)
 			}
@@ -864,6 +862,33 @@ func (b *builder) finish() error {
 		}
 	}
 	return nil
+}
+
+// permute reorders addr and size in place so that entry i becomes the
+// old entry perm[i], following each cycle of the permutation once (visited
+// entries of perm are marked by complementing them, then restored).
+func permute(addr []uint64, size []uint32, perm []int32) {
+	for i := range perm {
+		if perm[i] < 0 || perm[i] == int32(i) {
+			continue
+		}
+		a, s := addr[i], size[i]
+		for j := i; ; {
+			k := int(perm[j])
+			perm[j] = ^perm[j]
+			if k == i {
+				addr[j], size[j] = a, s
+				break
+			}
+			addr[j], size[j] = addr[k], size[k]
+			j = k
+		}
+	}
+	for i, p := range perm {
+		if p < 0 {
+			perm[i] = ^p
+		}
+	}
 }
 
 // findObject returns the index of the object that contains address v, or -1.

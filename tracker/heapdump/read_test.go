@@ -32,16 +32,25 @@ func (e *enc) words(ws ...uint64) *enc {
 
 // tinyDump is a heap of four objects: a global points at A, A and B point
 // at each other and at C; D points at C but nothing points at D.
-func tinyDump() []byte {
+func tinyDump() []byte { return tinyDumpOrdered([]int{0, 1, 2, 3}) }
+
+// tinyDumpOrdered writes tinyDump's objects in the given order (the
+// runtime writes them span by span, not in address order).
+func tinyDumpOrdered(order []int) []byte {
 	const base = 0x10000
 	A, B, C, D := uint64(base), uint64(base+32), uint64(base+64), uint64(base+96)
 	e := &enc{}
 	e.WriteString(Header)
 	e.u(tagParams, 0, 8, base, base+0x1000).s("amd64").s("go1.26").u(2)
-	e.u(tagObject, A).words(B, C, 0, 0).u(fieldPtr, 0, fieldPtr, 8, fieldEol)
-	e.u(tagObject, B).words(A, 0, 0, 0).u(fieldPtr, 0, fieldEol)
-	e.u(tagObject, C).words(7, 0, 0, 0).u(fieldEol)
-	e.u(tagObject, D).words(C+8, 0, 0, 0).u(fieldPtr, 0, fieldEol) // an interior pointer
+	objects := []func(){
+		func() { e.u(tagObject, A).words(B, C, 0, 0).u(fieldPtr, 0, fieldPtr, 8, fieldEol) },
+		func() { e.u(tagObject, B).words(A, 0, 0, 0).u(fieldPtr, 0, fieldEol) },
+		func() { e.u(tagObject, C).words(7, 0, 0, 0).u(fieldEol) },
+		func() { e.u(tagObject, D).words(C+8, 0, 0, 0).u(fieldPtr, 0, fieldEol) }, // an interior pointer
+	}
+	for _, i := range order {
+		objects[i]()
+	}
 	e.u(tagData, 0x500).words(0, A).u(fieldPtr, 8, fieldEol)
 	e.u(tagMemProf, 0xb1, 32, 1).s("main.track").s("/src/server.go").u(41).u(3, 0)
 	e.u(tagAllocSample, A, 0xb1, tagAllocSample, B, 0xb1)
@@ -50,7 +59,14 @@ func tinyDump() []byte {
 }
 
 func TestReadTiny(t *testing.T) {
-	d, err := Read(bytes.NewReader(tinyDump()), Limits{})
+	for _, order := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 0, 3, 1}, {1, 3, 0, 2}} {
+		testReadTiny(t, tinyDumpOrdered(order))
+	}
+}
+
+func testReadTiny(t *testing.T, dump []byte) {
+	t.Helper()
+	d, err := Read(bytes.NewReader(dump), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
