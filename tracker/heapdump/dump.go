@@ -11,7 +11,8 @@
 // the program's binary (see ReadSymbols), frames by function.
 //
 // The graph lives in flat arrays indexed by object number, in address
-// order; pointers are resolved by binary search once, after reading.
+// order; pointers are resolved to objects once, after reading, through a
+// table of each heap page's first object and a binary search.
 //
 // A dump holds every byte of the heap, secrets included: treat it like a
 // core file.
