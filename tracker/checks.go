@@ -112,8 +112,8 @@ func (r *Registry) SetRetainCheck(on bool) { r.checks.retain.Store(on) }
 // is typically heapdump.RetainPaths (package tracker/heapdump), which
 // writes a heap dump of the process to a temporary file, reads it and
 // deletes it; the world stops while the dump is written, so this is for
-// tests and shutdown, like CheckRetained itself. It takes effect only with
-// WithRetainCheck.
+// tests and shutdown, like CheckRetained itself. It applies to what
+// CheckRetained reports: objects watched by WithRetainCheck or Watch.
 func WithRetainPaths(paths func(addrs []uintptr) ([][]string, error)) Option {
 	return func(r *Registry) { r.checks.retainPaths = paths }
 }
