@@ -112,6 +112,11 @@ type Root struct {
 
 	first, end int32   // its edges in Dump.rootTo
 	finalObj   []int32 // objects whose children a finalizer keeps
+
+	// Frames only: the frame's pc and size, and each edge's offset from
+	// the frame's stack pointer.
+	pc, frameSize uint64
+	slots         []uint32
 }
 
 // Goroutine is one goroutine of the dump.

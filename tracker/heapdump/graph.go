@@ -43,7 +43,10 @@ type RootGroup struct {
 	// "goroutine 7 main.worker (stack)", "finalizer of 0xc000012345".
 	Label string
 	// Var is the global variable or the function of the frame.
-	Var       string
+	Var string
+	// Local is the frame's local variable or parameter that holds the
+	// pointers, when the binary's DWARF says.
+	Local     string
 	Goroutine int64
 	// Retained is the size of what only this root keeps alive.
 	Retained uint64
@@ -148,13 +151,25 @@ func renameInlined(d *Dump, syms *Symbols) {
 func (g *Graph) groupRoots(syms *Symbols) {
 	d := g.Dump
 	type key struct {
-		kind RootKind
-		name string
-		addr uint64
-		g    int64
+		kind  RootKind
+		name  string
+		addr  uint64
+		g     int64
+		local string
 	}
 	index := map[key]int{}
 	slide := syms.slide(d)
+	group := func(k key, rg RootGroup) int {
+		i, ok := index[k]
+		if !ok {
+			i = len(g.Roots)
+			index[k] = i
+			g.Roots = append(g.Roots, rg)
+			g.rootAdj = append(g.rootAdj, nil)
+		}
+		return i
+	}
+	locals := map[string]map[int64]string{} // by function and pc
 	for pass := range 2 {
 		for ri := range d.Roots {
 			r := &d.Roots[ri]
@@ -176,6 +191,17 @@ func (g *Graph) groupRoots(syms *Symbols) {
 					label = fmt.Sprintf("%s %#x (global)", r.Name, r.Addr)
 				}
 			case RootFrame:
+				if syms != nil && len(r.slots) == int(r.end-r.first) {
+					g.frameRoots(r, syms, locals, func(local string) int {
+						k.local = local
+						label := fmt.Sprintf("goroutine %d %s (stack)", r.Goroutine, r.Name)
+						if local != "" {
+							label = fmt.Sprintf("goroutine %d %s (stack, %s)", r.Goroutine, r.Name, local)
+						}
+						return group(k, RootGroup{Kind: r.Kind, Label: label, Var: r.Name, Local: local, Goroutine: r.Goroutine})
+					})
+					continue
+				}
 				v = r.Name
 				label = fmt.Sprintf("goroutine %d %s (stack)", r.Goroutine, r.Name)
 			case RootGoroutine:
@@ -192,13 +218,7 @@ func (g *Graph) groupRoots(syms *Symbols) {
 			default:
 				label = r.Name + " (runtime)"
 			}
-			i, ok := index[k]
-			if !ok {
-				i = len(g.Roots)
-				index[k] = i
-				g.Roots = append(g.Roots, RootGroup{Kind: r.Kind, Label: label, Var: v, Goroutine: r.Goroutine})
-				g.rootAdj = append(g.rootAdj, nil)
-			}
+			i := group(k, RootGroup{Kind: r.Kind, Label: label, Var: v, Goroutine: r.Goroutine})
 			adj := g.rootAdj[i]
 			for _, j := range d.rootTo[r.first:r.end] {
 				if j >= 0 {
@@ -216,6 +236,35 @@ func (g *Graph) groupRoots(syms *Symbols) {
 // ReachableBytes returns the total size of the objects that some root
 // reaches: the heap that is really in use.
 func (g *Graph) ReachableBytes() uint64 { return g.retained[len(g.retained)-1] }
+
+// frameRoots splits a frame's pointers by the local variable that holds
+// each, as DWARF places them at the frame's pc, into the groups that group
+// returns for a variable's name ("" for a slot DWARF does not name).
+func (g *Graph) frameRoots(r *Root, syms *Symbols, cache map[string]map[int64]string, group func(local string) int) {
+	// A frame's pc is a return address, just past the call: the call
+	// itself is the instruction before, as the runtime's stack maps have it.
+	pc := r.pc
+	if pc > 0 {
+		pc--
+	}
+	key := fmt.Sprintf("%s@%#x", r.Name, pc)
+	vars, ok := cache[key]
+	if !ok {
+		vars = syms.frameVars(r.Name, pc)
+		cache[key] = vars
+	}
+	d := g.Dump
+	for e := r.first; e < r.end; e++ {
+		j := d.rootTo[e]
+		if j < 0 {
+			continue
+		}
+		// The frame's canonical frame address is the top of its contents.
+		local := vars[int64(r.slots[e-r.first])-int64(r.frameSize)]
+		i := group(local)
+		g.rootAdj[i] = append(g.rootAdj[i], j)
+	}
+}
 
 // Reachable reports whether object i is reachable from a root.
 func (g *Graph) Reachable(i int) bool { return g.parent[i] >= 0 }
@@ -346,6 +395,9 @@ func (p Path) Shape() string {
 func (r *RootGroup) shape() string {
 	switch r.Kind {
 	case RootFrame:
+		if r.Local != "" {
+			return r.Var + " (stack, " + r.Local + ")"
+		}
 		return r.Var + " (stack)"
 	case RootGlobal:
 		return r.Label

@@ -84,7 +84,7 @@ func TestPaths(t *testing.T) {
 	}{
 		{"cache", "main.newBuffer", []string{"main.sessions (global, map[string]*main.Session)", "map storage", "object (alloc at main.newSession main.go:", "slice (alloc at main.newBuffer main.go:"}, 100, "main.sessions", 100 * 64 << 10},
 		{"closure", "main.newPayload", []string{"main.callbacks (global, []func() int)", "slice (alloc at main.register main.go:", "object (alloc at main.register main.go:", "object (alloc at main.newPayload main.go:"}, 1, "main.callbacks", 4096},
-		{"stack", "main.newBuffer", []string{"main.holdBuffer (stack)", "slice (alloc at main.newBuffer main.go:"}, 1, "main.holdBuffer", 1 << 20},
+		{"stack", "main.newBuffer", []string{"main.holdBuffer (stack, buf)", "slice (alloc at main.newBuffer main.go:"}, 1, "main.holdBuffer", 1 << 20},
 		{"finalizer", "main.newBuffer", []string{"finalizer of object (alloc at main.newSession main.go:", "slice (alloc at main.newBuffer main.go:"}, 1, "", 0},
 		{"cycle", "main.newBuffer", []string{"main.registry (global, *main.Session)", "object (alloc at main.newSession main.go:", "slice (alloc at main.newBuffer main.go:"}, 1, "main.registry", 2 * 64 << 10},
 	}
@@ -200,6 +200,16 @@ func TestNoBinary(t *testing.T) {
 	first := groups[0].Example.Steps[0].Label
 	if !strings.HasSuffix(first, "(global)") || !(strings.HasPrefix(first, "data 0x") || strings.HasPrefix(first, "bss 0x")) {
 		t.Errorf("root without symbols is %q, want \"bss 0x... (global)\"", first)
+	}
+	// A frame without DWARF is named by its function, without the local.
+	data, _ = dumpOf(t, "stack")
+	g = analyse(t, data, "")
+	groups = g.PathsTo("main.newBuffer")
+	if len(groups) == 0 {
+		t.Fatal("no path to main.newBuffer")
+	}
+	if first := groups[0].Example.Steps[0].Label; !strings.HasSuffix(first, " main.holdBuffer (stack)") {
+		t.Errorf("frame root without symbols is %q, want \"goroutine N main.holdBuffer (stack)\"", first)
 	}
 }
 

@@ -505,8 +505,8 @@ func (b *builder) record(d *reader, tag uint64) error {
 		if err != nil {
 			return err
 		}
-		var ptrs []uint64
-		if ptrs, err = b.fields(d, nil, nil, false); err != nil {
+		var ptrs, offs []uint64
+		if ptrs, err = b.fields(d, nil, &offs, false); err != nil {
 			return err
 		}
 		var gid int64
@@ -517,8 +517,19 @@ func (b *builder) record(d *reader, tag uint64) error {
 				g.Frames = append(g.Frames, name)
 			}
 		}
+		n := len(dump.Roots)
 		if err := b.root(RootFrame, name, sp, gid, ptrs...); err != nil {
 			return err
+		}
+		if len(dump.Roots) > n {
+			// Where each pointer lies in the frame, to name the local
+			// variable that holds it (see Symbols).
+			r := &dump.Roots[n]
+			r.pc, r.frameSize = pc, uint64(len(b.scratch))
+			r.slots = make([]uint32, len(offs))
+			for i, o := range offs {
+				r.slots[i] = uint32(o)
+			}
 		}
 	case tagParams:
 		if b.params {

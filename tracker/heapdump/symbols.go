@@ -17,6 +17,17 @@ type Symbols struct {
 	data  uint64 // address of .data in the file, to match a dump's DataStart
 	dw    *dwarf.Data
 	types map[uint64]dwarf.Offset // variable address -> its type entry
+
+	funcs    map[string]funcEntry // function name -> its DWARF entry
+	loclists []byte               // .debug_loclists
+	addrs    []byte               // .debug_addr
+}
+
+// funcEntry is where a function's DWARF entry is, with its unit's base in
+// .debug_addr.
+type funcEntry struct {
+	off      dwarf.Offset
+	addrBase int64
 }
 
 type symbol struct {
@@ -49,22 +60,37 @@ func ReadSymbols(path string) (*Symbols, error) {
 	}
 	if dw, err := f.DWARF(); err == nil {
 		s.dw = dw
-		s.types = variableTypes(dw)
+		s.types, s.funcs = variableTypes(dw)
+		if sec := f.Section(".debug_loclists"); sec != nil {
+			s.loclists, _ = sec.Data()
+		}
+		if sec := f.Section(".debug_addr"); sec != nil {
+			s.addrs, _ = sec.Data()
+		}
 	}
 	return s, nil
 }
 
-// variableTypes maps each global variable's address to its DWARF type.
-func variableTypes(dw *dwarf.Data) map[uint64]dwarf.Offset {
+// variableTypes maps each global variable's address to its DWARF type, and
+// each function's name to its entry.
+func variableTypes(dw *dwarf.Data) (map[uint64]dwarf.Offset, map[string]funcEntry) {
 	out := map[uint64]dwarf.Offset{}
+	funcs := map[string]funcEntry{}
+	var addrBase int64
 	r := dw.Reader()
 	for {
 		e, err := r.Next()
 		if err != nil || e == nil {
-			return out
+			return out, funcs
+		}
+		if e.Tag == dwarf.TagCompileUnit {
+			addrBase, _ = e.Val(dwarf.AttrAddrBase).(int64)
 		}
 		if e.Tag != dwarf.TagVariable {
 			if e.Tag == dwarf.TagSubprogram {
+				if name, ok := e.Val(dwarf.AttrName).(string); ok && e.Val(dwarf.AttrLowpc) != nil {
+					funcs[name] = funcEntry{off: e.Offset, addrBase: addrBase}
+				}
 				r.SkipChildren() // locals are not globals
 			}
 			continue
@@ -212,4 +238,199 @@ func (s *Symbols) inlinedFuncs(want map[fileLine]bool) map[fileLine]string {
 		}
 	}
 	return out
+}
+
+// frameVars returns the local variables and parameters of function fn that
+// live in its stack frame at pc, by their offset from the frame's
+// canonical frame address (always negative), from DWARF location lists. A
+// variable in several pieces (a slice, a string, an interface) is listed at
+// each piece's offset. Variables in registers are left out: they are not
+// in the frame.
+func (s *Symbols) frameVars(fn string, pc uint64) map[int64]string {
+	if s == nil || s.dw == nil {
+		return nil
+	}
+	fe, ok := s.funcs[fn]
+	if !ok {
+		return nil
+	}
+	r := s.dw.Reader()
+	r.Seek(fe.off)
+	if e, err := r.Next(); err != nil || e == nil || e.Tag != dwarf.TagSubprogram {
+		return nil
+	}
+	out := map[int64]string{}
+	depth := 1
+	for depth > 0 {
+		e, err := r.Next()
+		if err != nil || e == nil {
+			break
+		}
+		if e.Tag == 0 {
+			depth--
+			continue
+		}
+		if e.Children {
+			depth++
+		}
+		if e.Tag != dwarf.TagVariable && e.Tag != dwarf.TagFormalParameter {
+			continue
+		}
+		name, _ := e.Val(dwarf.AttrName).(string)
+		var expr []byte
+		switch loc := e.Val(dwarf.AttrLocation).(type) {
+		case []byte:
+			expr = loc
+		case int64:
+			expr = s.locationAt(loc, fe.addrBase, pc)
+		}
+		for _, off := range frameOffsets(expr) {
+			if _, taken := out[off]; !taken && name != "" {
+				out[off] = name
+			}
+		}
+	}
+	return out
+}
+
+// locationAt returns the location expression that the DWARF 5 location
+// list at off gives for pc, or nil.
+func (s *Symbols) locationAt(off, addrBase int64, pc uint64) []byte {
+	d := s.loclists
+	if off < 0 || off >= int64(len(d)) {
+		return nil
+	}
+	p := int(off)
+	bad := false
+	uleb := func() uint64 {
+		v, n := binary.Uvarint(d[min(p, len(d)):])
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		p += n
+		return v
+	}
+	u64 := func() uint64 {
+		if p+8 > len(d) {
+			bad = true
+			return 0
+		}
+		v := binary.LittleEndian.Uint64(d[p:])
+		p += 8
+		return v
+	}
+	addr := func(i uint64) uint64 {
+		at := uint64(addrBase) + 8*i
+		if addrBase < 0 || at+8 > uint64(len(s.addrs)) || at+8 < at {
+			bad = true
+			return 0
+		}
+		return binary.LittleEndian.Uint64(s.addrs[at:])
+	}
+	var base uint64
+	for range 1 << 16 {
+		if p >= len(d) {
+			return nil
+		}
+		kind := d[p]
+		p++
+		var lo, hi uint64
+		ranged := true
+		switch kind {
+		case 0x00: // DW_LLE_end_of_list
+			return nil
+		case 0x01: // DW_LLE_base_addressx
+			base, ranged = addr(uleb()), false
+		case 0x02: // DW_LLE_startx_endx
+			lo = addr(uleb())
+			hi = addr(uleb())
+		case 0x03: // DW_LLE_startx_length
+			lo = addr(uleb())
+			hi = lo + uleb()
+		case 0x04: // DW_LLE_offset_pair
+			lo = base + uleb()
+			hi = base + uleb()
+		case 0x05: // DW_LLE_default_location
+			lo, hi = 0, ^uint64(0)
+		case 0x06: // DW_LLE_base_address
+			base, ranged = u64(), false
+		case 0x07: // DW_LLE_start_end
+			lo = u64()
+			hi = u64()
+		case 0x08: // DW_LLE_start_length
+			lo = u64()
+			hi = lo + uleb()
+		default:
+			return nil
+		}
+		if bad {
+			return nil
+		}
+		if !ranged {
+			continue
+		}
+		n := uleb()
+		if bad || n > uint64(len(d)-p) {
+			return nil
+		}
+		expr := d[p : p+int(n)]
+		p += int(n)
+		if pc >= lo && pc < hi {
+			return expr
+		}
+	}
+	return nil
+}
+
+// frameOffsets returns the frame-base offsets (DW_OP_fbreg) at which a
+// location expression puts the pieces of a variable; pieces in registers
+// or elsewhere are left out.
+func frameOffsets(expr []byte) []int64 {
+	var out []int64
+	for p := 0; p < len(expr); {
+		op := expr[p]
+		p++
+		switch {
+		case op == 0x91: // DW_OP_fbreg sleb128
+			v, n := sleb128(expr[p:])
+			if n <= 0 {
+				return out
+			}
+			p += n
+			out = append(out, v)
+		case op == 0x93: // DW_OP_piece uleb128
+			_, n := binary.Uvarint(expr[p:])
+			if n <= 0 {
+				return out
+			}
+			p += n
+		case op >= 0x50 && op <= 0x6f: // DW_OP_reg0..31
+		case op == 0x9c: // DW_OP_call_frame_cfa
+		default:
+			return out // anything else: not a plain frame slot
+		}
+	}
+	return out
+}
+
+// sleb128 decodes a DWARF signed LEB128 number and says how many bytes it
+// took (0 if b ends first).
+func sleb128(b []byte) (int64, int) {
+	var v int64
+	var shift uint
+	for i, c := range b {
+		if i == 10 {
+			return 0, 0
+		}
+		v |= int64(c&0x7f) << shift
+		shift += 7
+		if c < 0x80 {
+			if shift < 64 && c&0x40 != 0 {
+				v |= -1 << shift
+			}
+			return v, i + 1
+		}
+	}
+	return 0, 0
 }
