@@ -130,7 +130,11 @@ func (d *reader) fill() bool {
 		d.w = n
 		d.r = 0
 	}
-	for d.w < len(d.buf) {
+	if d.w == len(d.buf) {
+		return true
+	}
+	// A reader that keeps returning nothing is an error, not a hang.
+	for range 100 {
 		n, err := d.src.Read(d.buf[d.w:])
 		d.w += n
 		if err != nil {
@@ -141,7 +145,8 @@ func (d *reader) fill() bool {
 			return true
 		}
 	}
-	return true
+	d.err = io.ErrNoProgress
+	return false
 }
 
 func (d *reader) srcErr() error {

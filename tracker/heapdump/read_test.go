@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -248,5 +249,17 @@ func TestMaxRoots(t *testing.T) {
 	}
 	if _, err := Read(bytes.NewReader(e.Bytes()), Limits{MaxRoots: 3}); err != nil {
 		t.Errorf("3 roots with a limit of 3: %v", err)
+	}
+}
+
+// emptyReader returns nothing, forever, without an error.
+type emptyReader struct{}
+
+func (emptyReader) Read([]byte) (int, error) { return 0, nil }
+
+func TestReaderWithoutProgress(t *testing.T) {
+	_, err := Read(emptyReader{}, Limits{})
+	if !errors.Is(err, io.ErrNoProgress) {
+		t.Errorf("a reader that returns nothing: %v, want io.ErrNoProgress", err)
 	}
 }
