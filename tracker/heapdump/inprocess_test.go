@@ -117,3 +117,35 @@ func TestHandlerHeapDump(t *testing.T) {
 		})
 	}
 }
+
+// stopped keeps sessions after they stop: the FAQ's extra reference.
+var stopped []*tracker.Session
+
+// TestRetainPathsSession stops a session that a global slice still holds:
+// the retained finding's path starts at the slice, not in the tracker.
+func TestRetainPathsSession(t *testing.T) {
+	reg := tracker.New(tracker.WithRetainCheck(true), tracker.WithRetainPaths(heapdump.RetainPaths))
+	s := reg.StartSession("worker", nil)
+	stopped = append(stopped, s)
+	defer func() { stopped = nil }()
+	s.Stop()
+	s = nil
+
+	got := reg.CheckRetained()
+	if len(got) != 1 || got[0].Record.Label != "worker" {
+		t.Fatalf("retained %+v, want the worker session", got)
+	}
+	t.Logf("%s", got[0])
+	path := got[0].Path
+	if len(path) < 2 {
+		t.Fatalf("no path: %q (error %q)", path, got[0].PathError)
+	}
+	want := "heapdump_test.stopped (global"
+	exe, _ := os.Executable()
+	if _, err := heapdump.ReadSymbols(exe); err != nil {
+		want = fmt.Sprintf(" %#x (global)", uintptr(unsafe.Pointer(&stopped)))
+	}
+	if !strings.Contains(path[0], want) {
+		t.Errorf("path starts at %q, want the global slice (%q)", path[0], want)
+	}
+}
