@@ -46,6 +46,8 @@ type checks struct {
 	maxFindings int         // set by WithMaxFindings; 0 means DefaultMaxFindings
 
 	onUnreleased atomic.Pointer[func(Unreleased)]
+	retainPaths  func(addrs []uintptr) ([][]string, error) // set by WithRetainPaths
+	heapDumps    atomic.Bool                               // the handler serves heap dumps
 
 	// objects maps a *record with recCleanup or recWatch to its *objEntry.
 	objects sync.Map
@@ -71,6 +73,7 @@ type checks struct {
 type objEntry struct {
 	cleanup runtime.Cleanup
 	alive   func() bool // reports whether the object is still reachable; nil without recWatch
+	addr    func() uintptr
 }
 
 func (x *checks) max() int {
@@ -101,6 +104,30 @@ func WithRetainCheck(on bool) Option {
 // SetRetainCheck turns the retain watch on or off from now on. Objects are
 // watched after release only if the check was on when they were tracked.
 func (r *Registry) SetRetainCheck(on bool) { r.checks.retain.Store(on) }
+
+// WithRetainPaths makes CheckRetained find out who holds each object that
+// survived its release: it calls paths with the objects' addresses (0 for
+// one collected meanwhile) and keeps each result in Retained.Path, the
+// chain of references from a garbage-collection root, root first. paths
+// is typically heapdump.RetainPaths (package tracker/heapdump), which
+// writes a heap dump of the process to a temporary file, reads it and
+// deletes it; the world stops while the dump is written, so this is for
+// tests and shutdown, like CheckRetained itself. It applies to what
+// CheckRetained reports: objects watched by WithRetainCheck or Watch.
+func WithRetainPaths(paths func(addrs []uintptr) ([][]string, error)) Option {
+	return func(r *Registry) { r.checks.retainPaths = paths }
+}
+
+// WithHeapDumps makes the registry's Handler serve PREFIX/heapdump: a heap
+// dump of the process (runtime/debug.WriteHeapDump) that
+// `leakcheck report` reads. It is off unless the program turns it on,
+// because a heap dump holds every byte of the heap, secrets included
+// (keys, tokens, passwords, request bodies): serve it only where the
+// snapshot's readers may read the process's memory. Writing one stops the
+// world for as long as it takes.
+func WithHeapDumps(on bool) Option {
+	return func(r *Registry) { r.checks.heapDumps.Store(on) }
+}
 
 // WithCycleCheck makes Session.Stop look for reference cycles in the
 // stopping session's heap (see FindCycles and Session.SetHeap) and keep, in
@@ -135,7 +162,7 @@ func (r *Registry) releasedObject(rec *record, owner *Session, fl uint8) {
 	}
 	if fl&recWatch != 0 && e.alive != nil {
 		now := time.Now()
-		r.addWatch(&watch{alive: e.alive, info: r.info(rec, owner, Released, now), released: now})
+		r.addWatch(&watch{alive: e.alive, addr: e.addr, info: r.info(rec, owner, Released, now), released: now})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 	"weak"
 )
 
@@ -52,6 +53,7 @@ func attachObject[T any](h Handle, obj *T, force bool) {
 	if rt {
 		wp := weak.Make(obj)
 		e.alive = func() bool { return wp.Value() != nil }
+		e.addr = func() uintptr { return uintptr(unsafe.Pointer(wp.Value())) }
 		fl |= recWatch
 	}
 	// Publish the entry before the flag: release reads the flag, then the

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -18,7 +20,9 @@ import (
 //
 // PREFIX/ is a plain-text summary, PREFIX/snapshot.json the snapshot as JSON,
 // and PREFIX/profile/KIND the live records of KIND (or "all") as a gzipped
-// pprof profile.
+// pprof profile. PREFIX/heapdump is a heap dump of the process only when the
+// registry was made WithHeapDumps(true): a dump holds every byte of the
+// heap, secrets included.
 func (r *Registry) Handler() http.Handler {
 	return http.HandlerFunc(r.serveHTTP)
 }
@@ -53,6 +57,8 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", profileName(kind)+".pb.gz"))
 		w.Write(buf.Bytes())
+	case strings.HasSuffix(path, "/heapdump"):
+		r.serveHeapDump(w)
 	case strings.HasSuffix(path, "/"):
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		r.WriteText(w)
@@ -122,4 +128,35 @@ func shortFile(file string) string {
 		return file[i+1:]
 	}
 	return file
+}
+
+// serveHeapDump writes a heap dump to a temporary file, which
+// runtime/debug.WriteHeapDump needs (it writes to a descriptor), sends it
+// and removes it. Off unless WithHeapDumps turned it on.
+func (r *Registry) serveHeapDump(w http.ResponseWriter) {
+	if !r.checks.heapDumps.Load() {
+		http.Error(w, "heap dumps are off: a dump holds every byte of the heap, secrets included; "+
+			"the program enables them with tracker.WithHeapDumps(true)", http.StatusForbidden)
+		return
+	}
+	f, err := os.CreateTemp("", "leakcheck-*.heapdump")
+	if err != nil {
+		http.Error(w, fmt.Sprintf("heap dump: %v", err), http.StatusInternalServerError)
+		return
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	debug.WriteHeapDump(f.Fd())
+	fi, err := f.Stat()
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		http.Error(w, fmt.Sprintf("heap dump: %v", err), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", fmt.Sprint(fi.Size()))
+	w.Header().Set("Content-Disposition", `attachment; filename="heap.dump"`)
+	io.Copy(w, f)
 }

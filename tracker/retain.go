@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 	"weak"
 )
 
@@ -20,6 +21,7 @@ const RetainGCs = 3
 // weakly.
 type watch struct {
 	alive    func() bool           // reports whether the object is still reachable
+	addr     func() uintptr        // the object's address, 0 once collected; nil if unknown
 	sess     weak.Pointer[Session] // set for stopped sessions
 	info     Record
 	released time.Time
@@ -61,7 +63,12 @@ func Watch[T any](r *Registry, obj *T, kind Kind, owner *Session, label string) 
 		rec.OwnerLabel = owner.rec.label
 		rec.OwnerStopped = owner.stopped.Load()
 	}
-	r.addWatch(&watch{alive: func() bool { return wp.Value() != nil }, info: rec, released: now})
+	r.addWatch(&watch{
+		alive:    func() bool { return wp.Value() != nil },
+		addr:     func() uintptr { return uintptr(unsafe.Pointer(wp.Value())) },
+		info:     rec,
+		released: now,
+	})
 }
 
 // watchSession watches a session that just stopped.
@@ -69,6 +76,7 @@ func (r *Registry) watchSession(s *Session, now time.Time) {
 	wp := weak.Make(s)
 	w := &watch{
 		alive:    func() bool { return wp.Value() != nil },
+		addr:     func() uintptr { return uintptr(unsafe.Pointer(wp.Value())) },
 		sess:     wp,
 		info:     r.info(s.rec, s.Parent(), Released, now),
 		released: now,
@@ -132,14 +140,20 @@ func (r *Registry) CheckRetained() []Retained {
 	}
 
 	out := []Retained{}
+	var kept []*watch
 	for _, w := range ws {
 		if r.holdsSession(w.sess) {
 			continue
 		}
 		out = append(out, Retained{Record: w.info, Released: w.released, GCs: w.gcs})
+		kept = append(kept, w)
 	}
 	if len(out) > x.max() {
 		out = out[len(out)-x.max():]
+		kept = kept[len(kept)-x.max():]
+	}
+	if x.retainPaths != nil && len(out) > 0 {
+		retainPaths(x.retainPaths, out, kept)
 	}
 
 	x.mu.Lock()
@@ -152,6 +166,31 @@ func (r *Registry) CheckRetained() []Retained {
 	x.retained = out
 	x.mu.Unlock()
 	return slices.Clone(out)
+}
+
+// retainPaths asks paths who holds each retained object and records the
+// answers in out. Only addresses are passed, never pointers, so the
+// tracker's own call is not what keeps the objects alive in the dump.
+func retainPaths(paths func([]uintptr) ([][]string, error), out []Retained, kept []*watch) {
+	addrs := make([]uintptr, len(kept))
+	for i, w := range kept {
+		if w.addr != nil {
+			addrs[i] = w.addr()
+		}
+	}
+	found, err := paths(addrs)
+	for i := range out {
+		switch {
+		case err != nil:
+			out[i].PathError = err.Error()
+		case i < len(found) && len(found[i]) > 0:
+			out[i].Path = found[i]
+		case addrs[i] == 0:
+			out[i].PathError = "collected before the heap dump"
+		default:
+			out[i].PathError = "no path from a root in the heap dump"
+		}
+	}
 }
 
 // holdsSession reports whether the registry itself keeps the session of wp,
@@ -190,5 +229,8 @@ func (k Retained) String() string {
 		"something still refers to it (a slice, map, global, pending timer or closure)",
 		describe(k.Record), verb, k.Released.Format("15:04:05.000"), k.GCs)
 	writeStack(&b, "acquired at", k.Record.Stack)
+	if len(k.Path) > 0 {
+		fmt.Fprintf(&b, "\n\theld by: %s", strings.Join(k.Path, " → "))
+	}
 	return b.String()
 }

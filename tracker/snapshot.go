@@ -59,6 +59,12 @@ type Retained struct {
 	Released time.Time `json:"released"`
 	// GCs is how many garbage collections it survived after release.
 	GCs int `json:"gcs"`
+	// Path is what keeps it reachable, root first, as the option
+	// WithRetainPaths finds it, e.g. "main.sessions (global)", "map
+	// storage (alloc at main.track server.go:41)", ...; PathError says why
+	// there is none when the option is on.
+	Path      []string `json:"path,omitempty"`
+	PathError string   `json:"path_error,omitempty"`
 }
 
 // Cycle is one reference cycle, as a readable path that starts and ends at the
