@@ -189,7 +189,9 @@ type Evidence struct {
 	// Instances names some of the occurrences a finding counts (descriptor
 	// numbers, for example), at most ten; Count says how many there are.
 	Instances []string `json:"instances,omitempty"`
-	// Path is a reference cycle, starting and ending at the same object.
+	// Path is a reference cycle, starting and ending at the same object;
+	// or, for a retained object, the path from a garbage-collection root
+	// that holds it, root first.
 	Path []string `json:"path,omitempty"`
 }
 

@@ -63,6 +63,7 @@ func FromSnapshot(s *tracker.Snapshot, opts SnapshotOptions) Result {
 		}
 		f := recordFinding(KindRetained, sev, r.Record, stackOf(s, r.Record.Stack, r.Record.StackID))
 		f.Evidence.Values = map[string]float64{"gcs": float64(r.GCs)}
+		f.Evidence.Path = r.Path // who holds it, when the tracker looked
 		if r.Record.Kind == tracker.KindSession {
 			f.Suggestion = "stopped but still reachable: do not keep references to sessions; keep the session's id and look it up"
 		} else {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/leakcheck/leakcheck/keepalive"
 	"github.com/leakcheck/leakcheck/tracker"
+	"github.com/leakcheck/leakcheck/tracker/heapdump"
 )
 
 // Leak is one leak the demo can commit.
@@ -112,7 +113,7 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) error {
 	}
 	leak := func(name string) bool { return slices.Contains(opts.Leaks, name) }
 	reg := tracker.New(tracker.WithStacks(tracker.StacksAlways), tracker.WithCleanups(true),
-		tracker.WithRetainCheck(true), tracker.WithCycleCheck(true))
+		tracker.WithRetainCheck(true), tracker.WithCycleCheck(true), tracker.WithRetainPaths(heapdump.RetainPaths))
 	stopSampler := reg.StartSampler(opts.Tick)
 	defer stopSampler()
 	if opts.Debug != "" {
