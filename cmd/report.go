@@ -45,6 +45,7 @@ type reportOptions struct {
 	atExit      bool
 	blockedFor  time.Duration
 	inputs      []string
+	prom        promOptions
 }
 
 func newReportCommand() *cobra.Command {
@@ -86,6 +87,13 @@ cycles and growing gauges; with --at-exit, every live record is a leftover.
 With --every, each URL is polled --count times and the profiles collected are
 analysed as a series; --save keeps them. Interrupting stops the polling early.
 
+With --prometheus URL, the instances of a fleet are read from the series a
+Prometheus server holds (INPUTs are then optional): each instance's
+descriptors, goroutines, threads and memory over --range, split at restarts,
+trend-tested run by run; leaking instances are findings, ranked by time to
+the descriptor limit. Credentials come from --token-file, --token-env or
+--basic-auth-file, never from a flag's value.
+
 Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 3 findings fail it; 2 usage or input error.`,
 		Example: `  leakcheck report heap.pb.gz
@@ -94,8 +102,14 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
   leakcheck report heap-*.pb.gz                      # a series, by time
   leakcheck report goroutines.txt snapshot.json
   leakcheck report --every 30s --count 16 --save profiles/ 'http://127.0.0.1:6060/debug/pprof/heap?gc=1'
-  leakcheck report --format json -o report.json heap.pb.gz && leakcheck report report.json`,
-		Args: cobra.MinimumNArgs(1),
+  leakcheck report --format json -o report.json heap.pb.gz && leakcheck report report.json
+  leakcheck report --prometheus http://127.0.0.1:9090 --range 6h --selector '{job="api"}'`,
+		Args: func(c *cobra.Command, args []string) error {
+			if opts.prom.url != "" { // INPUTs are optional with --prometheus
+				return nil
+			}
+			return cobra.MinimumNArgs(1)(c, args)
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.inputs = args
 			ctx := c.Context()
@@ -132,6 +146,7 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 	f.StringVar(&opts.minGrowth, "min-growth", "", "least growth of a site between two profiles that is a finding, e.g. 4MiB or 5000 (default by unit)")
 	f.BoolVar(&opts.atExit, "at-exit", false, "tracker snapshots were taken at exit: every live record is a leftover")
 	f.DurationVar(&opts.blockedFor, "blocked-for", report.DefaultBlockedFor, "goroutines blocked at least this long are findings")
+	addPrometheusFlags(f, &opts.prom)
 	return c
 }
 
@@ -152,6 +167,15 @@ func runReport(ctx context.Context, opts reportOptions, stdout, stderr io.Writer
 	a, err := analyse(inputs, opts, heapOpts)
 	if err != nil {
 		return report.ExitUsage, err
+	}
+	if opts.prom.url != "" {
+		opts.prom.timeout = opts.timeout
+		fs, ss, ts, ns, err := runPrometheus(ctx, opts.prom)
+		if err != nil {
+			return report.ExitUsage, err
+		}
+		a.findings, a.series = append(a.findings, fs...), append(a.series, ss...)
+		a.tables, a.notes = append(a.tables, ts...), append(a.notes, ns...)
 	}
 	r := report.New(a.findings, a.series, rules)
 	r.Tables = a.tables
