@@ -11,7 +11,7 @@ import (
 	"github.com/leakcheck/leakcheck/report"
 )
 
-// TestLiveFleet runs five fixture daemons, two steady and three leaking, has
+// TestLiveFleet runs six fixture daemons, two steady and four leaking, has
 // a real Prometheus scrape them every second for about half a minute, and
 // checks that Analyze names exactly the leaking ones.
 func TestLiveFleet(t *testing.T) {
@@ -28,6 +28,7 @@ func TestLiveFleet(t *testing.T) {
 		{mode: "churn"},
 		{mode: "fds", leaks: "fds"},
 		{mode: "goroutines", args: []string{"-rate", "5"}, leaks: "goroutines"},
+		{mode: "tracked", args: []string{"-rate", "4"}, leaks: "tracker.live.task"},
 		{mode: "restart", args: []string{"-restart-every", "14s"}, leaks: "fds"},
 	}
 	// The fixtures start once Prometheus is up, so that the restarted one

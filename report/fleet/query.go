@@ -65,10 +65,8 @@ func defaultMetrics() []metric {
 			expr: func(m string) string {
 				return "sum without (owner_kind) (" + withMatchers("leakcheck_tracker_live_records", m) + ")"
 			}},
-		{name: "tracker.gauge", source: "leakcheck_tracker_gauge_items", unit: "items", byLabel: "gauge", optional: true,
-			expr: func(m string) string {
-				return "sum without (owner) (" + withMatchers("leakcheck_tracker_gauge_items", m) + ")"
-			}},
+		{name: "tracker.collection", source: "leakcheck_tracker_collection_items", unit: "items", byLabel: "collection", optional: true,
+			expr: plain("leakcheck_tracker_collection_items")},
 	}
 }
 

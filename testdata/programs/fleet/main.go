@@ -3,10 +3,14 @@
 // collectors (go_*, process_*) on /metrics, prints "listening on ADDR", and
 // behaves as -mode says until it is killed or its standard input ends:
 //
-//	steady      opens and closes a file and starts short goroutines: flat
+//	steady      opens and closes a file, starts short goroutines, tracks a
+//	            task and releases it: flat
 //	churn       a pool of goroutines that fills to 40 and drains, over and over
 //	fds         leaks -rate descriptors a second (pipes never closed)
 //	goroutines  leaks -rate goroutines a second (parked forever)
+//	tracked     tracks -rate records a second in leakcheck's tracker, under a
+//	            session, and never releases them; the tracker is exported
+//	            with tracker/prommetrics, descriptors and goroutines stay flat
 //	restart     supervises a child in -mode fds and kills and restarts it
 //	            every -restart-every on the same listening socket: a leak
 //	            that restarts hide, a rising saw-tooth
@@ -28,7 +32,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/leakcheck/leakcheck/tracker"
+	"github.com/leakcheck/leakcheck/tracker/prommetrics"
 )
 
 func main() {
@@ -82,15 +90,17 @@ func main() {
 		supervise(ln, *rate, *maxFDs, *restartEvery, stop)
 		return
 	}
+	reg := tracker.New()
+	prometheus.MustRegister(prommetrics.NewCollector(reg))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.Handler())
 	go func() { log.Fatal(http.Serve(ln, mux)) }()
-	go behave(*mode, *rate)
+	go behave(reg, *mode, *rate)
 	<-stop
 }
 
 // behave does what mode says, forever.
-func behave(mode string, rate int) {
+func behave(reg *tracker.Registry, mode string, rate int) {
 	tick := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
 	defer tick.Stop()
 	var (
@@ -98,11 +108,14 @@ func behave(mode string, rate int) {
 		mu     sync.Mutex
 		pool   []chan struct{}
 		n      int
+		worker = reg.StartSession("worker", nil)
 	)
 	for range tick.C {
 		n++
 		switch mode {
 		case "steady":
+			// A task tracked and released: the tracker's metrics stay flat.
+			reg.Track("task", worker, "short").Release()
 			if f, err := os.Open(os.DevNull); err == nil {
 				f.Close()
 			}
@@ -131,6 +144,8 @@ func behave(mode string, rate int) {
 			c := make(chan struct{})
 			pool = append(pool, c)
 			go func() { <-c }()
+		case "tracked":
+			reg.Track("task", worker, fmt.Sprintf("task %d", n))
 		default:
 			log.Fatalf("unknown mode %q", mode)
 		}
