@@ -182,13 +182,21 @@ func (f simFleet) writeOpenMetrics(path string) error {
 // its URL.
 func backfill(t testing.TB, f simFleet) string {
 	t.Helper()
+	return backfillWith(t, fmt.Sprintf("%d instances x 5 series x %d points", f.instances, f.points), f.writeOpenMetrics)
+}
+
+// backfillWith writes history in the OpenMetrics text format with write,
+// turns it into TSDB blocks with promtool, starts a Prometheus on them and
+// returns its URL.
+func backfillWith(t testing.TB, what string, write func(path string) error) string {
+	t.Helper()
 	promtool := lookTool(t, "promtool")
 	lookTool(t, "prometheus")
 	dir := t.TempDir()
-	om := filepath.Join(dir, "fleet.om")
+	om := filepath.Join(dir, "history.om")
 	start := time.Now()
-	if err := f.writeOpenMetrics(om); err != nil {
-		t.Fatalf("writing the fleet's history: %v", err)
+	if err := write(om); err != nil {
+		t.Fatalf("writing the history: %v", err)
 	}
 	written := time.Since(start)
 	data := filepath.Join(dir, "data")
@@ -198,7 +206,6 @@ func backfill(t testing.TB, f simFleet) string {
 		t.Fatalf("promtool tsdb create-blocks-from openmetrics: %v\n%s", err, out)
 	}
 	os.Remove(om)
-	t.Logf("backfilled %d instances x 5 series x %d points: written in %v, blocks made in %v",
-		f.instances, f.points, written.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	t.Logf("backfilled %s: written in %v, blocks made in %v", what, written.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	return startPrometheus(t, "", data)
 }
