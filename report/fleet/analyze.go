@@ -137,16 +137,24 @@ func nonEmpty(ss ...string) []string {
 }
 
 // identity names an instance by its labels, without the metric name and the
-// label that names a series within it.
+// label that names a series within it: its instance label first, then the
+// others in braces, e.g. `10.0.0.7:9100 {job="api"}`.
 func identity(m model.Metric, byLabel string) string {
 	ls := make(model.LabelSet, len(m))
 	for k, v := range m {
-		if k == model.MetricNameLabel || string(k) == byLabel {
+		if k == model.MetricNameLabel || k == model.InstanceLabel || string(k) == byLabel {
 			continue
 		}
 		ls[k] = v
 	}
-	return ls.String()
+	inst, ok := m[model.InstanceLabel]
+	switch {
+	case !ok:
+		return ls.String()
+	case len(ls) == 0:
+		return string(inst)
+	}
+	return string(inst) + " " + ls.String()
 }
 
 // namedStream is one resource series of an instance.
@@ -258,7 +266,7 @@ func (a *analyzer) analyse(in *instance) {
 	l := leak{instance: in.id, grows: verdicts, restarts: len(restarts), interval: medianRun(in, restarts)}
 	for _, v := range verdicts {
 		t := v.decisive
-		l.series = append(l.series, report.Series{Name: v.stream.name + in.id, Unit: v.stream.unit, Owner: in.id, Points: v.points, Trend: &t})
+		l.series = append(l.series, report.Series{Name: seriesName(v.stream.name, in.id), Unit: v.stream.unit, Owner: in.id, Points: v.points, Trend: &t})
 	}
 	a.leaks = append(a.leaks, l)
 }
@@ -490,6 +498,9 @@ func (a *analyzer) result() *Result {
 	return r
 }
 
+// seriesName names the series of a resource of an instance in the report.
+func seriesName(resource, instance string) string { return resource + " of " + instance }
+
 // finding makes the leak one finding.
 func (l leak) finding() report.Finding {
 	p := l.grows[0]
@@ -500,9 +511,11 @@ func (l leak) finding() report.Finding {
 	values := map[string]float64{
 		"slope_per_hour": p.decisive.Window.SlopePerHour,
 		"value":          p.last,
-		"restarts":       float64(l.restarts),
-		"runs_growing":   float64(p.growing),
-		"runs_tested":    float64(p.tested),
+	}
+	if l.restarts > 0 {
+		values["restarts"] = float64(l.restarts)
+		values["runs_growing"] = float64(p.growing)
+		values["runs_tested"] = float64(p.tested)
 	}
 	if p.limit > 0 {
 		values["limit"] = p.limit
@@ -527,7 +540,7 @@ func (l leak) finding() report.Finding {
 		Subject:    subject,
 		Owner:      l.instance,
 		Count:      1,
-		Evidence:   report.Evidence{Values: values, Series: p.stream.name + l.instance, Trend: &t},
+		Evidence:   report.Evidence{Values: values, Series: seriesName(p.stream.name, l.instance), Trend: &t},
 		Suggestion: suggestion(l, p),
 		Signature:  report.Signature(report.KindGrowth, "prometheus\x00"+l.instance+"\x00"+p.stream.name, nil),
 	}

@@ -2,8 +2,8 @@ package fleet
 
 import (
 	"flag"
-	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,22 +57,24 @@ func TestBackfilledFleet(t *testing.T) {
 	}
 	// The saw-tooth instances are one finding each that says so.
 	for _, fd := range res.Findings {
-		inst := instanceRE.FindStringSubmatch(fd.Owner)[1]
+		inst := instanceOf(fd.Owner)
 		if kindOfInstance(inst) == "fds-sawtooth" && fd.Evidence.Values["runs_growing"] < 2 {
 			t.Errorf("saw-tooth instance %s: %q grew in %v runs", inst, fd.Subject, fd.Evidence.Values["runs_growing"])
 		}
 	}
 }
 
-var instanceRE = regexp.MustCompile(`instance="([^"]*)"`)
+// instanceOf returns the instance label of an owner: its first word.
+func instanceOf(owner string) string {
+	inst, _, _ := strings.Cut(owner, " ")
+	return inst
+}
 
 // flagged lists the instances Analyze found leaking, sorted.
 func flagged(res *Result) []string {
 	var out []string
 	for _, f := range res.Findings {
-		if m := instanceRE.FindStringSubmatch(f.Owner); m != nil {
-			out = append(out, m[1])
-		}
+		out = append(out, instanceOf(f.Owner))
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

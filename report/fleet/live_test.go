@@ -69,7 +69,7 @@ func TestLiveFleet(t *testing.T) {
 	for _, f := range res.Findings {
 		mode := ""
 		for addr, m := range byAddr {
-			if strings.Contains(f.Owner, `"`+addr+`"`) {
+			if strings.HasPrefix(f.Owner, addr+" ") {
 				mode = m
 			}
 		}
