@@ -21,13 +21,14 @@ func simSize() simFleet {
 }
 
 // TestBackfilledFleet fills a Prometheus with a day of history of a fleet
-// whose leaking instances are known, and checks that Analyze names exactly
-// those.
+// whose leaking instances are known, checks that Analyze names exactly
+// those, and compares it with the usual alert expressions.
 func TestBackfilledFleet(t *testing.T) {
 	f := simSize()
 	url := backfill(t, f)
+	ctx := waitCtx(t, 10*time.Minute)
 	start := time.Now()
-	res, err := Analyze(waitCtx(t, 5*time.Minute), Options{
+	res, err := Analyze(ctx, Options{
 		URL: url, End: f.end, Range: f.end.Sub(f.start()) + f.interval, Step: f.interval, Selector: `{job="sim"}`,
 	})
 	if err != nil {
@@ -62,6 +63,7 @@ func TestBackfilledFleet(t *testing.T) {
 			t.Errorf("saw-tooth instance %s: %q grew in %v runs", inst, fd.Subject, fd.Evidence.Values["runs_growing"])
 		}
 	}
+	t.Run("alert comparison", func(t *testing.T) { compareAlerts(t, ctx, f, url, res) })
 }
 
 // instanceOf returns the instance label of an owner: its first word.
