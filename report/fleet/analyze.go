@@ -30,7 +30,7 @@ type Result struct {
 	Tables []report.Table
 	// Notes say what was analysed, and which metrics some instances lack.
 	Notes []string
-	// Instances and Points count what was analysed.
+	// Instances and Points count what was read and analysed.
 	Instances, Points int
 }
 
@@ -249,6 +249,13 @@ func (a *analyzer) analyse(in *instance) {
 		if !m.optional && !in.has[m.source] && len(in.resources) > 0 {
 			a.missing[m.source]++
 		}
+	}
+	a.points += len(in.start)
+	for _, c := range in.counters {
+		a.points += len(c)
+	}
+	for _, l := range in.limits {
+		a.points += len(l)
 	}
 	restarts := restartTimes(in.start, in.counters, a.opts.Step)
 	var verdicts []verdict
