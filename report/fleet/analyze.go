@@ -115,8 +115,12 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 		}
 		for _, id := range order {
 			in := insts[id]
-			in.extra = extra[id]
+			// An extra query may name the instance by its instance
+			// label alone (sum by (instance) (...)).
+			short, _, _ := strings.Cut(id, " ")
+			in.extra = append(extra[id], extra[short]...)
 			delete(extra, id)
+			delete(extra, short)
 			a.analyse(in)
 		}
 	}
@@ -128,6 +132,9 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		a.analyse(&instance{id: id, extra: extra[id]})
+	}
+	if a.instances == 0 {
+		return nil, fmt.Errorf("prometheus at %s: no instance to analyse over the last %v", o.URL, o.Range)
 	}
 	return a.result(), nil
 }

@@ -169,17 +169,19 @@ func TestAgainstPrometheus(t *testing.T) {
 		})
 	}
 
-	t.Run("extra query joins its instance", func(t *testing.T) {
-		o := base
-		o.Queries = []Query{{"fds_doubled", `2 * process_open_fds{job="small"}`}}
-		res, err := Analyze(ctx, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.Findings) != 1 || res.Findings[0].Evidence.Values["fds_doubled_slope_per_hour"] <= 0 {
-			t.Errorf("want one finding on b with fds_doubled as evidence, got %+v", res.Findings)
-		}
-	})
+	for _, q := range []string{`2 * process_open_fds{job="small"}`, `sum by (instance) (2 * process_open_fds{job="small"})`} {
+		t.Run("extra query joins its instance/"+q, func(t *testing.T) {
+			o := base
+			o.Queries = []Query{{"fds_doubled", q}}
+			res, err := Analyze(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Instances != 3 || len(res.Findings) != 1 || res.Findings[0].Evidence.Values["fds_doubled_slope_per_hour"] <= 0 {
+				t.Errorf("want 3 instances and one finding on b with fds_doubled as evidence, got %d and %+v", res.Instances, res.Findings)
+			}
+		})
+	}
 
 	// A proxy in front of Prometheus that wants credentials, as a real
 	// deployment's does.
