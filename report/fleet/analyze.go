@@ -232,6 +232,10 @@ type verdict struct {
 	growing int // runs found growing
 	// decisive is the trend of the run that decided: the last growing one.
 	decisive report.Trend
+	// runSeries are the runs as series, each with its trend, when the
+	// process restarted: a chart then shows each run and its fit.
+	runSeries []report.Series
+	decisiveName string // the series that shows the decisive run
 	sawtooth bool // grows in most runs, and restarts cut it down
 	leaking  bool
 	last     float64 // the latest value
@@ -277,12 +281,40 @@ func (a *analyzer) analyse(in *instance) {
 		return
 	}
 	slices.SortStableFunc(verdicts, compareUrgency)
+	for i := range verdicts {
+		v := &verdicts[i]
+		v.decisiveName = seriesName(v.stream.name, in.id)
+		if v.runs > 1 {
+			v.runSeries, v.decisiveName = a.runSeries(v, restarts, in.id)
+		}
+	}
 	l := leak{instance: in.id, grows: verdicts, restarts: len(restarts), interval: medianRun(in, restarts)}
 	for _, v := range verdicts {
+		if len(v.runSeries) > 0 {
+			l.series = append(l.series, v.runSeries...)
+			continue
+		}
 		t := v.decisive
-		l.series = append(l.series, report.Series{Name: seriesName(v.stream.name, in.id), Unit: v.stream.unit, Owner: in.id, Points: v.points, Trend: &t})
+		l.series = append(l.series, report.Series{Name: v.decisiveName, Unit: v.stream.unit, Owner: in.id, Points: v.points, Trend: &t})
 	}
 	a.leaks = append(a.leaks, l)
+}
+
+// runSeries returns each run of v's series as a series with its own trend,
+// and the name of the one that decided the verdict.
+func (a *analyzer) runSeries(v *verdict, restarts []time.Time, id string) ([]report.Series, string) {
+	runs := split(v.points, restarts)
+	out := make([]report.Series, 0, len(runs))
+	decisive := ""
+	for i, run := range runs {
+		tr := report.AnalyzeTrend(run, a.opts.Trend)
+		name := fmt.Sprintf("%s, run %d of %d", seriesName(v.stream.name, id), i+1, len(runs))
+		if tr.Verdict == report.VerdictGrowing && tr.Window == v.decisive.Window {
+			decisive = name
+		}
+		out = append(out, report.Series{Name: name, Unit: v.stream.unit, Owner: id, Points: run, Trend: &tr})
+	}
+	return out, decisive
 }
 
 // compareUrgency orders verdicts by time to their limit (those with one
@@ -554,7 +586,7 @@ func (l leak) finding() report.Finding {
 		Subject:    subject,
 		Owner:      l.instance,
 		Count:      1,
-		Evidence:   report.Evidence{Values: values, Series: seriesName(p.stream.name, l.instance), Trend: &t},
+		Evidence:   report.Evidence{Values: values, Series: p.decisiveName, Trend: &t},
 		Suggestion: suggestion(l, p),
 		Signature:  report.Signature(report.KindGrowth, "prometheus\x00"+l.instance+"\x00"+p.stream.name, nil),
 	}

@@ -63,6 +63,20 @@ func TestBackfilledFleet(t *testing.T) {
 			t.Errorf("saw-tooth instance %s: %q grew in %v runs", inst, fd.Subject, fd.Evidence.Values["runs_growing"])
 		}
 	}
+	// Each finding's series is in the result; a restarted instance's
+	// series come run by run.
+	names := map[string]bool{}
+	for _, s := range res.Series {
+		names[s.Name] = true
+	}
+	for _, fd := range res.Findings {
+		if !names[fd.Evidence.Series] {
+			t.Errorf("finding %q refers to series %q, not in the result", fd.Subject, fd.Evidence.Series)
+		}
+		if kindOfInstance(instanceOf(fd.Owner)) == "fds-sawtooth" && !strings.Contains(fd.Evidence.Series, ", run ") {
+			t.Errorf("saw-tooth finding %q: series %q is not one run", fd.Subject, fd.Evidence.Series)
+		}
+	}
 	t.Run("alert comparison", func(t *testing.T) { compareAlerts(t, ctx, f, url, res) })
 }
 
