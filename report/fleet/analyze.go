@@ -234,14 +234,14 @@ type verdict struct {
 	decisive report.Trend
 	// runSeries are the runs as series, each with its trend, when the
 	// process restarted: a chart then shows each run and its fit.
-	runSeries []report.Series
+	runSeries    []report.Series
 	decisiveName string // the series that shows the decisive run
-	sawtooth bool // grows in most runs, and restarts cut it down
-	leaking  bool
-	last     float64 // the latest value
-	limit    float64 // 0 when there is none
-	toLimit  time.Duration
-	relRate  float64 // slope per hour relative to the median level
+	sawtooth     bool   // grows in most runs, and restarts cut it down
+	leaking      bool
+	last         float64 // the latest value
+	limit        float64 // 0 when there is none
+	toLimit      time.Duration
+	relRate      float64 // slope per hour relative to the median level
 }
 
 // leak is one leaking instance: its resources that grow, most urgent first.
