@@ -120,6 +120,15 @@ func TestReportPrometheus(t *testing.T) {
 		{"unreachable", []string{"--prometheus", closed, "--range", "1h"}, report.ExitUsage, "", "connection refused"},
 		{"no input, no --prometheus", nil, report.ExitUsage, "", "requires at least 1 arg"},
 	}
+	// Every format renders the fleet's report.
+	for _, format := range report.Formats() {
+		tests = append(tests, struct {
+			name           string
+			args           []string
+			code           int
+			stdout, stderr string
+		}{"format " + format, []string{"--format", format, "--prometheus", url, "--range", "1h", "--step", "1m"}, report.ExitLeaks, "leaky", ""})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
