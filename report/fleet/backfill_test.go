@@ -17,7 +17,7 @@ func simSize() simFleet {
 	if *scale {
 		return simFleet{instances: 2000, points: 2000, end: end, interval: 43 * time.Second}
 	}
-	return simFleet{instances: 100, points: 1440, end: end, interval: time.Minute}
+	return simFleet{instances: 100, points: 720, end: end, interval: 2 * time.Minute}
 }
 
 // TestBackfilledFleet fills a Prometheus with a day of history of a fleet
