@@ -1,8 +1,10 @@
 package prommetrics
 
 import (
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -95,5 +97,56 @@ leakcheck_tracker_unreleased_total 0
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// payload is big enough for the runtime to run its cleanup alone.
+type payload struct{ buf [64]byte }
+
+// keep holds what TestCollectorChecks retains on purpose.
+var keep []*payload
+
+// TestCollectorChecks checks the counts that come from the tracker's GC-aware
+// checks: an object collected while still registered (unreleased), and one
+// still reachable after it was dropped (retained).
+func TestCollectorChecks(t *testing.T) {
+	r := tracker.New(tracker.WithStacks(tracker.StacksOff))
+	func() {
+		lost := &payload{}
+		tracker.TrackObject(r, lost, "buffer", nil, "lost")
+	}()
+	held := &payload{}
+	keep = append(keep, held)
+	tracker.Watch(r, held, "buffer", nil, "held")
+	t.Cleanup(func() { keep = nil })
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		if _, total := r.Unreleased(); total > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(r.CheckRetained()); n != 1 {
+		t.Fatalf("CheckRetained: %d retained, want 1", n)
+	}
+	c := NewCollector(r)
+	if got := testutil.ToFloat64(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) { collectOnly(c, ch, "leakcheck_tracker_unreleased_total") })); got != 1 {
+		t.Errorf("unreleased_total %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) { collectOnly(c, ch, "leakcheck_tracker_retained_records") })); got != 1 {
+		t.Errorf("retained_records %v, want 1", got)
+	}
+}
+
+// collectOnly sends c's metrics named name.
+func collectOnly(c prometheus.Collector, ch chan<- prometheus.Metric, name string) {
+	all := make(chan prometheus.Metric)
+	go func() { c.Collect(all); close(all) }()
+	for m := range all {
+		if strings.Contains(m.Desc().String(), `"`+name+`"`) {
+			ch <- m
+		}
 	}
 }
