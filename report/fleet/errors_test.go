@@ -148,6 +148,32 @@ func TestAgainstPrometheus(t *testing.T) {
 		}
 	})
 
+	// 12,000 steps: more than Prometheus answers in one query (11,000), so
+	// the range is asked for in pieces and joined.
+	t.Run("range in pieces", func(t *testing.T) {
+		o := base
+		o.Step = 300 * time.Millisecond
+		res, err := Analyze(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := flagged(res); !slices.Equal(got, []string{"b"}) {
+			t.Errorf("flagged %v, want [b]", got)
+		}
+		// Every series holds a point per step from its first sample, 59
+		// minutes before the end: 11,801 of them, none twice.
+		for _, s := range res.Series {
+			if len(s.Points) != 11801 {
+				t.Errorf("series %s: %d points, want 11801", s.Name, len(s.Points))
+			}
+			for i := 1; i < len(s.Points); i++ {
+				if !s.Points[i].Time.After(s.Points[i-1].Time) {
+					t.Fatalf("series %s: point %d at %v, not after %v", s.Name, i, s.Points[i].Time, s.Points[i-1].Time)
+				}
+			}
+		}
+	})
+
 	errCases := []struct {
 		name string
 		edit func(*Options)
