@@ -45,6 +45,7 @@ type reportOptions struct {
 	trend       trendFlags
 	failOnSet   bool // --fail-on was given: it overrides a saved report's policy
 	inputs      []string
+	prom        promOptions
 }
 
 func newReportCommand() *cobra.Command {
@@ -86,6 +87,13 @@ cycles and growing gauges; with --at-exit, every live record is a leftover.
 With --every, each URL is polled --count times and the profiles collected are
 analysed as a series; --save keeps them. Interrupting stops the polling early.
 
+With --prometheus URL, the instances of a fleet are read from the series a
+Prometheus server holds (INPUTs are then optional): each instance's
+descriptors, goroutines, threads and memory over --range, split at restarts,
+trend-tested run by run; leaking instances are findings, ranked by time to
+the descriptor limit. Credentials come from --token-file, --token-env or
+--basic-auth-file, never from a flag's value.
+
 Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 3 findings fail it; 2 usage or input error.`,
 		Example: `  leakcheck report heap.pb.gz
@@ -94,8 +102,14 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
   leakcheck report heap-*.pb.gz                      # a series, by time
   leakcheck report goroutines.txt snapshot.json
   leakcheck report --every 30s --count 16 --save profiles/ 'http://127.0.0.1:6060/debug/pprof/heap?gc=1'
-  leakcheck report --format json -o report.json heap.pb.gz && leakcheck report report.json`,
-		Args: cobra.MinimumNArgs(1),
+  leakcheck report --format json -o report.json heap.pb.gz && leakcheck report report.json
+  leakcheck report --prometheus http://127.0.0.1:9090 --range 6h --selector '{job="api"}'`,
+		Args: func(c *cobra.Command, args []string) error {
+			if opts.prom.url != "" { // INPUTs are optional with --prometheus
+				return nil
+			}
+			return cobra.MinimumNArgs(1)(c, args)
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.inputs = args
 			opts.failOnSet = c.Flags().Changed("fail-on")
@@ -134,6 +148,7 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 	f.BoolVar(&opts.atExit, "at-exit", false, "tracker snapshots were taken at exit: every live record is a leftover")
 	f.DurationVar(&opts.blockedFor, "blocked-for", report.DefaultBlockedFor, "goroutines blocked at least this long are findings")
 	addTrendFlags(f, &opts.trend, 0, "ignore the profiles taken within this time of the first of a series in trend tests")
+	addPrometheusFlags(f, &opts.prom)
 	return c
 }
 
@@ -169,6 +184,14 @@ func runReport(ctx context.Context, opts reportOptions, stdout, stderr io.Writer
 	})
 	if err != nil {
 		return exitUsage, err
+	}
+	if opts.prom.url != "" {
+		opts.prom.timeout = opts.timeout
+		fleet, err := runPrometheus(ctx, opts.prom, trend)
+		if err != nil {
+			return exitUsage, err
+		}
+		res.Add(fleet)
 	}
 	r := report.New(res.Findings, res.Series, rules)
 	r.Tables = res.Tables

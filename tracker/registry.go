@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"runtime"
 	"sync"
@@ -48,6 +49,7 @@ type Registry struct {
 	misuse      []Misuse              // ring of the latest maxMisuse events
 	misuseNext  int
 	misuseTotal int
+	misuseKind  map[MisuseKind]int // every misuse event by kind, kept or dropped
 
 	checks checks // opt-in GC-aware checks, cycle finder and gauges (checks.go)
 }
@@ -470,6 +472,15 @@ func (h Handle) Owner() *Session {
 	return o
 }
 
+// MisuseCounts returns how many misuse events of each kind the registry has
+// seen, including those dropped from Snapshot.Misuse: counters for exporters
+// such as tracker/prommetrics.
+func (r *Registry) MisuseCounts() map[MisuseKind]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.misuseKind)
+}
+
 // recordMisuse keeps a misuse event about rec with the stack of the code that
 // caused it, skipping skip frames above recordMisuse's caller.
 func (r *Registry) recordMisuse(kind MisuseKind, rec Record, skip int) {
@@ -482,6 +493,10 @@ func (r *Registry) recordMisuse(kind MisuseKind, rec Record, skip int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.misuseTotal++
+	if r.misuseKind == nil {
+		r.misuseKind = make(map[MisuseKind]int)
+	}
+	r.misuseKind[kind]++
 	if len(r.misuse) < r.maxMisuse {
 		r.misuse = append(r.misuse, m)
 		return
