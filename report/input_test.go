@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/leakcheck/leakcheck/probes/bounded"
 	"github.com/leakcheck/leakcheck/tracker"
 )
 
@@ -37,7 +38,7 @@ func gzipped(t testing.TB, data []byte) []byte {
 
 func gunzipped(t testing.TB, data []byte) []byte {
 	t.Helper()
-	out, err := gunzip(data, DefaultMaxInputSize)
+	out, err := bounded.Gunzip(data, DefaultMaxInputSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,8 @@ func TestParseInputErrors(t *testing.T) {
 		{"blank", []byte(" \n\t\n"), 0, "in: empty"},
 		{"truncated gzip", fixture(t, "leaky-03.pb.gz")[:3000], 0, "in: decompressing: unexpected end of data (truncated?)"},
 		{"corrupt gzip header", append([]byte{0x1f, 0x8b, 9}, heap[:100]...), 0, "in: decompressing: gzip: invalid header"},
-		{"decompression bomb", gzipped(t, make([]byte, 2<<20)), 1 << 20, "in: decompresses to more than 1.0 MiB (--max-size)"},
+		{"decompression bomb", gzipped(t, bytes.Repeat(heap, (2<<20)/len(heap)+1)), 1 << 20, "in: decompresses to more than the size limit of 1 MiB"},
+		{"decompression bomb of zeros", gzipped(t, make([]byte, 2<<20)), 1 << 20, "in: not a profile leakcheck reads"},
 		{"gzip in gzip", gzipped(t, fixture(t, "leaky-03.pb.gz")), 0, "in: gzip inside gzip"},
 		{"truncated protocol buffer", gzipped(t, heap[:len(heap)*2/3]), 0, "in: not a profile leakcheck reads"},
 		{"binary garbage", []byte("\x00\x01\x02\xff\xfe garbage \x00"), 0, "in: not a profile leakcheck reads"},
@@ -252,7 +254,7 @@ func TestReadInputFiles(t *testing.T) {
 	}{
 		{"missing", filepath.Join(dir, "nosuch.pb.gz"), InputOptions{}, "nosuch.pb.gz: no such file or directory"},
 		{"directory", dir, InputOptions{}, "is a directory, not a profile"},
-		{"too large", pb, InputOptions{MaxSize: 1000}, "leaky-03.pb.gz: larger than the limit of 1000 B (--max-size)"},
+		{"too large", pb, InputOptions{MaxSize: 1000}, "leaky-03.pb.gz: 18.5 KiB: larger than the size limit of 1000 B"},
 	}
 	for _, tt := range tests {
 		_, err := ReadInput(context.Background(), tt.path, tt.opts)
@@ -321,9 +323,9 @@ func TestReadInputURLs(t *testing.T) {
 	}{
 		{"error status", srv.URL + "/fail", InputOptions{}, "GET " + srv.URL + "/fail: 403 Forbidden: profiling disabled"},
 		{"not found", srv.URL + "/nosuch", InputOptions{}, "404 Not Found"},
-		{"too large", srv.URL + "/big", InputOptions{MaxSize: 2000}, "/big: larger than the limit of 2.0 KiB (--max-size)"},
-		{"no answer", srv.URL + "/slow", InputOptions{Timeout: short}, "/slow: no answer within 200ms (--timeout)"},
-		{"body stalls", srv.URL + "/stall", InputOptions{Timeout: short}, "/stall: body not read within 200ms (--timeout)"},
+		{"too large", srv.URL + "/big", InputOptions{MaxSize: 2000}, "/big: larger than the size limit of 2 KiB"},
+		{"no answer", srv.URL + "/slow", InputOptions{Timeout: short}, "/slow: no answer within 200ms"},
+		{"body stalls", srv.URL + "/stall", InputOptions{Timeout: short}, "/stall: body not read within 200ms"},
 		{"connection refused", closed, InputOptions{}, "connection refused"},
 		{"not a profile", srv.URL + "/", InputOptions{}, "404"},
 	}
