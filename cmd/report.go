@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/leakcheck/leakcheck/probes/bounded"
 	"github.com/leakcheck/leakcheck/report"
 	"github.com/leakcheck/leakcheck/tracker"
 )
@@ -292,6 +293,7 @@ func isURL(name string) bool {
 // is an error.
 func poll(ctx context.Context, urls []string, opts reportOptions, inOpts report.InputOptions, stderr io.Writer) ([]sourced, []string, error) {
 	inOpts.Client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	inOpts.KeepRaw = opts.save != ""
 	defer inOpts.Client.CloseIdleConnections()
 	var (
 		out    []sourced
@@ -371,7 +373,7 @@ func saveInput(dir, rawURL string, n int, in *report.Input) (string, error) {
 	}, base)
 	ext := ".txt"
 	switch {
-	case len(in.Raw) >= 2 && in.Raw[0] == 0x1f && in.Raw[1] == 0x8b:
+	case bounded.IsGzip(in.Raw):
 		ext = ".pb.gz"
 	case in.Snapshot != nil || in.Report != nil:
 		ext = ".json"
