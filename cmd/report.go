@@ -261,6 +261,11 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 			continue
 		}
 		in, err := report.ReadInput(ctx, name, inOpts)
+		if err == nil {
+			// Profiles are kept as values by site: a long series costs
+			// about one profile.
+			err = in.Summarize(opts.sampleIndex)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -324,7 +329,10 @@ polls:
 				if err != nil {
 					return nil, nil, err
 				}
-				in.Name = name
+				in.Name, in.Raw = name, nil
+			}
+			if err := in.Summarize(opts.sampleIndex); err != nil {
+				return nil, nil, err
 			}
 			out = append(out, sourced{in, u})
 		}

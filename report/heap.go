@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/pprof/profile"
 )
@@ -64,6 +65,10 @@ type HeapOptions struct {
 // finding names a growing collection at that site. For tracker profiles a
 // site is a record kind and its acquisition site, and the values are live
 // records.
+//
+// AnalyzeProfiles keeps of each profile its values by site only. Inputs
+// reduced by Summarize as they were read cost no more than that; a series
+// of whole profiles is held whole by the caller.
 func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*Result, error) {
 	if len(profiles) == 0 {
 		return nil, errors.New("no profiles to analyse")
@@ -73,13 +78,22 @@ func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*Result, error) {
 	}
 	sets := make([]*siteSet, len(profiles))
 	for i, in := range profiles {
-		if in.Profile == nil {
+		s := in.sites
+		switch {
+		case s != nil && s.indexName != opts.SampleIndex:
+			return nil, fmt.Errorf("%s: summarized by sample type %q, analysed by %q", in.Name, s.indexName, opts.SampleIndex)
+		case s == nil && in.Profile == nil:
 			return nil, fmt.Errorf("%s: not a profile", in.Name)
+		case s == nil:
+			var err error
+			// The top functions are wanted of a profile alone.
+			if s, err = collect(in, opts.SampleIndex, len(profiles) == 1); err != nil {
+				return nil, fmt.Errorf("%s: %w", in.Name, err)
+			}
 		}
-		s, err := collectSites(in, opts.SampleIndex)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", in.Name, err)
-		}
+		// Names and times as the input has them now: a caller may have
+		// renamed a polled input.
+		s.name, s.time = in.Name, in.Time
 		if i > 0 && (s.tracker != sets[0].tracker || s.typ() != sets[0].typ()) {
 			return nil, fmt.Errorf("%s: a %s profile cannot be compared with %s, a %s profile", in.Name, s.kindName(), profiles[0].Name, sets[0].kindName())
 		}
@@ -94,30 +108,54 @@ func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*Result, error) {
 	default:
 		a.series(sets, opts)
 	}
-	if bins := binaries(profiles); len(bins) > 1 {
+	if bins := binaries(sets); len(bins) > 1 {
 		a.Notes = append(a.Notes, fmt.Sprintf("the profiles come from %d different binaries (%s): compare profiles of one process", len(bins), strings.Join(bins, ", ")))
 	}
 	return a, nil
 }
 
+// Summarize reduces a heap or tracker profile to what AnalyzeProfiles needs
+// of it, its values summed by allocation site with each site's stack and
+// collection, and its top functions, and drops the profile (Profile is nil
+// afterwards). Reading a long series, summarize each input as it is read:
+// the series then costs values by site, not whole profiles, and is analysed
+// as fast. sampleIndex is the HeapOptions.SampleIndex it will be analysed
+// by. Inputs of other kinds, and inputs summarized already, are left as
+// they are.
+func (in *Input) Summarize(sampleIndex string) error {
+	if in.Profile == nil || in.Kind != InputHeap && in.Kind != InputTrackerProfile {
+		return nil
+	}
+	s, err := collect(in, sampleIndex, true)
+	if err != nil {
+		return fmt.Errorf("%s: %w", in.Name, err)
+	}
+	in.sites, in.Profile = s, nil
+	return nil
+}
+
 // binaries lists the distinct main binaries (build id, else file) of the
 // profiles that name one.
-func binaries(profiles []*Input) []string {
+func binaries(sets []*siteSet) []string {
 	var out []string
-	for _, in := range profiles {
-		if len(in.Profile.Mapping) == 0 {
-			continue
-		}
-		m := in.Profile.Mapping[0]
-		id := m.BuildID
-		if id == "" {
-			id = m.File
-		}
-		if id != "" && !slices.Contains(out, id) {
-			out = append(out, id)
+	for _, s := range sets {
+		if s.binary != "" && !slices.Contains(out, s.binary) {
+			out = append(out, s.binary)
 		}
 	}
 	return out
+}
+
+// mainBinary names a profile's main binary: its build id, else its file.
+func mainBinary(p *profile.Profile) string {
+	if len(p.Mapping) == 0 {
+		return ""
+	}
+	m := p.Mapping[0]
+	if m.BuildID != "" {
+		return m.BuildID
+	}
+	return m.File
 }
 
 // siteKey identifies an allocation site across profiles.
@@ -131,28 +169,46 @@ type site struct {
 	key  siteKey
 	vals []int64 // by sample type
 	// heaviest is the sample that holds the most at the site, by the chosen
-	// sample type: its stack stands for the site's.
+	// sample type, while the profile is read; stack is its stack, which
+	// stands for the site's.
 	heaviest *profile.Sample
-	// coll is "map" or "slice" when runtime frames show that the site
-	// allocates for a growing collection.
+	stack    []Frame
+	// coll names the collection the site allocates for when it grows one:
+	// "map" or "slice" by runtime frames, "map or slice" by the sizes it
+	// allocated (see collectionOf); else "".
 	coll string
 }
 
-// siteSet is a profile's samples summed by allocation site.
+// siteSet is a profile's samples summed by allocation site: all that the
+// analyses keep of a profile once it is read.
 type siteSet struct {
-	in      *Input
-	index   int // the chosen sample type
-	tracker bool
-	sites   map[siteKey]*site
-	total   []int64
-	of      []*site // the site of each of the profile's samples
+	name      string
+	time      time.Time
+	types     []*profile.ValueType
+	index     int    // the chosen sample type
+	indexName string // as asked for: HeapOptions.SampleIndex
+	tracker   bool
+	binary    string
+	sites     map[siteKey]*site
+	total     []int64
+	// fns are the functions that hold memory at a site, heaviest first,
+	// for a profile's top table; nil when not wanted.
+	fns []fnStat
 	// vals hands out the sites' values from blocks, one allocation for
 	// many sites.
 	vals []int64
 }
 
-func (s *siteSet) typ() string  { return s.in.Profile.SampleType[s.index].Type }
-func (s *siteSet) unit() string { return valueUnit(s.in.Profile.SampleType[s.index], s.tracker) }
+// fnStat is what a function holds: flat at its sites, cum anywhere in the
+// stack, and other, flat by the companion sample type.
+type fnStat struct {
+	name      string
+	flat, cum int64
+	other     int64
+}
+
+func (s *siteSet) typ() string  { return s.types[s.index].Type }
+func (s *siteSet) unit() string { return valueUnit(s.types[s.index], s.tracker) }
 
 func (s *siteSet) kindName() string {
 	if s.tracker {
@@ -254,9 +310,17 @@ func (c *locCache) get(loc *profile.Location) *locSite {
 	return ls
 }
 
-// collectSites sums a profile's samples by allocation site. It runs once
-// per profile on every sample, so it caches the site found in each location.
+// collectSites sums a profile's samples by allocation site, with its top
+// functions.
 func collectSites(in *Input, indexName string) (*siteSet, error) {
+	return collect(in, indexName, true)
+}
+
+// collect sums a profile's samples by allocation site, and with tops its
+// functions for the top table; then it keeps nothing of the profile. It
+// runs once per profile on every sample, so it caches the site found in
+// each location.
+func collect(in *Input, indexName string, tops bool) (*siteSet, error) {
 	p := in.Profile
 	tracker := in.Kind == InputTrackerProfile
 	index := 0
@@ -266,8 +330,13 @@ func collectSites(in *Input, indexName string) (*siteSet, error) {
 			return nil, err
 		}
 	}
-	s := &siteSet{in: in, index: index, tracker: tracker, sites: make(map[siteKey]*site, len(p.Location)/2),
-		total: make([]int64, len(p.SampleType)), of: make([]*site, len(p.Sample))}
+	types := make([]*profile.ValueType, len(p.SampleType))
+	for i, vt := range p.SampleType {
+		types[i] = &profile.ValueType{Type: vt.Type, Unit: vt.Unit}
+	}
+	s := &siteSet{name: in.Name, time: in.Time, types: types, index: index, indexName: indexName, tracker: tracker,
+		binary: mainBinary(p), sites: make(map[siteKey]*site, len(p.Location)/2), total: make([]int64, len(p.SampleType))}
+	of := make([]*site, len(p.Sample)) // the site of each sample
 	locs := newLocCache(p)
 	for i, smp := range p.Sample {
 		if len(smp.Value) != len(s.total) {
@@ -287,13 +356,22 @@ func collectSites(in *Input, indexName string) (*siteSet, error) {
 		if st == nil {
 			st = s.slowSite(smp, locs, tracker)
 		}
-		s.of[i] = st
+		of[i] = st
 		for j, v := range smp.Value {
 			st.vals[j] += v
 			s.total[j] += v
 		}
 		if st.heaviest == nil || smp.Value[index] > st.heaviest.Value[index] {
 			st.heaviest = smp
+		}
+	}
+	for _, st := range s.sites {
+		st.stack, st.heaviest = sampleStack(st.heaviest), nil
+	}
+	if !tracker {
+		s.findCollections(p, of)
+		if tops {
+			s.fns = s.functions(p)
 		}
 	}
 	return s, nil
@@ -453,7 +531,7 @@ func (s *siteSet) companion() int {
 	default:
 		return -1
 	}
-	for i, st := range s.in.Profile.SampleType {
+	for i, st := range s.types {
 		if st.Type == other {
 			return i
 		}
@@ -466,81 +544,91 @@ func columnName(vt *profile.ValueType) string {
 	return strings.ToUpper(vt.Type)
 }
 
+// functions sums a profile's values of the chosen sample type by function:
+// flat at the sites in it, cum anywhere in the stack. Only functions that
+// are sites are kept, heaviest first: the top table lists no others.
+func (s *siteSet) functions(p *profile.Profile) []fnStat {
+	comp := s.companion()
+	byName := map[string]*fnStat{}
+	for _, st := range s.sites {
+		f := byName[st.key.frame.Func]
+		if f == nil {
+			f = &fnStat{name: st.key.frame.Func}
+			byName[f.name] = f
+		}
+		f.flat += st.vals[s.index]
+		if comp >= 0 {
+			f.other += st.vals[comp]
+		}
+	}
+	// The functions of each location, found once; a stamp per function
+	// counts a function once per sample however often it recurs.
+	type fnSlot struct {
+		stat  *fnStat
+		stamp int
+	}
+	slots := map[string]*fnSlot{}
+	locFns := map[*profile.Location][]*fnSlot{}
+	for i, smp := range p.Sample {
+		v := smp.Value[s.index]
+		if v == 0 {
+			continue
+		}
+		for _, loc := range smp.Location {
+			fs, ok := locFns[loc]
+			if !ok {
+				for _, ln := range loc.Line {
+					if ln.Function == nil {
+						continue
+					}
+					slot := slots[ln.Function.Name]
+					if slot == nil {
+						slot = &fnSlot{stat: byName[ln.Function.Name], stamp: -1}
+						slots[ln.Function.Name] = slot
+					}
+					fs = append(fs, slot)
+				}
+				locFns[loc] = fs
+			}
+			for _, slot := range fs {
+				if slot.stat != nil && slot.stamp != i {
+					slot.stamp = i
+					slot.stat.cum += v
+				}
+			}
+		}
+	}
+	out := make([]fnStat, 0, len(byName))
+	for _, f := range byName {
+		if f.flat != 0 {
+			out = append(out, *f)
+		}
+	}
+	slices.SortFunc(out, func(a, b fnStat) int {
+		return cmp.Or(cmp.Compare(b.flat, a.flat), cmp.Compare(b.cum, a.cum), cmp.Compare(a.name, b.name))
+	})
+	return out
+}
+
 // topTables lists the top holders by function and by allocation site.
 func (s *siteSet) topTables(top int) []Table {
-	p := s.in.Profile
-	main := p.SampleType[s.index]
+	main := s.types[s.index]
 	unit := s.unit()
 	comp := s.companion()
 	total := s.total[s.index]
 	if s.tracker {
 		return []Table{s.trackerTable(top)}
 	}
-
-	// By function: flat (at the site) and cumulative (anywhere in the stack).
-	type fnStat struct {
-		name      string
-		flat, cum int64
-		other     int64
-	}
-	fns := map[string]*fnStat{}
-	get := func(name string) *fnStat {
-		f := fns[name]
-		if f == nil {
-			f = &fnStat{name: name}
-			fns[name] = f
-		}
-		return f
-	}
-	for _, st := range s.sites {
-		f := get(st.key.frame.Func)
-		f.flat += st.vals[s.index]
-		if comp >= 0 {
-			f.other += st.vals[comp]
-		}
-	}
-	seen := map[string]bool{}
-	for _, smp := range p.Sample {
-		clear(seen)
-		v := smp.Value[s.index]
-		if v == 0 {
-			continue
-		}
-		for _, loc := range smp.Location {
-			for _, ln := range loc.Line {
-				if ln.Function == nil || seen[ln.Function.Name] {
-					continue
-				}
-				seen[ln.Function.Name] = true
-				if f := fns[ln.Function.Name]; f != nil || !hiddenFrame(Frame{Func: ln.Function.Name}) {
-					get(ln.Function.Name).cum += v
-				}
-			}
-		}
-	}
-	byFn := slices.Collect(func(yield func(*fnStat) bool) {
-		for _, f := range fns {
-			if !yield(f) {
-				return
-			}
-		}
-	})
-	slices.SortFunc(byFn, func(a, b *fnStat) int {
-		return cmp.Or(cmp.Compare(b.flat, a.flat), cmp.Compare(b.cum, a.cum), cmp.Compare(a.name, b.name))
-	})
 	fnCols := []string{columnName(main), "%"}
 	if comp >= 0 {
-		fnCols = append(fnCols, columnName(p.SampleType[comp]))
+		fnCols = append(fnCols, columnName(s.types[comp]))
 	}
 	fnCols = append(fnCols, "CUM", "CUM%", "FUNCTION")
-	fnTable := Table{Title: fmt.Sprintf("top functions by %s in %s (%s in all)", main.Type, s.in.Name, formatQuantity(float64(total), unit)), Columns: fnCols, Rows: [][]string{}}
-	for _, f := range byFn[:min(top, len(byFn))] {
-		if f.flat == 0 {
-			break
-		}
+	fnTable := Table{Title: fmt.Sprintf("top functions by %s in %s (%s in all)", main.Type, s.name, formatQuantity(float64(total), unit)), Columns: fnCols, Rows: [][]string{}}
+	for _, f := range s.fns[:min(top, len(s.fns))] {
 		row := []string{formatQuantity(float64(f.flat), unit), percent(f.flat, total)}
 		if comp >= 0 {
-			row = append(row, formatQuantity(float64(f.other), countUnit(p.SampleType[comp])))
+			row = append(row, formatQuantity(float64(f.other), countUnit(s.types[comp])))
 		}
 		row = append(row, formatQuantity(float64(f.cum), unit), percent(f.cum, total), f.name)
 		fnTable.Rows = append(fnTable.Rows, row)
@@ -548,17 +636,17 @@ func (s *siteSet) topTables(top int) []Table {
 
 	siteCols := []string{columnName(main), "%"}
 	if comp >= 0 {
-		siteCols = append(siteCols, columnName(p.SampleType[comp]))
+		siteCols = append(siteCols, columnName(s.types[comp]))
 	}
 	siteCols = append(siteCols, "SITE")
-	siteTable := Table{Title: fmt.Sprintf("top allocation sites by %s in %s", main.Type, s.in.Name), Columns: siteCols, Rows: [][]string{}}
+	siteTable := Table{Title: fmt.Sprintf("top allocation sites by %s in %s", main.Type, s.name), Columns: siteCols, Rows: [][]string{}}
 	for _, st := range s.ranked()[:min(top, len(s.sites))] {
 		if st.vals[s.index] == 0 {
 			break
 		}
 		row := []string{formatQuantity(float64(st.vals[s.index]), unit), percent(st.vals[s.index], total)}
 		if comp >= 0 {
-			row = append(row, formatQuantity(float64(st.vals[comp]), countUnit(p.SampleType[comp])))
+			row = append(row, formatQuantity(float64(st.vals[comp]), countUnit(s.types[comp])))
 		}
 		row = append(row, st.key.subject())
 		siteTable.Rows = append(siteTable.Rows, row)
@@ -570,7 +658,7 @@ func (s *siteSet) topTables(top int) []Table {
 // acquisition site.
 func (s *siteSet) trackerTable(top int) Table {
 	total := s.total[s.index]
-	t := Table{Title: fmt.Sprintf("live tracked records by kind and site in %s (%s in all)", s.in.Name, plural(int(total), "record")),
+	t := Table{Title: fmt.Sprintf("live tracked records by kind and site in %s (%s in all)", s.name, plural(int(total), "record")),
 		Columns: []string{"RECORDS", "%", "KIND", "SITE"}, Rows: [][]string{}}
 	for _, st := range s.ranked()[:min(top, len(s.sites))] {
 		t.Rows = append(t.Rows, []string{strconv.FormatInt(st.vals[s.index], 10), percent(st.vals[s.index], total), st.key.kind, st.key.frame.String()})
@@ -670,7 +758,7 @@ func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 	tb, tt := base.total[base.index], target.total[target.index]
 	t := Table{
 		Title: fmt.Sprintf("growth by site, %s, from %s to %s: %s to %s (%s, %s)",
-			target.typ(), base.in.Name, target.in.Name, formatQuantity(float64(tb), unit), formatQuantity(float64(tt), unit),
+			target.typ(), base.name, target.name, formatQuantity(float64(tb), unit), formatQuantity(float64(tt), unit),
 			signed(float64(tt-tb), unit), relative(tb, tt-tb)),
 		Columns: []string{"BASE", "TARGET", "CHANGE", "CHANGE%", "SITE"},
 		Rows:    [][]string{},
@@ -694,7 +782,7 @@ func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 		a.Findings = append(a.Findings, f)
 	}
 	a.Notes = append(a.Notes, fmt.Sprintf("%s compared with %s by %s; growth findings from %s",
-		target.in.Name, base.in.Name, target.typ(), signed(float64(threshold), unit)))
+		target.name, base.name, target.typ(), signed(float64(threshold), unit)))
 }
 
 // series trend-tests every site over the profiles.
@@ -712,7 +800,7 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 
 	total := Series{Name: prefix, Unit: unit}
 	for _, s := range sets {
-		total.Points = append(total.Points, Point{Time: s.in.Time, Value: float64(s.total[s.index])})
+		total.Points = append(total.Points, Point{Time: s.time, Value: float64(s.total[s.index])})
 	}
 	tt := total.Analyze(opts.Trend)
 
@@ -737,7 +825,7 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 			if st := s.sites[k]; st != nil {
 				v = st.vals[s.index]
 			}
-			ss.series.Points = append(ss.series.Points, Point{Time: s.in.Time, Value: float64(v)})
+			ss.series.Points = append(ss.series.Points, Point{Time: s.time, Value: float64(v)})
 		}
 		first, end := ss.series.Points[0].Value, ss.series.Points[len(sets)-1].Value
 		ss.delta = int64(end - first)
@@ -772,7 +860,7 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 	}
 
 	t := Table{
-		Title:   fmt.Sprintf("%s by site over %d profiles, %s to %s", typ, len(sets), sets[0].in.Name, last.in.Name),
+		Title:   fmt.Sprintf("%s by site over %d profiles, %s to %s", typ, len(sets), sets[0].name, last.name),
 		Columns: []string{"FIRST", "LAST", "CHANGE", "VERDICT", "SITE"},
 		Rows:    [][]string{},
 	}
@@ -871,7 +959,7 @@ func growthFinding(s *siteSet, st *site, coll string) Finding {
 	if s.tracker {
 		key = "tracker " + st.key.kind
 	}
-	stack := sampleStack(st.heaviest)
+	stack := st.stack
 	return Finding{
 		Kind:       KindGrowth,
 		Severity:   SeverityWarning,
@@ -885,7 +973,17 @@ func growthFinding(s *siteSet, st *site, coll string) Finding {
 
 // collectionOf says whether a site allocates for a growing collection: by
 // its runtime frames when the profile has them ("map", "slice"), else by
-// the sizes it allocated ("map or slice"), else "".
+// the sizes it allocated ("map or slice", see findCollections), else "".
+func collectionOf(s *siteSet, st *site) string {
+	if s.tracker {
+		return ""
+	}
+	return st.coll
+}
+
+// findCollections marks the sites that allocate for a growing collection by
+// the sizes they allocated, where no runtime frame says so already. of is
+// the site of each of p's samples.
 //
 // Go's heap profiles leave out the runtime frames at the top of a stack, so
 // runtime.mapassign and runtime.growslice rarely show. But a collection that
@@ -893,32 +991,27 @@ func growthFinding(s *siteSet, st *site, coll string) Finding {
 // the site has allocated blocks of several sizes, each 1.2 to 2.5 times the
 // last, and holds most of its memory in the largest ones. Go's heap profiles
 // label every sample with its block size ("bytes").
-func collectionOf(s *siteSet, st *site) string {
-	if s.tracker {
-		return ""
-	}
-	if st.coll != "" {
-		return st.coll
-	}
-	alloc := -1
-	for i, vt := range s.in.Profile.SampleType {
-		if vt.Type == "alloc_objects" {
+func (s *siteSet) findCollections(p *profile.Profile, of []*site) {
+	alloc, inuseBytes := -1, -1
+	for i, vt := range p.SampleType {
+		switch vt.Type {
+		case "alloc_objects":
 			alloc = i
-		}
-	}
-	inuseBytes := -1
-	for i, vt := range s.in.Profile.SampleType {
-		if vt.Type == "inuse_space" || vt.Type == "space" {
+		case "inuse_space", "space":
 			inuseBytes = i
 		}
 	}
 	if alloc < 0 || inuseBytes < 0 {
-		return ""
+		return
 	}
-	held := map[int64]int64{} // block size -> in-use bytes
-	var all int64
-	for i, smp := range s.in.Profile.Sample {
-		if s.of[i] != st || smp.Value[alloc] == 0 {
+	type sizes struct {
+		held map[int64]int64 // block size -> in-use bytes
+		all  int64
+	}
+	bySite := map[*site]*sizes{}
+	for i, smp := range p.Sample {
+		st := of[i]
+		if st.coll != "" || smp.Value[alloc] == 0 {
 			continue
 		}
 		size := int64(0)
@@ -928,13 +1021,19 @@ func collectionOf(s *siteSet, st *site) string {
 		if size <= 0 {
 			continue
 		}
-		held[size] += smp.Value[inuseBytes]
-		all += smp.Value[inuseBytes]
+		z := bySite[st]
+		if z == nil {
+			z = &sizes{held: map[int64]int64{}}
+			bySite[st] = z
+		}
+		z.held[size] += smp.Value[inuseBytes]
+		z.all += smp.Value[inuseBytes]
 	}
-	if isLadder(held, all) {
-		return "map or slice"
+	for st, z := range bySite {
+		if isLadder(z.held, z.all) {
+			st.coll = "map or slice"
+		}
 	}
-	return ""
 }
 
 // ladderSteps is how many reallocations, each a growth by a factor in

@@ -54,7 +54,7 @@ const (
 
 // Input is one decoded input: a file or a URL, recognized by its content.
 // Exactly one of Profile, Goroutines, Snapshot and Report is set, as Kind
-// says.
+// says; but a profile reduced by Summarize keeps none.
 type Input struct {
 	// Name is the file name or URL, for messages.
 	Name string
@@ -67,10 +67,13 @@ type Input struct {
 	// ParseInput, from ReadInput only with InputOptions.KeepRaw.
 	Raw []byte
 
-	Profile    *profile.Profile // InputHeap and InputTrackerProfile
+	Profile    *profile.Profile // InputHeap and InputTrackerProfile, until summarized
 	Goroutines *GoroutineDump   // InputGoroutine
 	Snapshot   *tracker.Snapshot
 	Report     *Report
+
+	// sites is a heap or tracker profile reduced by Summarize.
+	sites *siteSet
 }
 
 // InputOptions configures ReadInput.
