@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -248,6 +249,9 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 		urls  []string
 		notes []string
 	)
+	// Profiles are kept as values by site, in one table of sites: a long
+	// series costs little more than one profile.
+	sites := report.NewSiteTable(report.HeapOptions{SampleIndex: opts.sampleIndex, Top: opts.top})
 	names := opts.inputs
 	if opts.base != "" {
 		names = append([]string{opts.base}, names...)
@@ -261,10 +265,12 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 			continue
 		}
 		in, err := report.ReadInput(ctx, name, inOpts)
-		if err == nil {
-			// Profiles are kept as values by site: a long series costs
-			// about one profile.
-			err = in.Summarize(opts.sampleIndex)
+		if err == nil && (in.Kind == report.InputHeap || in.Kind == report.InputTrackerProfile) {
+			err = in.Summarize(sites)
+			// The parsed profile is garbage now: collect it before the
+			// next is read, so that the heap's goal is set by what is
+			// kept, and a series peaks at one profile's parse, not two.
+			runtime.GC()
 		}
 		if err != nil {
 			return nil, nil, err
@@ -282,7 +288,7 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 			return nil, nil, fmt.Errorf("--save: %w", err)
 		}
 	}
-	polled, notes, err := poll(ctx, urls, opts, inOpts, stderr)
+	polled, notes, err := poll(ctx, urls, opts, inOpts, sites, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -296,7 +302,7 @@ func isURL(name string) bool {
 // poll fetches every URL --count times, --every apart, until ctx ends. A
 // failed fetch is reported on stderr and skipped; a URL that never answered
 // is an error.
-func poll(ctx context.Context, urls []string, opts reportOptions, inOpts report.InputOptions, stderr io.Writer) ([]sourced, []string, error) {
+func poll(ctx context.Context, urls []string, opts reportOptions, inOpts report.InputOptions, sites *report.SiteTable, stderr io.Writer) ([]sourced, []string, error) {
 	inOpts.Client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	inOpts.KeepRaw = opts.save != ""
 	defer inOpts.Client.CloseIdleConnections()
@@ -331,7 +337,7 @@ polls:
 				}
 				in.Name, in.Raw = name, nil
 			}
-			if err := in.Summarize(opts.sampleIndex); err != nil {
+			if err := in.Summarize(sites); err != nil {
 				return nil, nil, err
 			}
 			out = append(out, sourced{in, u})

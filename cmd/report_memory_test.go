@@ -95,7 +95,7 @@ func TestReportRefusesInBoundedMemory(t *testing.T) {
 		}
 		return path
 	}
-	huge := sparse("huge.bin", 2<<30)    // past the size limit
+	huge := sparse("huge.bin", 2<<30)     // past the size limit
 	zeros := sparse("zeros.bin", 200<<20) // within it
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

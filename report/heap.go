@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	mbits "math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,20 +77,26 @@ func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*Result, error) {
 	if opts.Top <= 0 {
 		opts.Top = DefaultTop
 	}
+	var own *SiteTable // for inputs not summarized
 	sets := make([]*siteSet, len(profiles))
 	for i, in := range profiles {
 		s := in.sites
 		switch {
-		case s != nil && s.indexName != opts.SampleIndex:
-			return nil, fmt.Errorf("%s: summarized by sample type %q, analysed by %q", in.Name, s.indexName, opts.SampleIndex)
+		case s != nil && s.table.opts.SampleIndex != opts.SampleIndex:
+			return nil, fmt.Errorf("%s: summarized by sample type %q, analysed by %q", in.Name, s.table.opts.SampleIndex, opts.SampleIndex)
 		case s == nil && in.Profile == nil:
 			return nil, fmt.Errorf("%s: not a profile", in.Name)
 		case s == nil:
+			if own == nil {
+				own = NewSiteTable(opts)
+			}
 			var err error
-			// The top functions are wanted of a profile alone.
-			if s, err = collect(in, opts.SampleIndex, len(profiles) == 1); err != nil {
+			if s, err = own.collect(in); err != nil {
 				return nil, fmt.Errorf("%s: %w", in.Name, err)
 			}
+		}
+		if i > 0 && s.table != sets[0].table {
+			return nil, fmt.Errorf("%s: summarized in another site table than %s", in.Name, profiles[0].Name)
 		}
 		// Names and times as the input has them now: a caller may have
 		// renamed a polled input.
@@ -114,19 +121,52 @@ func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*Result, error) {
 	return a, nil
 }
 
+// A SiteTable holds the allocation sites of heap or tracker profiles of one
+// process, each once, for Input.Summarize: with it a profile costs a value
+// per site, and a site's stack is kept once, from the newest profile that
+// has the site. It is not safe for concurrent use.
+type SiteTable struct {
+	opts  HeapOptions
+	ids   map[siteKey]int32
+	sites []siteInfo // by id
+}
+
+// siteInfo is what is known of a site beyond its values.
+type siteInfo struct {
+	key siteKey
+	// stack is the stack of the sample that holds the most at the site,
+	// by the chosen sample type, in the newest profile (from) that has the
+	// site: it stands for the site's.
+	stack []Frame
+	// coll names the collection the site allocates for when it grows one:
+	// "map" or "slice" by runtime frames, "map or slice" by the sizes it
+	// allocated (see findCollections); else "".
+	coll string
+	from time.Time
+}
+
+// NewSiteTable returns an empty table for profiles to be analysed with
+// opts: its SampleIndex chooses the values kept, and its Top how many rows
+// of a profile's top tables are kept.
+func NewSiteTable(opts HeapOptions) *SiteTable {
+	if opts.Top <= 0 {
+		opts.Top = DefaultTop
+	}
+	return &SiteTable{opts: opts, ids: map[siteKey]int32{}}
+}
+
 // Summarize reduces a heap or tracker profile to what AnalyzeProfiles needs
-// of it, its values summed by allocation site with each site's stack and
-// collection, and its top functions, and drops the profile (Profile is nil
-// afterwards). Reading a long series, summarize each input as it is read:
-// the series then costs values by site, not whole profiles, and is analysed
-// as fast. sampleIndex is the HeapOptions.SampleIndex it will be analysed
-// by. Inputs of other kinds, and inputs summarized already, are left as
-// they are.
-func (in *Input) Summarize(sampleIndex string) error {
+// of it, in table: its values by allocation site and its top holders; and
+// drops the profile (Profile is nil afterwards). Reading a long series,
+// summarize each input as it is read, into one table per process: the
+// series then costs a value per site and profile, not whole profiles, and
+// is analysed as fast. Inputs of other kinds, and inputs summarized
+// already, are left as they are.
+func (in *Input) Summarize(table *SiteTable) error {
 	if in.Profile == nil || in.Kind != InputHeap && in.Kind != InputTrackerProfile {
 		return nil
 	}
-	s, err := collect(in, sampleIndex, true)
+	s, err := table.collect(in)
 	if err != nil {
 		return fmt.Errorf("%s: %w", in.Name, err)
 	}
@@ -164,40 +204,73 @@ type siteKey struct {
 	frame Frame
 }
 
-// site is what one profile holds at one allocation site.
+// site is what one profile holds at one allocation site, while the profile
+// is read.
 type site struct {
 	key  siteKey
 	vals []int64 // by sample type
 	// heaviest is the sample that holds the most at the site, by the chosen
-	// sample type, while the profile is read; stack is its stack, which
-	// stands for the site's.
+	// sample type.
 	heaviest *profile.Sample
-	stack    []Frame
-	// coll names the collection the site allocates for when it grows one:
-	// "map" or "slice" by runtime frames, "map or slice" by the sizes it
-	// allocated (see collectionOf); else "".
-	coll string
+	coll     string // as siteInfo.coll
 }
 
-// siteSet is a profile's samples summed by allocation site: all that the
-// analyses keep of a profile once it is read.
-type siteSet struct {
-	name      string
-	time      time.Time
-	types     []*profile.ValueType
-	index     int    // the chosen sample type
-	indexName string // as asked for: HeapOptions.SampleIndex
-	tracker   bool
-	binary    string
-	sites     map[siteKey]*site
-	total     []int64
-	// fns are the functions that hold memory at a site, heaviest first,
-	// for a profile's top table; nil when not wanted.
-	fns []fnStat
+// sites is a profile's samples summed by allocation site, while the profile
+// is read.
+type sites struct {
+	byKey map[siteKey]*site
+	n     int // values per site
 	// vals hands out the sites' values from blocks, one allocation for
 	// many sites.
 	vals []int64
 }
+
+// siteSet is all that the analyses keep of a profile: its value by site, by
+// the chosen sample type, and its top holders.
+type siteSet struct {
+	table   *SiteTable
+	name    string
+	time    time.Time
+	types   []*profile.ValueType
+	index   int // the chosen sample type
+	tracker bool
+	binary  string
+	total   []int64
+	vals    []int64  // by site id; 0 past the end
+	seen    []uint64 // a bit per site id: the profile has the site
+	// top are the heaviest sites and fns the heaviest functions, for a
+	// profile's top tables, at most the table's Top of each.
+	top []topSite
+	fns []fnStat
+}
+
+// topSite is one of a profile's heaviest sites: its value and the
+// companion sample type's.
+type topSite struct {
+	id         int32
+	val, other int64
+}
+
+// get returns the profile's value at site id, and whether it has the site.
+func (s *siteSet) get(id int32) (int64, bool) {
+	if int(id) >= len(s.vals) || s.seen[id/64]&(1<<(id%64)) == 0 {
+		return 0, false
+	}
+	return s.vals[id], true
+}
+
+// ids returns the ids of the profile's sites.
+func (s *siteSet) ids() []int32 {
+	var out []int32
+	for w, bits := range s.seen {
+		for ; bits != 0; bits &= bits - 1 {
+			out = append(out, int32(w*64+mbits.TrailingZeros64(bits)))
+		}
+	}
+	return out
+}
+
+func (s *siteSet) key(id int32) siteKey { return s.table.sites[id].key }
 
 // fnStat is what a function holds: flat at its sites, cum anywhere in the
 // stack, and other, flat by the companion sample type.
@@ -310,23 +383,16 @@ func (c *locCache) get(loc *profile.Location) *locSite {
 	return ls
 }
 
-// collectSites sums a profile's samples by allocation site, with its top
-// functions.
-func collectSites(in *Input, indexName string) (*siteSet, error) {
-	return collect(in, indexName, true)
-}
-
-// collect sums a profile's samples by allocation site, and with tops its
-// functions for the top table; then it keeps nothing of the profile. It
-// runs once per profile on every sample, so it caches the site found in
-// each location.
-func collect(in *Input, indexName string, tops bool) (*siteSet, error) {
+// collect sums a profile's samples by allocation site into a siteSet,
+// adding new sites to t. It runs once per profile on every sample, so it
+// caches the site found in each location.
+func (t *SiteTable) collect(in *Input) (*siteSet, error) {
 	p := in.Profile
 	tracker := in.Kind == InputTrackerProfile
 	index := 0
 	if !tracker {
 		var err error
-		if index, err = sampleIndex(p, indexName); err != nil {
+		if index, err = sampleIndex(p, t.opts.SampleIndex); err != nil {
 			return nil, err
 		}
 	}
@@ -334,8 +400,9 @@ func collect(in *Input, indexName string, tops bool) (*siteSet, error) {
 	for i, vt := range p.SampleType {
 		types[i] = &profile.ValueType{Type: vt.Type, Unit: vt.Unit}
 	}
-	s := &siteSet{name: in.Name, time: in.Time, types: types, index: index, indexName: indexName, tracker: tracker,
-		binary: mainBinary(p), sites: make(map[siteKey]*site, len(p.Location)/2), total: make([]int64, len(p.SampleType))}
+	s := &siteSet{table: t, name: in.Name, time: in.Time, types: types, index: index, tracker: tracker,
+		binary: mainBinary(p), total: make([]int64, len(p.SampleType))}
+	all := &sites{byKey: make(map[siteKey]*site, len(p.Location)/2), n: len(p.SampleType)}
 	of := make([]*site, len(p.Sample)) // the site of each sample
 	locs := newLocCache(p)
 	for i, smp := range p.Sample {
@@ -348,13 +415,13 @@ func collect(in *Input, indexName string, tops bool) (*siteSet, error) {
 			// is the first location's.
 			if ls := locs.get(smp.Location[0]); ls.found {
 				if ls.site == nil {
-					ls.site = s.site(siteKey{frame: ls.frame}, ls.coll)
+					ls.site = all.site(siteKey{frame: ls.frame}, ls.coll)
 				}
 				st = ls.site
 			}
 		}
 		if st == nil {
-			st = s.slowSite(smp, locs, tracker)
+			st = all.slowSite(smp, locs, tracker)
 		}
 		of[i] = st
 		for j, v := range smp.Value {
@@ -365,29 +432,63 @@ func collect(in *Input, indexName string, tops bool) (*siteSet, error) {
 			st.heaviest = smp
 		}
 	}
-	for _, st := range s.sites {
-		st.stack, st.heaviest = sampleStack(st.heaviest), nil
-	}
 	if !tracker {
-		s.findCollections(p, of)
-		if tops {
-			s.fns = s.functions(p)
+		findCollections(p, of)
+	}
+	comp := companion(types, index)
+	top := make([]*site, 0, len(all.byKey))
+	for _, st := range all.byKey {
+		top = append(top, st)
+	}
+	slices.SortFunc(top, func(a, b *site) int {
+		return cmp.Or(cmp.Compare(b.vals[index], a.vals[index]), compareKeys(a.key, b.key))
+	})
+	if !tracker {
+		s.fns = functions(p, top, index, comp, t.opts.Top)
+	}
+	top = top[:min(t.opts.Top, len(top))]
+
+	// Keep a value per site; the table keeps the rest, from the newest
+	// profile.
+	ids := make(map[*site]int32, len(all.byKey))
+	for key, st := range all.byKey {
+		id, ok := t.ids[key]
+		if !ok {
+			id = int32(len(t.sites))
+			t.ids[key] = id
+			t.sites = append(t.sites, siteInfo{key: key})
 		}
+		ids[st] = id
+	}
+	s.vals, s.seen = make([]int64, len(t.sites)), make([]uint64, (len(t.sites)+63)/64)
+	for st, id := range ids {
+		s.vals[id] = st.vals[index]
+		s.seen[id/64] |= 1 << (id % 64)
+		if info := &t.sites[id]; info.stack == nil || !in.Time.Before(info.from) {
+			info.stack, info.coll, info.from = sampleStack(st.heaviest), st.coll, in.Time
+		}
+	}
+	for _, st := range top {
+		ts := topSite{id: ids[st], val: st.vals[index]}
+		if comp >= 0 {
+			ts.other = st.vals[comp]
+		}
+		s.top = append(s.top, ts)
 	}
 	return s, nil
 }
 
 // site returns the site of key, adding it if new.
-func (s *siteSet) site(key siteKey, coll string) *site {
-	st := s.sites[key]
+func (s *sites) site(key siteKey, coll string) *site {
+	st := s.byKey[key]
 	if st == nil {
-		n := len(s.total)
+		n := s.n
 		if len(s.vals) < n {
 			s.vals = make([]int64, 256*n)
 		}
 		st = &site{key: key, vals: s.vals[:n:n]}
 		s.vals = s.vals[n:]
-		s.sites[key] = st
+		s.byKey[key] = st
 	}
 	if st.coll == "" {
 		st.coll = coll
@@ -397,7 +498,7 @@ func (s *siteSet) site(key siteKey, coll string) *site {
 
 // slowSite finds the site of a sample whose stack starts in the runtime, or
 // of a tracker profile's sample, whose site includes its record kind.
-func (s *siteSet) slowSite(smp *profile.Sample, locs *locCache, tracker bool) *site {
+func (s *sites) slowSite(smp *profile.Sample, locs *locCache, tracker bool) *site {
 	var key siteKey
 	if tracker {
 		key.kind = firstLabel(smp, "kind")
@@ -492,22 +593,6 @@ func (k siteKey) subject() string {
 	return k.frame.String()
 }
 
-// ranked returns the sites sorted by value at index, largest first, then
-// by subject.
-func (s *siteSet) ranked() []*site {
-	out := make([]*site, 0, len(s.sites))
-	for _, st := range s.sites {
-		out = append(out, st)
-	}
-	slices.SortFunc(out, func(a, b *site) int {
-		if c := cmp.Compare(b.vals[s.index], a.vals[s.index]); c != 0 {
-			return c
-		}
-		return compareKeys(a.key, b.key)
-	})
-	return out
-}
-
 func compareKeys(a, b siteKey) int {
 	return cmp.Or(cmp.Compare(a.frame.Func, b.frame.Func), cmp.Compare(a.frame.File, b.frame.File),
 		cmp.Compare(a.frame.Line, b.frame.Line), cmp.Compare(a.kind, b.kind))
@@ -516,8 +601,8 @@ func compareKeys(a, b siteKey) int {
 // companion returns the index of the sample type that counts what index
 // measures in the other unit (inuse_objects for inuse_space, and so on),
 // or -1.
-func (s *siteSet) companion() int {
-	typ := s.typ()
+func companion(types []*profile.ValueType, index int) int {
+	typ := types[index].Type
 	var other string
 	switch {
 	case strings.HasSuffix(typ, "_space"):
@@ -531,7 +616,7 @@ func (s *siteSet) companion() int {
 	default:
 		return -1
 	}
-	for i, st := range s.types {
+	for i, st := range types {
 		if st.Type == other {
 			return i
 		}
@@ -544,19 +629,18 @@ func columnName(vt *profile.ValueType) string {
 	return strings.ToUpper(vt.Type)
 }
 
-// functions sums a profile's values of the chosen sample type by function:
-// flat at the sites in it, cum anywhere in the stack. Only functions that
-// are sites are kept, heaviest first: the top table lists no others.
-func (s *siteSet) functions(p *profile.Profile) []fnStat {
-	comp := s.companion()
+// functions sums a profile's values at index by function: flat at the sites
+// in it, cum anywhere in the stack; it returns the top heaviest by flat.
+// Only functions that are sites are counted: the top table lists no others.
+func functions(p *profile.Profile, sites []*site, index, comp, top int) []fnStat {
 	byName := map[string]*fnStat{}
-	for _, st := range s.sites {
+	for _, st := range sites {
 		f := byName[st.key.frame.Func]
 		if f == nil {
 			f = &fnStat{name: st.key.frame.Func}
 			byName[f.name] = f
 		}
-		f.flat += st.vals[s.index]
+		f.flat += st.vals[index]
 		if comp >= 0 {
 			f.other += st.vals[comp]
 		}
@@ -570,7 +654,7 @@ func (s *siteSet) functions(p *profile.Profile) []fnStat {
 	slots := map[string]*fnSlot{}
 	locFns := map[*profile.Location][]*fnSlot{}
 	for i, smp := range p.Sample {
-		v := smp.Value[s.index]
+		v := smp.Value[index]
 		if v == 0 {
 			continue
 		}
@@ -586,12 +670,14 @@ func (s *siteSet) functions(p *profile.Profile) []fnStat {
 						slot = &fnSlot{stat: byName[ln.Function.Name], stamp: -1}
 						slots[ln.Function.Name] = slot
 					}
-					fs = append(fs, slot)
+					if slot.stat != nil {
+						fs = append(fs, slot)
+					}
 				}
 				locFns[loc] = fs
 			}
 			for _, slot := range fs {
-				if slot.stat != nil && slot.stamp != i {
+				if slot.stamp != i {
 					slot.stamp = i
 					slot.stat.cum += v
 				}
@@ -607,14 +693,14 @@ func (s *siteSet) functions(p *profile.Profile) []fnStat {
 	slices.SortFunc(out, func(a, b fnStat) int {
 		return cmp.Or(cmp.Compare(b.flat, a.flat), cmp.Compare(b.cum, a.cum), cmp.Compare(a.name, b.name))
 	})
-	return out
+	return slices.Clone(out[:min(top, len(out))])
 }
 
 // topTables lists the top holders by function and by allocation site.
 func (s *siteSet) topTables(top int) []Table {
 	main := s.types[s.index]
 	unit := s.unit()
-	comp := s.companion()
+	comp := companion(s.types, s.index)
 	total := s.total[s.index]
 	if s.tracker {
 		return []Table{s.trackerTable(top)}
@@ -640,15 +726,15 @@ func (s *siteSet) topTables(top int) []Table {
 	}
 	siteCols = append(siteCols, "SITE")
 	siteTable := Table{Title: fmt.Sprintf("top allocation sites by %s in %s", main.Type, s.name), Columns: siteCols, Rows: [][]string{}}
-	for _, st := range s.ranked()[:min(top, len(s.sites))] {
-		if st.vals[s.index] == 0 {
+	for _, ts := range s.top[:min(top, len(s.top))] {
+		if ts.val == 0 {
 			break
 		}
-		row := []string{formatQuantity(float64(st.vals[s.index]), unit), percent(st.vals[s.index], total)}
+		row := []string{formatQuantity(float64(ts.val), unit), percent(ts.val, total)}
 		if comp >= 0 {
-			row = append(row, formatQuantity(float64(st.vals[comp]), countUnit(s.types[comp])))
+			row = append(row, formatQuantity(float64(ts.other), countUnit(s.types[comp])))
 		}
-		row = append(row, st.key.subject())
+		row = append(row, s.key(ts.id).subject())
 		siteTable.Rows = append(siteTable.Rows, row)
 	}
 	return []Table{fnTable, siteTable}
@@ -660,8 +746,9 @@ func (s *siteSet) trackerTable(top int) Table {
 	total := s.total[s.index]
 	t := Table{Title: fmt.Sprintf("live tracked records by kind and site in %s (%s in all)", s.name, plural(int(total), "record")),
 		Columns: []string{"RECORDS", "%", "KIND", "SITE"}, Rows: [][]string{}}
-	for _, st := range s.ranked()[:min(top, len(s.sites))] {
-		t.Rows = append(t.Rows, []string{strconv.FormatInt(st.vals[s.index], 10), percent(st.vals[s.index], total), st.key.kind, st.key.frame.String()})
+	for _, ts := range s.top[:min(top, len(s.top))] {
+		k := s.key(ts.id)
+		t.Rows = append(t.Rows, []string{strconv.FormatInt(ts.val, 10), percent(ts.val, total), k.kind, k.frame.String()})
 	}
 	return t
 }
@@ -675,9 +762,9 @@ func percent(v, total int64) string {
 
 // change is one site's change between two profiles.
 type change struct {
+	id          int32
 	key         siteKey
 	base, after int64
-	to          *site
 }
 
 func (c change) delta() int64 { return c.after - c.base }
@@ -690,14 +777,13 @@ func grown(base, target *siteSet, k int) []change {
 		return cmp.Or(cmp.Compare(b.delta(), a.delta()), cmp.Compare(b.after, a.after), compareKeys(a.key, b.key))
 	}
 	top := make([]change, 0, k+1)
-	for key, st := range target.sites {
-		c := change{key: key, after: st.vals[target.index], to: st}
+	for _, id := range target.ids() {
+		c := change{id: id, key: target.key(id)}
+		c.after, _ = target.get(id)
 		if c.after <= 0 {
 			continue
 		}
-		if b := base.sites[key]; b != nil {
-			c.base = b.vals[base.index]
-		}
+		c.base, _ = base.get(id)
 		if c.delta() <= 0 || len(top) == k && better(c, top[k-1]) >= 0 {
 			continue
 		}
@@ -773,7 +859,7 @@ func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 		if c.delta() < threshold {
 			break
 		}
-		f := growthFinding(target, c.to, collectionOf(target, c.to))
+		f := growthFinding(target, c.id)
 		suffix := "" // objects
 		if unit == "bytes" {
 			suffix = "_bytes"
@@ -805,27 +891,30 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 	tt := total.Analyze(opts.Trend)
 
 	// Every site seen in any profile gets a series, zero where absent.
-	keys := map[siteKey]*site{}
+	var union []uint64
 	for _, s := range sets {
-		for k, st := range s.sites {
-			keys[k] = st
+		for len(union) < len(s.seen) {
+			union = append(union, 0)
+		}
+		for w, bits := range s.seen {
+			union[w] |= bits
 		}
 	}
 	type siteSeries struct {
+		id     int32
 		key    siteKey
 		series Series
 		trend  Trend
 		delta  int64
 	}
-	all := make([]*siteSeries, 0, len(keys))
-	for k := range keys {
-		ss := &siteSeries{key: k, series: Series{Name: prefix + " " + k.subject(), Unit: unit}}
-		for _, s := range sets {
-			v := int64(0)
-			if st := s.sites[k]; st != nil {
-				v = st.vals[s.index]
-			}
-			ss.series.Points = append(ss.series.Points, Point{Time: s.time, Value: float64(v)})
+	all := make([]*siteSeries, 0, len(last.table.sites))
+	for _, id := range (&siteSet{seen: union}).ids() {
+		k := last.key(id)
+		ss := &siteSeries{id: id, key: k, series: Series{Name: prefix + " " + k.subject(), Unit: unit}}
+		ss.series.Points = make([]Point, len(sets))
+		for i, s := range sets {
+			v, _ := s.get(id)
+			ss.series.Points[i] = Point{Time: s.time, Value: float64(v)}
 		}
 		first, end := ss.series.Points[0].Value, ss.series.Points[len(sets)-1].Value
 		ss.delta = int64(end - first)
@@ -847,8 +936,8 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 				// of size: a small collection must grow by the least
 				// growth a diff reports.
 				steps, ok := stepGrowth(ss.series.Points)
-				st := last.sites[ss.key]
-				if !ok || ss.delta < threshold || st == nil || collectionOf(last, st) == "" {
+				_, inLast := last.get(ss.id)
+				if !ok || ss.delta < threshold || !inLast || collectionOf(last, ss.id) == "" {
 					continue
 				}
 				ss.trend.Verdict = VerdictGrowing
@@ -881,11 +970,10 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 		return
 	}
 	for _, ss := range growing[:min(opts.Top, len(growing))] {
-		st := last.sites[ss.key]
-		if st == nil {
+		if _, ok := last.get(ss.id); !ok {
 			continue
 		}
-		f := growthFinding(last, st, collectionOf(last, st))
+		f := growthFinding(last, ss.id)
 		tr := ss.trend
 		f.Evidence.Series, f.Evidence.Trend = ss.series.Name, &tr
 		pts := ss.series.Points
@@ -930,10 +1018,11 @@ func stepGrowth(pts []Point) (steps int, ok bool) {
 	return steps, steps >= collectionSteps && recent
 }
 
-// growthFinding reports a site that grows. coll names the collection that
-// grows there, if one does.
-func growthFinding(s *siteSet, st *site, coll string) Finding {
+// growthFinding reports a site of s that grows.
+func growthFinding(s *siteSet, id int32) Finding {
 	var subject, advice string
+	st := &s.table.sites[id]
+	coll := collectionOf(s, id)
 	where := st.key.frame.String()
 	switch {
 	case s.tracker:
@@ -974,11 +1063,11 @@ func growthFinding(s *siteSet, st *site, coll string) Finding {
 // collectionOf says whether a site allocates for a growing collection: by
 // its runtime frames when the profile has them ("map", "slice"), else by
 // the sizes it allocated ("map or slice", see findCollections), else "".
-func collectionOf(s *siteSet, st *site) string {
+func collectionOf(s *siteSet, id int32) string {
 	if s.tracker {
 		return ""
 	}
-	return st.coll
+	return s.table.sites[id].coll
 }
 
 // findCollections marks the sites that allocate for a growing collection by
@@ -991,7 +1080,7 @@ func collectionOf(s *siteSet, st *site) string {
 // the site has allocated blocks of several sizes, each 1.2 to 2.5 times the
 // last, and holds most of its memory in the largest ones. Go's heap profiles
 // label every sample with its block size ("bytes").
-func (s *siteSet) findCollections(p *profile.Profile, of []*site) {
+func findCollections(p *profile.Profile, of []*site) {
 	alloc, inuseBytes := -1, -1
 	for i, vt := range p.SampleType {
 		switch vt.Type {

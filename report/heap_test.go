@@ -216,27 +216,20 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 				t.Fatalf("%s: kind %s", in.Name, in.Kind)
 			}
 		}
-		pb, err := collectSites(ins[0], "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		txt, err := collectSites(ins[1], "")
-		if err != nil {
-			t.Fatal(err)
-		}
+		pb, txt := siteValues(t, ins[0]), siteValues(t, ins[1])
 		// Both were written one after the other at the end of the same
 		// round of work, every allocation sampled: the program's sites
 		// hold the same in both.
 		for _, fn := range []string{"main.(*dedup).mark", "main.(*journal).add", "main.openSession"} {
 			var a, b int64
-			for k, s := range pb.sites {
+			for k, v := range pb {
 				if k.frame.Func == fn {
-					a += s.vals[pb.index]
+					a += v
 				}
 			}
-			for k, s := range txt.sites {
+			for k, v := range txt {
 				if k.frame.Func == fn {
-					b += s.vals[txt.index]
+					b += v
 				}
 			}
 			if a == 0 || a != b {
@@ -550,4 +543,20 @@ func sanitizeFixture(data []byte) ([]byte, error) {
 	var b bytes.Buffer
 	err = p.Write(&b)
 	return b.Bytes(), err
+}
+
+// siteValues summarizes a profile and returns its values by site, by the
+// default sample type.
+func siteValues(t *testing.T, in *Input) map[siteKey]int64 {
+	t.Helper()
+	table := NewSiteTable(HeapOptions{})
+	s, err := table.collect(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[siteKey]int64{}
+	for _, id := range s.ids() {
+		out[s.key(id)], _ = s.get(id)
+	}
+	return out
 }

@@ -143,18 +143,15 @@ func TestLegacyHeapSymbolized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := collectSites(in, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sites := siteValues(t, in)
 	found := false
-	for k, st := range s.sites {
+	for k, v := range sites {
 		if k.frame.Func == "github.com/leakcheck/leakcheck/report.legacyAlloc" {
-			found = st.vals[s.index] > 0 && strings.HasSuffix(k.frame.File, "input_test.go") && k.frame.Line > 0
+			found = v > 0 && strings.HasSuffix(k.frame.File, "input_test.go") && k.frame.Line > 0
 		}
 	}
 	if !found {
-		t.Errorf("no site in legacyAlloc (input_test.go) holding memory among %d sites", len(s.sites))
+		t.Errorf("no site in legacyAlloc (input_test.go) holding memory among %d sites", len(sites))
 	}
 	runtime.KeepAlive(keep)
 }
