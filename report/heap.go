@@ -129,20 +129,27 @@ type SiteTable struct {
 	opts  HeapOptions
 	ids   map[siteKey]int32
 	sites []siteInfo // by id
+	// newest is the time of the newest profile summarized: its sites'
+	// stacks are kept, which findings are made of.
+	newest time.Time
+	any    bool
+	// first is the first heap (false) and tracker (true) profile
+	// summarized, which keeps its top holders while it is the only one.
+	first map[bool]*siteSet
 }
 
 // siteInfo is what is known of a site beyond its values.
 type siteInfo struct {
 	key siteKey
 	// stack is the stack of the sample that holds the most at the site,
-	// by the chosen sample type, in the newest profile (from) that has the
-	// site: it stands for the site's.
+	// by the chosen sample type, in the newest profile: it stands for the
+	// site's. Findings are made of the last profile's sites; the stacks of
+	// sites it does not have are dropped.
 	stack []Frame
 	// coll names the collection the site allocates for when it grows one:
 	// "map" or "slice" by runtime frames, "map or slice" by the sizes it
 	// allocated (see findCollections); else "".
 	coll string
-	from time.Time
 }
 
 // NewSiteTable returns an empty table for profiles to be analysed with
@@ -152,7 +159,7 @@ func NewSiteTable(opts HeapOptions) *SiteTable {
 	if opts.Top <= 0 {
 		opts.Top = DefaultTop
 	}
-	return &SiteTable{opts: opts, ids: map[siteKey]int32{}}
+	return &SiteTable{opts: opts, ids: map[siteKey]int32{}, first: map[bool]*siteSet{}}
 }
 
 // Summarize reduces a heap or tracker profile to what AnalyzeProfiles needs
@@ -207,18 +214,26 @@ type siteKey struct {
 // site is what one profile holds at one allocation site, while the profile
 // is read.
 type site struct {
+	id   int32 // in the table
 	key  siteKey
 	vals []int64 // by sample type
 	// heaviest is the sample that holds the most at the site, by the chosen
 	// sample type.
 	heaviest *profile.Sample
 	coll     string // as siteInfo.coll
+	// sizes are the block sizes allocated at the site, with the bytes in
+	// use in each, for findCollections.
+	sizes []sizeHeld
 }
+
+type sizeHeld struct{ size, held int64 }
 
 // sites is a profile's samples summed by allocation site, while the profile
 // is read.
 type sites struct {
-	byKey map[siteKey]*site
+	table *SiteTable
+	byID  []*site // by id in the table; nil for sites not in the profile
+	list  []*site
 	n     int // values per site
 	// vals hands out the sites' values from blocks, one allocation for
 	// many sites.
@@ -402,7 +417,7 @@ func (t *SiteTable) collect(in *Input) (*siteSet, error) {
 	}
 	s := &siteSet{table: t, name: in.Name, time: in.Time, types: types, index: index, tracker: tracker,
 		binary: mainBinary(p), total: make([]int64, len(p.SampleType))}
-	all := &sites{byKey: make(map[siteKey]*site, len(p.Location)/2), n: len(p.SampleType)}
+	all := &sites{table: t, byID: make([]*site, len(t.sites)), n: len(p.SampleType)}
 	of := make([]*site, len(p.Sample)) // the site of each sample
 	locs := newLocCache(p)
 	for i, smp := range p.Sample {
@@ -432,44 +447,67 @@ func (t *SiteTable) collect(in *Input) (*siteSet, error) {
 			st.heaviest = smp
 		}
 	}
-	if !tracker {
-		findCollections(p, of)
-	}
 	comp := companion(types, index)
-	top := make([]*site, 0, len(all.byKey))
-	for _, st := range all.byKey {
-		top = append(top, st)
+	// The top tables are of a profile alone: made for the first profile
+	// of its kind in the table, and dropped when a second comes.
+	var top []*site
+	switch first := t.first[tracker]; {
+	case first == nil:
+		t.first[tracker] = s
+		top = topSites(all, index, t.opts.Top)
+		if !tracker {
+			s.fns = functions(p, all.list, index, comp, t.opts.Top)
+		}
+	case first.top != nil:
+		first.top, first.fns = nil, nil
 	}
-	slices.SortFunc(top, func(a, b *site) int {
-		return cmp.Or(cmp.Compare(b.vals[index], a.vals[index]), compareKeys(a.key, b.key))
-	})
-	if !tracker {
-		s.fns = functions(p, top, index, comp, t.opts.Top)
-	}
-	top = top[:min(t.opts.Top, len(top))]
 
 	// Keep a value per site; the table keeps the rest, from the newest
 	// profile.
-	ids := make(map[*site]int32, len(all.byKey))
-	for key, st := range all.byKey {
-		id, ok := t.ids[key]
-		if !ok {
-			id = int32(len(t.sites))
-			t.ids[key] = id
-			t.sites = append(t.sites, siteInfo{key: key})
-		}
-		ids[st] = id
-	}
 	s.vals, s.seen = make([]int64, len(t.sites)), make([]uint64, (len(t.sites)+63)/64)
-	for st, id := range ids {
-		s.vals[id] = st.vals[index]
-		s.seen[id/64] |= 1 << (id % 64)
-		if info := &t.sites[id]; info.stack == nil || !in.Time.Before(info.from) {
-			info.stack, info.coll, info.from = sampleStack(st.heaviest), st.coll, in.Time
+	for _, st := range all.list {
+		s.vals[st.id] = st.vals[index]
+		s.seen[st.id/64] |= 1 << (st.id % 64)
+	}
+	if newest := !t.any || !in.Time.Before(t.newest); newest {
+		// The stacks and collections of the newest profile replace all
+		// others, the stacks in one block of frames.
+		t.any, t.newest = true, in.Time
+		if !tracker {
+			findCollections(p, of)
+		}
+		for i := range t.sites {
+			t.sites[i].stack, t.sites[i].coll = nil, ""
+		}
+		// Only sites that hold something can be findings.
+		n := 0
+		for _, st := range all.list {
+			if st.vals[index] > 0 {
+				n += stackLen(st.heaviest)
+			}
+		}
+		frames := make([]Frame, 0, n)
+		for _, st := range all.list {
+			if st.vals[index] > 0 {
+				start := len(frames)
+				frames = appendStack(frames, st.heaviest)
+				t.sites[st.id].stack, t.sites[st.id].coll = frames[start:len(frames):len(frames)], st.coll
+			}
+		}
+	} else {
+		// An older profile, read late: its stacks stand in only where the
+		// newest has none.
+		if !tracker {
+			findCollections(p, of)
+		}
+		for _, st := range all.list {
+			if info := &t.sites[st.id]; info.stack == nil && st.vals[index] > 0 {
+				info.stack, info.coll = appendStack(nil, st.heaviest), st.coll
+			}
 		}
 	}
 	for _, st := range top {
-		ts := topSite{id: ids[st], val: st.vals[index]}
+		ts := topSite{id: st.id, val: st.vals[index]}
 		if comp >= 0 {
 			ts.other = st.vals[comp]
 		}
@@ -478,17 +516,48 @@ func (t *SiteTable) collect(in *Input) (*siteSet, error) {
 	return s, nil
 }
 
+// topSites returns the k sites of most value at index, heaviest first,
+// then by key; it keeps only the k best as it goes.
+func topSites(all *sites, index, k int) []*site {
+	better := func(a, b *site) int {
+		return cmp.Or(cmp.Compare(b.vals[index], a.vals[index]), compareKeys(a.key, b.key))
+	}
+	top := make([]*site, 0, k+1)
+	for _, st := range all.list {
+		if len(top) == k && better(st, top[k-1]) >= 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(top, st, better)
+		top = slices.Insert(top, i, st)
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
+}
+
 // site returns the site of key, adding it if new.
 func (s *sites) site(key siteKey, coll string) *site {
-	st := s.byKey[key]
+	t := s.table
+	id, ok := t.ids[key]
+	if !ok {
+		id = int32(len(t.sites))
+		t.ids[key] = id
+		t.sites = append(t.sites, siteInfo{key: key})
+	}
+	if int(id) >= len(s.byID) {
+		s.byID = append(s.byID, make([]*site, len(t.sites)-len(s.byID))...)
+	}
+	st := s.byID[id]
 	if st == nil {
 		n := s.n
 		if len(s.vals) < n {
 			s.vals = make([]int64, 256*n)
 		}
-		st = &site{key: key, vals: s.vals[:n:n]}
+		st = &site{id: id, key: key, vals: s.vals[:n:n]}
 		s.vals = s.vals[n:]
-		s.byKey[key] = st
+		s.byID[id] = st
+		s.list = append(s.list, st)
 	}
 	if st.coll == "" {
 		st.coll = coll
@@ -571,9 +640,8 @@ func collectionFrame(fn string) string {
 	return ""
 }
 
-// stack returns the frames of a sample, innermost first.
-func sampleStack(smp *profile.Sample) []Frame {
-	var out []Frame
+// appendStack appends the frames of a sample to out, innermost first.
+func appendStack(out []Frame, smp *profile.Sample) []Frame {
 	for _, loc := range smp.Location {
 		for _, ln := range loc.Line {
 			if ln.Function != nil {
@@ -582,6 +650,15 @@ func sampleStack(smp *profile.Sample) []Frame {
 		}
 	}
 	return out
+}
+
+// stackLen is the number of frames appendStack appends.
+func stackLen(smp *profile.Sample) int {
+	n := 0
+	for _, loc := range smp.Location {
+		n += len(loc.Line)
+	}
+	return n
 }
 
 // subject names a site for tables: "main.put (cache.go:42)", with the
@@ -645,41 +722,65 @@ func functions(p *profile.Profile, sites []*site, index, comp, top int) []fnStat
 			f.other += st.vals[comp]
 		}
 	}
-	// The functions of each location, found once; a stamp per function
-	// counts a function once per sample however often it recurs.
-	type fnSlot struct {
-		stat  *fnStat
-		stamp int
+	// The site functions of each location, found once and kept by
+	// location ID when the IDs are dense (as Go's are); a stamp per
+	// function counts it once per sample however often it recurs.
+	stats := make([]*fnStat, 0, len(byName))
+	slot := make(map[string]int32, len(byName))
+	for name, f := range byName {
+		slot[name] = int32(len(stats))
+		stats = append(stats, f)
 	}
-	slots := map[string]*fnSlot{}
-	locFns := map[*profile.Location][]*fnSlot{}
+	stamps := make([]int, len(stats))
+	for i := range stamps {
+		stamps[i] = -1
+	}
+	maxID := uint64(0)
+	for _, l := range p.Location {
+		maxID = max(maxID, l.ID)
+	}
+	var (
+		dense  [][]int32
+		done   []bool
+		sparse = map[*profile.Location][]int32{}
+	)
+	if maxID <= uint64(2*len(p.Location)+1) {
+		dense, done = make([][]int32, maxID+1), make([]bool, maxID+1)
+	}
+	fnsOf := func(loc *profile.Location) []int32 {
+		inDense := loc.ID < uint64(len(dense))
+		if inDense && done[loc.ID] {
+			return dense[loc.ID]
+		}
+		if fs, ok := sparse[loc]; ok {
+			return fs
+		}
+		var fs []int32
+		for _, ln := range loc.Line {
+			if ln.Function == nil {
+				continue
+			}
+			if j, ok := slot[ln.Function.Name]; ok {
+				fs = append(fs, j)
+			}
+		}
+		if inDense {
+			dense[loc.ID], done[loc.ID] = fs, true
+		} else {
+			sparse[loc] = fs
+		}
+		return fs
+	}
 	for i, smp := range p.Sample {
 		v := smp.Value[index]
 		if v == 0 {
 			continue
 		}
 		for _, loc := range smp.Location {
-			fs, ok := locFns[loc]
-			if !ok {
-				for _, ln := range loc.Line {
-					if ln.Function == nil {
-						continue
-					}
-					slot := slots[ln.Function.Name]
-					if slot == nil {
-						slot = &fnSlot{stat: byName[ln.Function.Name], stamp: -1}
-						slots[ln.Function.Name] = slot
-					}
-					if slot.stat != nil {
-						fs = append(fs, slot)
-					}
-				}
-				locFns[loc] = fs
-			}
-			for _, slot := range fs {
-				if slot.stamp != i {
-					slot.stamp = i
-					slot.stat.cum += v
+			for _, j := range fnsOf(loc) {
+				if stamps[j] != i {
+					stamps[j] = i
+					stats[j].cum += v
 				}
 			}
 		}
@@ -705,6 +806,12 @@ func (s *siteSet) topTables(top int) []Table {
 	if s.tracker {
 		return []Table{s.trackerTable(top)}
 	}
+	if s.top == nil && len(s.vals) > 0 {
+		// Another profile of this kind was summarized in the table: its
+		// top holders were not kept. Rank the sites again, without the
+		// functions, which need the profile.
+		return []Table{s.siteTable(s.rankAll(top), -1)}
+	}
 	fnCols := []string{columnName(main), "%"}
 	if comp >= 0 {
 		fnCols = append(fnCols, columnName(s.types[comp]))
@@ -720,13 +827,22 @@ func (s *siteSet) topTables(top int) []Table {
 		fnTable.Rows = append(fnTable.Rows, row)
 	}
 
+	return []Table{fnTable, s.siteTable(s.top[:min(top, len(s.top))], comp)}
+}
+
+// siteTable lists the top sites, with the companion sample type's column
+// unless comp is -1.
+func (s *siteSet) siteTable(top []topSite, comp int) Table {
+	main := s.types[s.index]
+	unit := s.unit()
+	total := s.total[s.index]
 	siteCols := []string{columnName(main), "%"}
 	if comp >= 0 {
 		siteCols = append(siteCols, columnName(s.types[comp]))
 	}
 	siteCols = append(siteCols, "SITE")
-	siteTable := Table{Title: fmt.Sprintf("top allocation sites by %s in %s", main.Type, s.name), Columns: siteCols, Rows: [][]string{}}
-	for _, ts := range s.top[:min(top, len(s.top))] {
+	t := Table{Title: fmt.Sprintf("top allocation sites by %s in %s", main.Type, s.name), Columns: siteCols, Rows: [][]string{}}
+	for _, ts := range top {
 		if ts.val == 0 {
 			break
 		}
@@ -735,9 +851,22 @@ func (s *siteSet) topTables(top int) []Table {
 			row = append(row, formatQuantity(float64(ts.other), countUnit(s.types[comp])))
 		}
 		row = append(row, s.key(ts.id).subject())
-		siteTable.Rows = append(siteTable.Rows, row)
+		t.Rows = append(t.Rows, row)
 	}
-	return []Table{fnTable, siteTable}
+	return t
+}
+
+// rankAll returns the k sites of most value, heaviest first.
+func (s *siteSet) rankAll(k int) []topSite {
+	var out []topSite
+	for _, id := range s.ids() {
+		v, _ := s.get(id)
+		out = append(out, topSite{id: id, val: v})
+	}
+	slices.SortFunc(out, func(a, b topSite) int {
+		return cmp.Or(cmp.Compare(b.val, a.val), compareKeys(s.key(a.id), s.key(b.id)))
+	})
+	return out[:min(k, len(out))]
 }
 
 // trackerTable lists the live records of a tracker profile by kind and
@@ -746,7 +875,11 @@ func (s *siteSet) trackerTable(top int) Table {
 	total := s.total[s.index]
 	t := Table{Title: fmt.Sprintf("live tracked records by kind and site in %s (%s in all)", s.name, plural(int(total), "record")),
 		Columns: []string{"RECORDS", "%", "KIND", "SITE"}, Rows: [][]string{}}
-	for _, ts := range s.top[:min(top, len(s.top))] {
+	tops := s.top
+	if tops == nil {
+		tops = s.rankAll(top) // not kept: see topTables
+	}
+	for _, ts := range tops[:min(top, len(tops))] {
 		k := s.key(ts.id)
 		t.Rows = append(t.Rows, []string{strconv.FormatInt(ts.val, 10), percent(ts.val, total), k.kind, k.frame.String()})
 	}
@@ -1049,6 +1182,11 @@ func growthFinding(s *siteSet, id int32) Finding {
 		key = "tracker " + st.key.kind
 	}
 	stack := st.stack
+	if stack == nil {
+		// The site's stack was in a newer profile that does not have
+		// the site (a --base newer than its target): its frame is known.
+		stack = []Frame{st.key.frame}
+	}
 	return Finding{
 		Kind:       KindGrowth,
 		Severity:   SeverityWarning,
@@ -1093,11 +1231,7 @@ func findCollections(p *profile.Profile, of []*site) {
 	if alloc < 0 || inuseBytes < 0 {
 		return
 	}
-	type sizes struct {
-		held map[int64]int64 // block size -> in-use bytes
-		all  int64
-	}
-	bySite := map[*site]*sizes{}
+	var found []*site
 	for i, smp := range p.Sample {
 		st := of[i]
 		if st.coll != "" || smp.Value[alloc] == 0 {
@@ -1110,16 +1244,25 @@ func findCollections(p *profile.Profile, of []*site) {
 		if size <= 0 {
 			continue
 		}
-		z := bySite[st]
-		if z == nil {
-			z = &sizes{held: map[int64]int64{}}
-			bySite[st] = z
+		if st.sizes == nil {
+			found = append(found, st)
 		}
-		z.held[size] += smp.Value[inuseBytes]
-		z.all += smp.Value[inuseBytes]
+		j := slices.IndexFunc(st.sizes, func(z sizeHeld) bool { return z.size == size })
+		if j < 0 {
+			j = len(st.sizes)
+			st.sizes = append(st.sizes, sizeHeld{size: size})
+		}
+		st.sizes[j].held += smp.Value[inuseBytes]
 	}
-	for st, z := range bySite {
-		if isLadder(z.held, z.all) {
+	for _, st := range found {
+		if len(st.sizes) <= ladderSteps {
+			continue // too few sizes for a ladder
+		}
+		all := int64(0)
+		for _, z := range st.sizes {
+			all += z.held
+		}
+		if ladder(st.sizes, all) {
 			st.coll = "map or slice"
 		}
 	}
@@ -1139,27 +1282,30 @@ const (
 // largest sizes form a chain of ladderSteps reallocations, and the largest
 // half of the sizes holds most of the memory in use.
 func isLadder(held map[int64]int64, all int64) bool {
-	sizes := slices.Sorted(func(yield func(int64) bool) {
-		for k := range held {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	sizes := make([]sizeHeld, 0, len(held))
+	for size, h := range held {
+		sizes = append(sizes, sizeHeld{size, h})
+	}
+	return ladder(sizes, all)
+}
+
+// ladder is isLadder of the sizes of a site, each once; it sorts them.
+func ladder(sizes []sizeHeld, all int64) bool {
 	if len(sizes) < ladderSteps+1 || all <= 0 {
 		return false
 	}
+	slices.SortFunc(sizes, func(a, b sizeHeld) int { return cmp.Compare(a.size, b.size) })
 	steps := 0
 	for i := len(sizes) - 1; i > 0 && steps < ladderSteps; i-- {
-		r := float64(sizes[i]) / float64(sizes[i-1])
+		r := float64(sizes[i].size) / float64(sizes[i-1].size)
 		if r < ladderMin || r > ladderMax {
 			return false
 		}
 		steps++
 	}
 	var top int64
-	for _, sz := range sizes[len(sizes)/2:] {
-		top += held[sz]
+	for _, z := range sizes[len(sizes)/2:] {
+		top += z.held
 	}
 	return top*2 > all
 }
