@@ -252,6 +252,7 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 	// Profiles are kept as values by site, in one table of sites: a long
 	// series costs little more than one profile.
 	sites := report.NewSiteTable(report.HeapOptions{SampleIndex: opts.sampleIndex, Top: opts.top})
+	profiles := 0
 	names := opts.inputs
 	if opts.base != "" {
 		names = append([]string{opts.base}, names...)
@@ -264,13 +265,18 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 			urls = append(urls, name)
 			continue
 		}
+		if profiles >= 2 {
+			// The profiles read are garbage now, but for their values by
+			// site: in a series, collect them before the next is read, so
+			// that the heap's goal is set by what is kept and a series
+			// peaks at one profile's parse, not two. (A base and a target
+			// are not worth it.)
+			runtime.GC()
+		}
 		in, err := report.ReadInput(ctx, name, inOpts)
 		if err == nil && (in.Kind == report.InputHeap || in.Kind == report.InputTrackerProfile) {
 			err = in.Summarize(sites)
-			// The parsed profile is garbage now: collect it before the
-			// next is read, so that the heap's goal is set by what is
-			// kept, and a series peaks at one profile's parse, not two.
-			runtime.GC()
+			profiles++
 		}
 		if err != nil {
 			return nil, nil, err
