@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/pprof/profile"
 
@@ -485,13 +486,19 @@ func parseProfile(data []byte) (*profile.Profile, error) {
 	return bounded.ParseProfile(data, int64(len(data)))
 }
 
-// isText reports whether data looks like text: no NUL or other control
-// bytes but tabs and line ends in its first kilobyte.
+// isText reports whether data looks like text: UTF-8 without NUL or other
+// control bytes but tabs and line ends, in its first kilobyte.
 func isText(data []byte) bool {
-	for _, c := range data[:min(len(data), 1024)] {
-		if c < ' ' && c != '\t' && c != '\n' && c != '\r' {
+	head := data[:min(len(data), 1024)]
+	for i := 0; i < len(head); {
+		r, n := utf8.DecodeRune(head[i:])
+		if r == utf8.RuneError && n == 1 && (len(head) == len(data) || len(head)-i >= utf8.UTFMax) {
+			return false // not UTF-8, unless a rune cut at the kilobyte
+		}
+		if r < ' ' && r != '\t' && r != '\n' && r != '\r' {
 			return false
 		}
+		i += n
 	}
 	return true
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -430,4 +431,86 @@ func FuzzParseFrameComment(f *testing.F) {
 			t.Fatalf("parseFrameComment(%q) = %#x %q %q %d", line, addr, fn, file, ln)
 		}
 	})
+}
+
+// TestFormats checks which format recognizes each form of input, by its
+// head only, and that what none recognizes is refused.
+func TestFormats(t *testing.T) {
+	heap := gunzipped(t, fixture(t, "leaky-03.pb.gz"))
+	big := bytes.Repeat(heap, sniffSize/len(heap)+2) // concatenated messages are one message
+	random := make([]byte, sniffSize)
+	for i := range random {
+		random[i] = byte(i*7919 + i>>8) // deterministic, no structure
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want string // the format's name; "" for none
+	}{
+		{"tracker snapshot", fixture(t, "snapshot-03.json"), "tracker snapshot or leakcheck report"},
+		{"legacy heap text", ownProfile(t, "heap", 1), "legacy heap profile"},
+		{"goroutine dump", ownProfile(t, "goroutine", 2), "goroutine dump"},
+		{"goroutine debug=1", ownProfile(t, "goroutine", 1), "goroutine dump"},
+		{"threadcreate text", ownProfile(t, "threadcreate", 1), "legacy pprof text"},
+		{"heap protocol buffer", heap, "pprof protocol buffer"},
+		{"heap protocol buffer past the head", big, "pprof protocol buffer"},
+		{"goroutine protocol buffer", gunzipped(t, ownProfile(t, "goroutine", 0)), "pprof protocol buffer"},
+		{"zeros", make([]byte, sniffSize), ""},
+		{"a protocol buffer cut short", heap[:len(heap)/2], ""},
+		{"patterned bytes", random, ""},
+		{"text", []byte("hello\n"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			head := tt.data[:min(len(tt.data), sniffSize)]
+			got := ""
+			if f := detect(head); f != nil {
+				got = f.name
+			}
+			if got != tt.want {
+				t.Errorf("detected as %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReadInputStdin reads "-", with the limits of any input.
+func TestReadInputStdin(t *testing.T) {
+	pb := fixture(t, "leaky-03.pb.gz")
+	tests := []struct {
+		name  string
+		stdin io.Reader
+		opts  InputOptions
+		want  string // "" for a heap profile
+	}{
+		{"heap profile", bytes.NewReader(pb), InputOptions{}, ""},
+		{"empty", strings.NewReader(""), InputOptions{}, "-: empty"},
+		{"garbage without end", endlessReader{}, InputOptions{}, "-: not a profile leakcheck reads"},
+		{"too large", bytes.NewReader(pb), InputOptions{MaxSize: 1000}, "-: larger than the size limit of 1000 B"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Stdin = tt.stdin
+			in, err := ReadInput(context.Background(), "-", tt.opts)
+			if tt.want == "" {
+				if err != nil || in.Kind != InputHeap || in.Name != "-" {
+					t.Fatalf("ReadInput(-) = %+v, %v; want a heap profile", in, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ReadInput(-) = %v; want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// endlessReader is input without end: 0xff bytes.
+type endlessReader struct{}
+
+func (endlessReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 0xff
+	}
+	return len(p), nil
 }
