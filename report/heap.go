@@ -418,9 +418,20 @@ func (t *SiteTable) collect(in *Input) (*siteSet, error) {
 	s := &siteSet{table: t, name: in.Name, time: in.Time, types: types, index: index, tracker: tracker,
 		binary: mainBinary(p), total: make([]int64, len(p.SampleType))}
 	all := &sites{table: t, byID: make([]*site, len(t.sites)), n: len(p.SampleType)}
-	of := make([]*site, len(p.Sample)) // the site of each sample
+	alloc, inuseBytes := -1, -1 // the sample types findCollections reads
+	if !tracker {
+		for i, vt := range p.SampleType {
+			switch vt.Type {
+			case "alloc_objects":
+				alloc = i
+			case "inuse_space", "space":
+				inuseBytes = i
+			}
+		}
+	}
+	var sized []*site // the sites with sizes
 	locs := newLocCache(p)
-	for i, smp := range p.Sample {
+	for _, smp := range p.Sample {
 		if len(smp.Value) != len(s.total) {
 			return nil, fmt.Errorf("malformed profile: a sample has %d values for %d sample types", len(smp.Value), len(s.total))
 		}
@@ -438,7 +449,14 @@ func (t *SiteTable) collect(in *Input) (*siteSet, error) {
 		if st == nil {
 			st = all.slowSite(smp, locs, tracker)
 		}
-		of[i] = st
+		if alloc >= 0 && inuseBytes >= 0 && st.coll == "" && smp.Value[alloc] != 0 {
+			if v := smp.NumLabel["bytes"]; len(v) > 0 && v[0] > 0 {
+				if st.sizes == nil {
+					sized = append(sized, st)
+				}
+				st.addSize(v[0], smp.Value[inuseBytes])
+			}
+		}
 		for j, v := range smp.Value {
 			st.vals[j] += v
 			s.total[j] += v
@@ -473,9 +491,7 @@ func (t *SiteTable) collect(in *Input) (*siteSet, error) {
 		// The stacks and collections of the newest profile replace all
 		// others, the stacks in one block of frames.
 		t.any, t.newest = true, in.Time
-		if !tracker {
-			findCollections(p, of)
-		}
+		findCollections(sized)
 		for i := range t.sites {
 			t.sites[i].stack, t.sites[i].coll = nil, ""
 		}
@@ -497,9 +513,7 @@ func (t *SiteTable) collect(in *Input) (*siteSet, error) {
 	} else {
 		// An older profile, read late: its stacks stand in only where the
 		// newest has none.
-		if !tracker {
-			findCollections(p, of)
-		}
+		findCollections(sized)
 		for _, st := range all.list {
 			if info := &t.sites[st.id]; info.stack == nil && st.vals[index] > 0 {
 				info.stack, info.coll = appendStack(nil, st.heaviest), st.coll
@@ -546,7 +560,7 @@ func (s *sites) site(key siteKey, coll string) *site {
 		t.sites = append(t.sites, siteInfo{key: key})
 	}
 	if int(id) >= len(s.byID) {
-		s.byID = append(s.byID, make([]*site, len(t.sites)-len(s.byID))...)
+		s.byID = slices.Grow(s.byID, len(t.sites)-len(s.byID))[:len(t.sites)]
 	}
 	st := s.byID[id]
 	if st == nil {
@@ -1208,9 +1222,20 @@ func collectionOf(s *siteSet, id int32) string {
 	return s.table.sites[id].coll
 }
 
+// addSize adds the bytes in use in blocks of a size allocated at the site.
+func (st *site) addSize(size, held int64) {
+	for i := range st.sizes {
+		if st.sizes[i].size == size {
+			st.sizes[i].held += held
+			return
+		}
+	}
+	st.sizes = append(st.sizes, sizeHeld{size, held})
+}
+
 // findCollections marks the sites that allocate for a growing collection by
-// the sizes they allocated, where no runtime frame says so already. of is
-// the site of each of p's samples.
+// the sizes they allocated (site.sizes), where no runtime frame says so
+// already.
 //
 // Go's heap profiles leave out the runtime frames at the top of a stack, so
 // runtime.mapassign and runtime.growslice rarely show. But a collection that
@@ -1218,44 +1243,9 @@ func collectionOf(s *siteSet, id int32) string {
 // the site has allocated blocks of several sizes, each 1.2 to 2.5 times the
 // last, and holds most of its memory in the largest ones. Go's heap profiles
 // label every sample with its block size ("bytes").
-func findCollections(p *profile.Profile, of []*site) {
-	alloc, inuseBytes := -1, -1
-	for i, vt := range p.SampleType {
-		switch vt.Type {
-		case "alloc_objects":
-			alloc = i
-		case "inuse_space", "space":
-			inuseBytes = i
-		}
-	}
-	if alloc < 0 || inuseBytes < 0 {
-		return
-	}
-	var found []*site
-	for i, smp := range p.Sample {
-		st := of[i]
-		if st.coll != "" || smp.Value[alloc] == 0 {
-			continue
-		}
-		size := int64(0)
-		if v := smp.NumLabel["bytes"]; len(v) > 0 {
-			size = v[0]
-		}
-		if size <= 0 {
-			continue
-		}
-		if st.sizes == nil {
-			found = append(found, st)
-		}
-		j := slices.IndexFunc(st.sizes, func(z sizeHeld) bool { return z.size == size })
-		if j < 0 {
-			j = len(st.sizes)
-			st.sizes = append(st.sizes, sizeHeld{size: size})
-		}
-		st.sizes[j].held += smp.Value[inuseBytes]
-	}
-	for _, st := range found {
-		if len(st.sizes) <= ladderSteps {
+func findCollections(sized []*site) {
+	for _, st := range sized {
+		if st.coll != "" || len(st.sizes) <= ladderSteps {
 			continue // too few sizes for a ladder
 		}
 		all := int64(0)
