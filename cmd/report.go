@@ -265,18 +265,20 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 			urls = append(urls, name)
 			continue
 		}
-		if profiles >= 2 {
-			// The profiles read are garbage now, but for their values by
-			// site: in a series, collect them before the next is read, so
-			// that the heap's goal is set by what is kept and a series
-			// peaks at one profile's parse, not two. (A base and a target
-			// are not worth it.)
+		// A profile read is garbage once summarized, but for its values
+		// by site: in a series of three or more, collect each before the
+		// next is read and before the analysis, so that the heap's goal
+		// is set by what is kept and a series peaks at one profile's
+		// parse, not two. (A base and a target are not worth it.)
+		if profiles == 2 {
 			runtime.GC()
 		}
 		in, err := report.ReadInput(ctx, name, inOpts)
 		if err == nil && (in.Kind == report.InputHeap || in.Kind == report.InputTrackerProfile) {
 			err = in.Summarize(sites)
-			profiles++
+			if profiles++; profiles >= 3 {
+				runtime.GC()
+			}
 		}
 		if err != nil {
 			return nil, nil, err
