@@ -761,6 +761,25 @@ func functions(p *profile.Profile, sites []*site, index, comp, top int) []fnStat
 	if maxID <= uint64(2*len(p.Location)+1) {
 		dense, done = make([][]int32, maxID+1), make([]bool, maxID+1)
 	}
+	// The slot of each function, by its ID when dense: a name is hashed
+	// once per function, not once per line.
+	byFnID := make([]int32, 2*len(p.Function)+2)
+	for i := range byFnID {
+		byFnID[i] = -2 // not looked up yet
+	}
+	slotOf := func(fn *profile.Function) int32 {
+		if fn.ID < uint64(len(byFnID)) && byFnID[fn.ID] != -2 {
+			return byFnID[fn.ID]
+		}
+		j, ok := slot[fn.Name]
+		if !ok {
+			j = -1
+		}
+		if fn.ID < uint64(len(byFnID)) {
+			byFnID[fn.ID] = j
+		}
+		return j
+	}
 	fnsOf := func(loc *profile.Location) []int32 {
 		inDense := loc.ID < uint64(len(dense))
 		if inDense && done[loc.ID] {
@@ -774,7 +793,7 @@ func functions(p *profile.Profile, sites []*site, index, comp, top int) []fnStat
 			if ln.Function == nil {
 				continue
 			}
-			if j, ok := slot[ln.Function.Name]; ok {
+			if j := slotOf(ln.Function); j >= 0 {
 				fs = append(fs, j)
 			}
 		}
