@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/leakcheck/leakcheck/probes/bounded"
 	"github.com/leakcheck/leakcheck/report"
 )
 
@@ -305,6 +307,10 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 		urls  []string
 		notes []string
 	)
+	// Profiles are kept as values by site, in one table of sites: a long
+	// series costs little more than one profile.
+	sites := report.NewSiteTable(report.HeapOptions{SampleIndex: opts.sampleIndex, Top: opts.top})
+	profiles := 0
 	names := opts.inputs
 	if opts.base != "" {
 		names = append([]string{opts.base}, names...)
@@ -317,7 +323,21 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 			urls = append(urls, name)
 			continue
 		}
+		// A profile read is garbage once summarized, but for its values
+		// by site: in a series of three or more, collect each before the
+		// next is read and before the analysis, so that the heap's goal
+		// is set by what is kept and a series peaks at one profile's
+		// parse, not two. (A base and a target are not worth it.)
+		if profiles == 2 {
+			runtime.GC()
+		}
 		in, err := report.ReadInput(ctx, name, inOpts)
+		if err == nil && (in.Kind == report.InputHeap || in.Kind == report.InputTrackerProfile) {
+			err = in.Summarize(sites)
+			if profiles++; profiles >= 3 {
+				runtime.GC()
+			}
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -334,7 +354,7 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 			return nil, nil, fmt.Errorf("--save: %w", err)
 		}
 	}
-	polled, notes, err := poll(ctx, urls, opts, inOpts, stderr)
+	polled, notes, err := poll(ctx, urls, opts, inOpts, sites, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -348,8 +368,9 @@ func isURL(name string) bool {
 // poll fetches every URL --count times, --every apart, until ctx ends. A
 // failed fetch is reported on stderr and skipped; a URL that never answered
 // is an error.
-func poll(ctx context.Context, urls []string, opts reportOptions, inOpts report.InputOptions, stderr io.Writer) ([]sourced, []string, error) {
+func poll(ctx context.Context, urls []string, opts reportOptions, inOpts report.InputOptions, sites *report.SiteTable, stderr io.Writer) ([]sourced, []string, error) {
 	inOpts.Client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	inOpts.KeepRaw = opts.save != ""
 	defer inOpts.Client.CloseIdleConnections()
 	var (
 		out    []sourced
@@ -380,7 +401,10 @@ polls:
 				if err != nil {
 					return nil, nil, err
 				}
-				in.Name = name
+				in.Name, in.Raw = name, nil
+			}
+			if err := in.Summarize(sites); err != nil {
+				return nil, nil, err
 			}
 			out = append(out, sourced{in, u})
 		}
@@ -429,7 +453,7 @@ func saveInput(dir, rawURL string, n int, in *report.Input) (string, error) {
 	}, base)
 	ext := ".txt"
 	switch {
-	case len(in.Raw) >= 2 && in.Raw[0] == 0x1f && in.Raw[1] == 0x8b:
+	case bounded.IsGzip(in.Raw):
 		ext = ".pb.gz"
 	case in.Snapshot != nil || in.Report != nil:
 		ext = ".json"

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakcheck/leakcheck/probes/bounded"
 	"github.com/leakcheck/leakcheck/report"
 )
 
@@ -296,12 +297,28 @@ func TestReportEndToEnd(t *testing.T) {
 		zw.Close()
 		bombFile := filepath.Join(dir, "bomb.pb.gz")
 		os.WriteFile(bombFile, bomb.Bytes(), 0o644)
+		// A profile repeated is still a protocol buffer, with a head that
+		// passes for a profile's: refused at the limit, as it decompresses.
+		plain, err := bounded.Gunzip(pb, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bomb.Reset()
+		zw = gzip.NewWriter(&bomb)
+		for range (8<<20)/len(plain) + 1 {
+			zw.Write(plain)
+		}
+		zw.Close()
+		profileBomb := filepath.Join(dir, "pbomb.pb.gz")
+		os.WriteFile(profileBomb, bomb.Bytes(), 0o644)
 		for _, tt := range []struct {
 			args []string
 			want string
 		}{
 			{[]string{truncated}, "truncated.pb.gz: decompressing: unexpected end of data (truncated?)"},
-			{[]string{"--max-size", "4MiB", bombFile}, "bomb.pb.gz: decompresses to more than 4.0 MiB (--max-size)"},
+			// Zeros are no profile: refused on their first 64 KiB.
+			{[]string{"--max-size", "4MiB", bombFile}, "bomb.pb.gz: not a profile leakcheck reads"},
+			{[]string{"--max-size", "4MiB", profileBomb}, "pbomb.pb.gz: decompresses to more than the size limit of 4 MiB"},
 			{[]string{filepath.Join(gor, "goroutine0.prof"), filepath.Join(dir, "nosuch")}, "nosuch: no such file or directory"},
 		} {
 			res := reportE2E(t, lc, tt.args...)

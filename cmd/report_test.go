@@ -101,7 +101,7 @@ func TestReportCommand(t *testing.T) {
 		{"unknown sample index", []string{"--sample-index", "cpu", target}, 2, "", `no sample type "cpu"`, "", nil},
 		{"bad --min-growth", []string{"--min-growth", "lots", target}, 2, "", `--min-growth "lots"`, "", nil},
 		{"bad --max-size", []string{"--max-size", "0", target}, 2, "", "--max-size", "", nil},
-		{"--max-size too small", []string{"--max-size", "1KiB", target}, 2, "", "larger than the limit of 1.0 KiB", "", nil},
+		{"--max-size too small", []string{"--max-size", "1KiB", target}, 2, "", "larger than the size limit of 1 KiB", "", nil},
 		{"bad format", []string{"--format", "yaml", target}, 2, "", `unknown --format "yaml"`, "", nil},
 		{"--save without --every", []string{"--save", dir, target}, 2, "", "--save keeps polled profiles", "", nil},
 		{"--every without a URL", []string{"--every", "1s", target}, 2, "", "no input is an http(s) URL", "", nil},

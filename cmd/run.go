@@ -560,14 +560,10 @@ func (w *watch) sample(ctx context.Context) {
 // stack with the dumps before, so that an hour of samples of a daemon whose
 // goroutines stay put costs little more than one dump.
 func (w *watch) goroutines(gs *probes.GoSample) (*report.GoroutineDump, error) {
-	in, err := report.ParseInput("goroutine profile", gs.GoroutineProfile, probes.MaxBodySize)
+	d, err := report.GoroutinesFromProfile(gs.GoroutineProfile)
 	if err != nil {
 		return nil, err
 	}
-	if in.Kind != report.InputGoroutine {
-		return nil, fmt.Errorf("goroutine profile: the endpoint served a %s", in.Kind)
-	}
-	d := in.Goroutines
 	if d.Time.IsZero() {
 		d.Time = gs.Time
 	}

@@ -1,19 +1,17 @@
 package probes
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/leakcheck/leakcheck/probes/bounded"
 )
 
 const (
@@ -43,9 +41,10 @@ type GoSample struct {
 	// runtime's estimate, from its sampled allocations, of the memory held
 	// by live objects as of the last garbage collection.
 	HeapInuse int64
-	// GoroutineProfile is the goroutine profile as served (debug=0: a
-	// gzipped protocol buffer readable by github.com/google/pprof/profile).
-	GoroutineProfile []byte
+	// GoroutineProfile is the goroutine profile as served (debug=0),
+	// decoded once here so that a caller turns it into a dump
+	// (report.GoroutinesFromProfile) without decoding it again.
+	GoroutineProfile *profile.Profile
 	// Tracker is the JSON snapshot served by leakcheck's tracker handler, or
 	// nil when the daemon does not serve one.
 	Tracker []byte
@@ -93,16 +92,16 @@ func SampleGo(ctx context.Context, client *http.Client, base, trackerPath string
 	if err != nil {
 		return nil, err
 	}
-	n, err := sumProfile(body, "goroutine")
+	gp, n, err := sumProfile(body, "goroutine")
 	if err != nil {
 		return nil, fmt.Errorf("probes: goroutine profile from %s: %w", u, err)
 	}
-	s.Goroutines, s.GoroutineProfile = int(n), body
+	s.Goroutines, s.GoroutineProfile = int(n), gp
 
 	u = base + "/debug/pprof/heap?debug=0"
 	body, _, err = fetch(ctx, client, u, false)
 	if err == nil {
-		if s.HeapInuse, err = sumProfile(body, "inuse_space"); err != nil {
+		if _, s.HeapInuse, err = sumProfile(body, "inuse_space"); err != nil {
 			err = fmt.Errorf("probes: heap profile from %s: %w", u, err)
 		}
 	}
@@ -132,96 +131,18 @@ func SampleGo(ctx context.Context, client *http.Client, base, trackerPath string
 // fetch GETs u and returns its body, at most MaxBodySize bytes. With
 // notFoundOK, a 404 answer returns found == false and no error.
 func fetch(ctx context.Context, client *http.Client, u string, notFoundOK bool) (body []byte, found bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, false, fmt.Errorf("probes: GET %s: %w", u, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		// The client's error repeats the URL; say it once.
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err
-		}
-		return nil, false, fmt.Errorf("probes: GET %s: %w", u, err)
-	}
-	defer func() {
-		// Drain a little so that the connection can serve the next
-		// sample; the client drops it if more is left.
-		io.CopyN(io.Discard, resp.Body, 64<<10)
-		resp.Body.Close()
-	}()
-	if resp.StatusCode == http.StatusNotFound && notFoundOK {
+	body, err = bounded.Get(ctx, client, u, MaxBodySize)
+	if se, ok := errors.AsType[*bounded.StatusError](err); ok && notFoundOK && se.Code == http.StatusNotFound {
 		return nil, false, nil
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, false, fmt.Errorf("probes: GET %s: %s", u, resp.Status)
-	}
-	if resp.ContentLength > MaxBodySize {
-		return nil, false, fmt.Errorf("probes: GET %s: body of %d bytes exceeds the %d-byte limit", u, resp.ContentLength, MaxBodySize)
-	}
-	body, err = readLimited(resp.Body, MaxBodySize)
 	if err != nil {
-		return nil, false, fmt.Errorf("probes: GET %s: %w", u, err)
+		return nil, false, fmt.Errorf("probes: %w", err)
 	}
 	return body, true, nil
 }
 
-// errTooLarge reports data beyond MaxBodySize.
-var errTooLarge = fmt.Errorf("exceeds the %d-byte limit", MaxBodySize)
-
-// readLimited reads r to the end, failing when it holds more than limit
-// bytes.
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("body %w", errTooLarge)
-	}
-	return b, nil
-}
-
-func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
-
-// decodeProfile parses a pprof profile, gzipped or not. Unlike
-// profile.ParseData it bounds the decompressed size (MaxBodySize), and it
-// turns a panic of the parser on a malformed profile into an error.
-func decodeProfile(data []byte) (p *profile.Profile, err error) {
-	if isGzip(data) {
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("decompressing profile: %w", err)
-		}
-		data, err = io.ReadAll(io.LimitReader(zr, MaxBodySize+1))
-		if err != nil {
-			return nil, fmt.Errorf("decompressing profile: %w", err)
-		}
-		if len(data) > MaxBodySize {
-			return nil, fmt.Errorf("decompressed profile %w", errTooLarge)
-		}
-		if isGzip(data) {
-			// profile.ParseData would decompress this layer without a
-			// limit.
-			return nil, errors.New("profile is compressed twice")
-		}
-	}
-	// The profile comes from another process: a parser bug on a malformed
-	// profile must cost this sample, not the sampler.
-	defer func() {
-		if r := recover(); r != nil {
-			p, err = nil, fmt.Errorf("malformed profile (parser panicked: %v)", r)
-		}
-	}()
-	return profile.ParseData(data)
-}
-
-// sumProfile parses a profile and sums its values of the given sample type.
-func sumProfile(data []byte, sampleType string) (int64, error) {
-	p, err := decodeProfile(data)
-	if err != nil {
-		return 0, err
-	}
+// sum sums a profile's values of the given sample type.
+func sum(p *profile.Profile, sampleType string) (int64, error) {
 	i := -1
 	for j, st := range p.SampleType {
 		if st.Type == sampleType {
@@ -239,4 +160,15 @@ func sumProfile(data []byte, sampleType string) (int64, error) {
 		}
 	}
 	return sum, nil
+}
+
+// sumProfile decodes a profile, gzipped or not, at most MaxBodySize bytes
+// decompressed, and sums its values of the given sample type.
+func sumProfile(data []byte, sampleType string) (*profile.Profile, int64, error) {
+	p, err := bounded.ParseProfile(data, MaxBodySize)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := sum(p, sampleType)
+	return p, n, err
 }

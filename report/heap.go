@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	mbits "math/bits"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/pprof/profile"
 )
@@ -64,6 +66,10 @@ type HeapOptions struct {
 // finding names a growing collection at that site. For tracker profiles a
 // site is a record kind and its acquisition site, and the values are live
 // records.
+//
+// AnalyzeProfiles keeps of each profile its values by site only. Inputs
+// reduced by Summarize as they were read cost no more than that; a series
+// of whole profiles is held whole by the caller.
 func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*Result, error) {
 	if len(profiles) == 0 {
 		return nil, errors.New("no profiles to analyse")
@@ -71,15 +77,30 @@ func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*Result, error) {
 	if opts.Top <= 0 {
 		opts.Top = DefaultTop
 	}
+	var own *SiteTable // for inputs not summarized
 	sets := make([]*siteSet, len(profiles))
 	for i, in := range profiles {
-		if in.Profile == nil {
+		s := in.sites
+		switch {
+		case s != nil && s.table.opts.SampleIndex != opts.SampleIndex:
+			return nil, fmt.Errorf("%s: summarized by sample type %q, analysed by %q", in.Name, s.table.opts.SampleIndex, opts.SampleIndex)
+		case s == nil && in.Profile == nil:
 			return nil, fmt.Errorf("%s: not a profile", in.Name)
+		case s == nil:
+			if own == nil {
+				own = NewSiteTable(opts)
+			}
+			var err error
+			if s, err = own.collect(in); err != nil {
+				return nil, fmt.Errorf("%s: %w", in.Name, err)
+			}
 		}
-		s, err := collectSites(in, opts.SampleIndex)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", in.Name, err)
+		if i > 0 && s.table != sets[0].table {
+			return nil, fmt.Errorf("%s: summarized in another site table than %s", in.Name, profiles[0].Name)
 		}
+		// Names and times as the input has them now: a caller may have
+		// renamed a polled input.
+		s.name, s.time = in.Name, in.Time
 		if i > 0 && (s.tracker != sets[0].tracker || s.typ() != sets[0].typ()) {
 			return nil, fmt.Errorf("%s: a %s profile cannot be compared with %s, a %s profile", in.Name, s.kindName(), profiles[0].Name, sets[0].kindName())
 		}
@@ -94,30 +115,94 @@ func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*Result, error) {
 	default:
 		a.series(sets, opts)
 	}
-	if bins := binaries(profiles); len(bins) > 1 {
+	if bins := binaries(sets); len(bins) > 1 {
 		a.Notes = append(a.Notes, fmt.Sprintf("the profiles come from %d different binaries (%s): compare profiles of one process", len(bins), strings.Join(bins, ", ")))
 	}
 	return a, nil
 }
 
+// A SiteTable holds the allocation sites of heap or tracker profiles of one
+// process, each once, for Input.Summarize: with it a profile costs a value
+// per site, and a site's stack is kept once, from the newest profile that
+// has the site. It is not safe for concurrent use.
+type SiteTable struct {
+	opts  HeapOptions
+	ids   map[siteKey]int32
+	sites []siteInfo // by id
+	// newest is the time of the newest profile summarized: its sites'
+	// stacks are kept, which findings are made of.
+	newest time.Time
+	any    bool
+	// first is the first heap (false) and tracker (true) profile
+	// summarized, which keeps its top holders while it is the only one.
+	first map[bool]*siteSet
+}
+
+// siteInfo is what is known of a site beyond its values.
+type siteInfo struct {
+	key siteKey
+	// stack is the stack of the sample that holds the most at the site,
+	// by the chosen sample type, in the newest profile: it stands for the
+	// site's. Findings are made of the last profile's sites; the stacks of
+	// sites it does not have are dropped.
+	stack []Frame
+	// coll names the collection the site allocates for when it grows one:
+	// "map" or "slice" by runtime frames, "map or slice" by the sizes it
+	// allocated (see findCollections); else "".
+	coll string
+}
+
+// NewSiteTable returns an empty table for profiles to be analysed with
+// opts: its SampleIndex chooses the values kept, and its Top how many rows
+// of a profile's top tables are kept.
+func NewSiteTable(opts HeapOptions) *SiteTable {
+	if opts.Top <= 0 {
+		opts.Top = DefaultTop
+	}
+	return &SiteTable{opts: opts, ids: map[siteKey]int32{}, first: map[bool]*siteSet{}}
+}
+
+// Summarize reduces a heap or tracker profile to what AnalyzeProfiles needs
+// of it, in table: its values by allocation site and its top holders; and
+// drops the profile (Profile is nil afterwards). Reading a long series,
+// summarize each input as it is read, into one table per process: the
+// series then costs a value per site and profile, not whole profiles, and
+// is analysed as fast. Inputs of other kinds, and inputs summarized
+// already, are left as they are.
+func (in *Input) Summarize(table *SiteTable) error {
+	if in.Profile == nil || in.Kind != InputHeap && in.Kind != InputTrackerProfile {
+		return nil
+	}
+	s, err := table.collect(in)
+	if err != nil {
+		return fmt.Errorf("%s: %w", in.Name, err)
+	}
+	in.sites, in.Profile = s, nil
+	return nil
+}
+
 // binaries lists the distinct main binaries (build id, else file) of the
 // profiles that name one.
-func binaries(profiles []*Input) []string {
+func binaries(sets []*siteSet) []string {
 	var out []string
-	for _, in := range profiles {
-		if len(in.Profile.Mapping) == 0 {
-			continue
-		}
-		m := in.Profile.Mapping[0]
-		id := m.BuildID
-		if id == "" {
-			id = m.File
-		}
-		if id != "" && !slices.Contains(out, id) {
-			out = append(out, id)
+	for _, s := range sets {
+		if s.binary != "" && !slices.Contains(out, s.binary) {
+			out = append(out, s.binary)
 		}
 	}
 	return out
+}
+
+// mainBinary names a profile's main binary: its build id, else its file.
+func mainBinary(p *profile.Profile) string {
+	if len(p.Mapping) == 0 {
+		return ""
+	}
+	m := p.Mapping[0]
+	if m.BuildID != "" {
+		return m.BuildID
+	}
+	return m.File
 }
 
 // siteKey identifies an allocation site across profiles.
@@ -126,33 +211,92 @@ type siteKey struct {
 	frame Frame
 }
 
-// site is what one profile holds at one allocation site.
+// site is what one profile holds at one allocation site, while the profile
+// is read.
 type site struct {
+	id   int32 // in the table
 	key  siteKey
 	vals []int64 // by sample type
 	// heaviest is the sample that holds the most at the site, by the chosen
-	// sample type: its stack stands for the site's.
+	// sample type.
 	heaviest *profile.Sample
-	// coll is "map" or "slice" when runtime frames show that the site
-	// allocates for a growing collection.
-	coll string
+	coll     string // as siteInfo.coll
+	// sizes are the block sizes allocated at the site, with the bytes in
+	// use in each, for findCollections.
+	sizes []sizeHeld
 }
 
-// siteSet is a profile's samples summed by allocation site.
-type siteSet struct {
-	in      *Input
-	index   int // the chosen sample type
-	tracker bool
-	sites   map[siteKey]*site
-	total   []int64
-	of      []*site // the site of each of the profile's samples
+type sizeHeld struct{ size, held int64 }
+
+// sites is a profile's samples summed by allocation site, while the profile
+// is read.
+type sites struct {
+	table *SiteTable
+	byID  []*site // by id in the table; nil for sites not in the profile
+	list  []*site
+	n     int // values per site
 	// vals hands out the sites' values from blocks, one allocation for
 	// many sites.
 	vals []int64
 }
 
-func (s *siteSet) typ() string  { return s.in.Profile.SampleType[s.index].Type }
-func (s *siteSet) unit() string { return valueUnit(s.in.Profile.SampleType[s.index], s.tracker) }
+// siteSet is all that the analyses keep of a profile: its value by site, by
+// the chosen sample type, and its top holders.
+type siteSet struct {
+	table   *SiteTable
+	name    string
+	time    time.Time
+	types   []*profile.ValueType
+	index   int // the chosen sample type
+	tracker bool
+	binary  string
+	total   []int64
+	vals    []int64  // by site id; 0 past the end
+	seen    []uint64 // a bit per site id: the profile has the site
+	// top are the heaviest sites and fns the heaviest functions, for a
+	// profile's top tables, at most the table's Top of each.
+	top []topSite
+	fns []fnStat
+}
+
+// topSite is one of a profile's heaviest sites: its value and the
+// companion sample type's.
+type topSite struct {
+	id         int32
+	val, other int64
+}
+
+// get returns the profile's value at site id, and whether it has the site.
+func (s *siteSet) get(id int32) (int64, bool) {
+	if int(id) >= len(s.vals) || s.seen[id/64]&(1<<(id%64)) == 0 {
+		return 0, false
+	}
+	return s.vals[id], true
+}
+
+// ids returns the ids of the profile's sites.
+func (s *siteSet) ids() []int32 {
+	var out []int32
+	for w, bits := range s.seen {
+		for ; bits != 0; bits &= bits - 1 {
+			out = append(out, int32(w*64+mbits.TrailingZeros64(bits)))
+		}
+	}
+	return out
+}
+
+func (s *siteSet) key(id int32) siteKey { return s.table.sites[id].key }
+
+// fnStat is what a function holds: flat at its sites, cum anywhere in the
+// stack, and other, flat by the companion sample type.
+type fnStat struct {
+	name      string
+	flat, cum int64
+	other     int64
+}
+
+func (s *siteSet) typ() string  { return s.types[s.index].Type }
+func (s *siteSet) unit() string { return valueUnit(s.types[s.index], s.tracker) }
 
 func (s *siteSet) kindName() string {
 	if s.tracker {
@@ -254,22 +398,40 @@ func (c *locCache) get(loc *profile.Location) *locSite {
 	return ls
 }
 
-// collectSites sums a profile's samples by allocation site. It runs once
-// per profile on every sample, so it caches the site found in each location.
-func collectSites(in *Input, indexName string) (*siteSet, error) {
+// collect sums a profile's samples by allocation site into a siteSet,
+// adding new sites to t. It runs once per profile on every sample, so it
+// caches the site found in each location.
+func (t *SiteTable) collect(in *Input) (*siteSet, error) {
 	p := in.Profile
 	tracker := in.Kind == InputTrackerProfile
 	index := 0
 	if !tracker {
 		var err error
-		if index, err = sampleIndex(p, indexName); err != nil {
+		if index, err = sampleIndex(p, t.opts.SampleIndex); err != nil {
 			return nil, err
 		}
 	}
-	s := &siteSet{in: in, index: index, tracker: tracker, sites: make(map[siteKey]*site, len(p.Location)/2),
-		total: make([]int64, len(p.SampleType)), of: make([]*site, len(p.Sample))}
+	types := make([]*profile.ValueType, len(p.SampleType))
+	for i, vt := range p.SampleType {
+		types[i] = &profile.ValueType{Type: vt.Type, Unit: vt.Unit}
+	}
+	s := &siteSet{table: t, name: in.Name, time: in.Time, types: types, index: index, tracker: tracker,
+		binary: mainBinary(p), total: make([]int64, len(p.SampleType))}
+	all := &sites{table: t, byID: make([]*site, len(t.sites)), n: len(p.SampleType)}
+	alloc, inuseBytes := -1, -1 // the sample types findCollections reads
+	if !tracker {
+		for i, vt := range p.SampleType {
+			switch vt.Type {
+			case "alloc_objects":
+				alloc = i
+			case "inuse_space", "space":
+				inuseBytes = i
+			}
+		}
+	}
+	var sized []*site // the sites with sizes
 	locs := newLocCache(p)
-	for i, smp := range p.Sample {
+	for _, smp := range p.Sample {
 		if len(smp.Value) != len(s.total) {
 			return nil, fmt.Errorf("malformed profile: a sample has %d values for %d sample types", len(smp.Value), len(s.total))
 		}
@@ -279,15 +441,22 @@ func collectSites(in *Input, indexName string) (*siteSet, error) {
 			// is the first location's.
 			if ls := locs.get(smp.Location[0]); ls.found {
 				if ls.site == nil {
-					ls.site = s.site(siteKey{frame: ls.frame}, ls.coll)
+					ls.site = all.site(siteKey{frame: ls.frame}, ls.coll)
 				}
 				st = ls.site
 			}
 		}
 		if st == nil {
-			st = s.slowSite(smp, locs, tracker)
+			st = all.slowSite(smp, locs, tracker)
 		}
-		s.of[i] = st
+		if alloc >= 0 && inuseBytes >= 0 && st.coll == "" && smp.Value[alloc] != 0 {
+			if v := smp.NumLabel["bytes"]; len(v) > 0 && v[0] > 0 {
+				if st.sizes == nil {
+					sized = append(sized, st)
+				}
+				st.addSize(v[0], smp.Value[inuseBytes])
+			}
+		}
 		for j, v := range smp.Value {
 			st.vals[j] += v
 			s.total[j] += v
@@ -296,20 +465,113 @@ func collectSites(in *Input, indexName string) (*siteSet, error) {
 			st.heaviest = smp
 		}
 	}
+	comp := companion(types, index)
+	// The top tables are of a profile alone: made for the first profile
+	// of its kind in the table, and dropped when a second comes.
+	var top []*site
+	switch first := t.first[tracker]; {
+	case first == nil:
+		t.first[tracker] = s
+		top = topSites(all, index, t.opts.Top)
+		if !tracker {
+			s.fns = functions(p, all.list, index, comp, t.opts.Top)
+		}
+	case first.top != nil:
+		first.top, first.fns = nil, nil
+	}
+
+	// Keep a value per site; the table keeps the rest, from the newest
+	// profile.
+	s.vals, s.seen = make([]int64, len(t.sites)), make([]uint64, (len(t.sites)+63)/64)
+	for _, st := range all.list {
+		s.vals[st.id] = st.vals[index]
+		s.seen[st.id/64] |= 1 << (st.id % 64)
+	}
+	if newest := !t.any || !in.Time.Before(t.newest); newest {
+		// The stacks and collections of the newest profile replace all
+		// others, the stacks in one block of frames.
+		t.any, t.newest = true, in.Time
+		findCollections(sized)
+		for i := range t.sites {
+			t.sites[i].stack, t.sites[i].coll = nil, ""
+		}
+		// Only sites that hold something can be findings.
+		n := 0
+		for _, st := range all.list {
+			if st.vals[index] > 0 {
+				n += stackLen(st.heaviest)
+			}
+		}
+		frames := make([]Frame, 0, n)
+		for _, st := range all.list {
+			if st.vals[index] > 0 {
+				start := len(frames)
+				frames = appendStack(frames, st.heaviest)
+				t.sites[st.id].stack, t.sites[st.id].coll = frames[start:len(frames):len(frames)], st.coll
+			}
+		}
+	} else {
+		// An older profile, read late: its stacks stand in only where the
+		// newest has none.
+		findCollections(sized)
+		for _, st := range all.list {
+			if info := &t.sites[st.id]; info.stack == nil && st.vals[index] > 0 {
+				info.stack, info.coll = appendStack(nil, st.heaviest), st.coll
+			}
+		}
+	}
+	for _, st := range top {
+		ts := topSite{id: st.id, val: st.vals[index]}
+		if comp >= 0 {
+			ts.other = st.vals[comp]
+		}
+		s.top = append(s.top, ts)
+	}
 	return s, nil
 }
 
+// topSites returns the k sites of most value at index, heaviest first,
+// then by key; it keeps only the k best as it goes.
+func topSites(all *sites, index, k int) []*site {
+	better := func(a, b *site) int {
+		return cmp.Or(cmp.Compare(b.vals[index], a.vals[index]), compareKeys(a.key, b.key))
+	}
+	top := make([]*site, 0, k+1)
+	for _, st := range all.list {
+		if len(top) == k && better(st, top[k-1]) >= 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(top, st, better)
+		top = slices.Insert(top, i, st)
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
+}
+
 // site returns the site of key, adding it if new.
-func (s *siteSet) site(key siteKey, coll string) *site {
-	st := s.sites[key]
+func (s *sites) site(key siteKey, coll string) *site {
+	t := s.table
+	id, ok := t.ids[key]
+	if !ok {
+		id = int32(len(t.sites))
+		t.ids[key] = id
+		t.sites = append(t.sites, siteInfo{key: key})
+	}
+	if int(id) >= len(s.byID) {
+		s.byID = slices.Grow(s.byID, len(t.sites)-len(s.byID))[:len(t.sites)]
+	}
+	st := s.byID[id]
 	if st == nil {
-		n := len(s.total)
+		n := s.n
 		if len(s.vals) < n {
 			s.vals = make([]int64, 256*n)
 		}
-		st = &site{key: key, vals: s.vals[:n:n]}
+		st = &site{id: id, key: key, vals: s.vals[:n:n]}
 		s.vals = s.vals[n:]
-		s.sites[key] = st
+		s.byID[id] = st
+		s.list = append(s.list, st)
 	}
 	if st.coll == "" {
 		st.coll = coll
@@ -319,7 +581,7 @@ func (s *siteSet) site(key siteKey, coll string) *site {
 
 // slowSite finds the site of a sample whose stack starts in the runtime, or
 // of a tracker profile's sample, whose site includes its record kind.
-func (s *siteSet) slowSite(smp *profile.Sample, locs *locCache, tracker bool) *site {
+func (s *sites) slowSite(smp *profile.Sample, locs *locCache, tracker bool) *site {
 	var key siteKey
 	if tracker {
 		key.kind = firstLabel(smp, "kind")
@@ -392,9 +654,8 @@ func collectionFrame(fn string) string {
 	return ""
 }
 
-// stack returns the frames of a sample, innermost first.
-func sampleStack(smp *profile.Sample) []Frame {
-	var out []Frame
+// appendStack appends the frames of a sample to out, innermost first.
+func appendStack(out []Frame, smp *profile.Sample) []Frame {
 	for _, loc := range smp.Location {
 		for _, ln := range loc.Line {
 			if ln.Function != nil {
@@ -403,6 +664,15 @@ func sampleStack(smp *profile.Sample) []Frame {
 		}
 	}
 	return out
+}
+
+// stackLen is the number of frames appendStack appends.
+func stackLen(smp *profile.Sample) int {
+	n := 0
+	for _, loc := range smp.Location {
+		n += len(loc.Line)
+	}
+	return n
 }
 
 // subject names a site for tables: "main.put (cache.go:42)", with the
@@ -414,22 +684,6 @@ func (k siteKey) subject() string {
 	return k.frame.String()
 }
 
-// ranked returns the sites sorted by value at index, largest first, then
-// by subject.
-func (s *siteSet) ranked() []*site {
-	out := make([]*site, 0, len(s.sites))
-	for _, st := range s.sites {
-		out = append(out, st)
-	}
-	slices.SortFunc(out, func(a, b *site) int {
-		if c := cmp.Compare(b.vals[s.index], a.vals[s.index]); c != 0 {
-			return c
-		}
-		return compareKeys(a.key, b.key)
-	})
-	return out
-}
-
 func compareKeys(a, b siteKey) int {
 	return cmp.Or(cmp.Compare(a.frame.Func, b.frame.Func), cmp.Compare(a.frame.File, b.frame.File),
 		cmp.Compare(a.frame.Line, b.frame.Line), cmp.Compare(a.kind, b.kind))
@@ -438,8 +692,8 @@ func compareKeys(a, b siteKey) int {
 // companion returns the index of the sample type that counts what index
 // measures in the other unit (inuse_objects for inuse_space, and so on),
 // or -1.
-func (s *siteSet) companion() int {
-	typ := s.typ()
+func companion(types []*profile.ValueType, index int) int {
+	typ := types[index].Type
 	var other string
 	switch {
 	case strings.HasSuffix(typ, "_space"):
@@ -453,7 +707,7 @@ func (s *siteSet) companion() int {
 	default:
 		return -1
 	}
-	for i, st := range s.in.Profile.SampleType {
+	for i, st := range types {
 		if st.Type == other {
 			return i
 		}
@@ -466,114 +720,201 @@ func columnName(vt *profile.ValueType) string {
 	return strings.ToUpper(vt.Type)
 }
 
-// topTables lists the top holders by function and by allocation site.
-func (s *siteSet) topTables(top int) []Table {
-	p := s.in.Profile
-	main := p.SampleType[s.index]
-	unit := s.unit()
-	comp := s.companion()
-	total := s.total[s.index]
-	if s.tracker {
-		return []Table{s.trackerTable(top)}
-	}
-
-	// By function: flat (at the site) and cumulative (anywhere in the stack).
-	type fnStat struct {
-		name      string
-		flat, cum int64
-		other     int64
-	}
-	fns := map[string]*fnStat{}
-	get := func(name string) *fnStat {
-		f := fns[name]
+// functions sums a profile's values at index by function: flat at the sites
+// in it, cum anywhere in the stack; it returns the top heaviest by flat.
+// Only functions that are sites are counted: the top table lists no others.
+func functions(p *profile.Profile, sites []*site, index, comp, top int) []fnStat {
+	byName := map[string]*fnStat{}
+	for _, st := range sites {
+		f := byName[st.key.frame.Func]
 		if f == nil {
-			f = &fnStat{name: name}
-			fns[name] = f
+			f = &fnStat{name: st.key.frame.Func}
+			byName[f.name] = f
 		}
-		return f
-	}
-	for _, st := range s.sites {
-		f := get(st.key.frame.Func)
-		f.flat += st.vals[s.index]
+		f.flat += st.vals[index]
 		if comp >= 0 {
 			f.other += st.vals[comp]
 		}
 	}
-	seen := map[string]bool{}
-	for _, smp := range p.Sample {
-		clear(seen)
-		v := smp.Value[s.index]
+	// The site functions of each location, found once and kept by
+	// location ID when the IDs are dense (as Go's are); a stamp per
+	// function counts it once per sample however often it recurs.
+	stats := make([]*fnStat, 0, len(byName))
+	slot := make(map[string]int32, len(byName))
+	for name, f := range byName {
+		slot[name] = int32(len(stats))
+		stats = append(stats, f)
+	}
+	stamps := make([]int, len(stats))
+	for i := range stamps {
+		stamps[i] = -1
+	}
+	maxID := uint64(0)
+	for _, l := range p.Location {
+		maxID = max(maxID, l.ID)
+	}
+	var (
+		dense  [][]int32
+		done   []bool
+		sparse = map[*profile.Location][]int32{}
+	)
+	if maxID <= uint64(2*len(p.Location)+1) {
+		dense, done = make([][]int32, maxID+1), make([]bool, maxID+1)
+	}
+	// The slot of each function, by its ID when dense: a name is hashed
+	// once per function, not once per line.
+	byFnID := make([]int32, 2*len(p.Function)+2)
+	for i := range byFnID {
+		byFnID[i] = -2 // not looked up yet
+	}
+	slotOf := func(fn *profile.Function) int32 {
+		if fn.ID < uint64(len(byFnID)) && byFnID[fn.ID] != -2 {
+			return byFnID[fn.ID]
+		}
+		j, ok := slot[fn.Name]
+		if !ok {
+			j = -1
+		}
+		if fn.ID < uint64(len(byFnID)) {
+			byFnID[fn.ID] = j
+		}
+		return j
+	}
+	fnsOf := func(loc *profile.Location) []int32 {
+		inDense := loc.ID < uint64(len(dense))
+		if inDense && done[loc.ID] {
+			return dense[loc.ID]
+		}
+		if fs, ok := sparse[loc]; ok {
+			return fs
+		}
+		var fs []int32
+		for _, ln := range loc.Line {
+			if ln.Function == nil {
+				continue
+			}
+			if j := slotOf(ln.Function); j >= 0 {
+				fs = append(fs, j)
+			}
+		}
+		if inDense {
+			dense[loc.ID], done[loc.ID] = fs, true
+		} else {
+			sparse[loc] = fs
+		}
+		return fs
+	}
+	for i, smp := range p.Sample {
+		v := smp.Value[index]
 		if v == 0 {
 			continue
 		}
 		for _, loc := range smp.Location {
-			for _, ln := range loc.Line {
-				if ln.Function == nil || seen[ln.Function.Name] {
-					continue
-				}
-				seen[ln.Function.Name] = true
-				if f := fns[ln.Function.Name]; f != nil || !hiddenFrame(Frame{Func: ln.Function.Name}) {
-					get(ln.Function.Name).cum += v
+			for _, j := range fnsOf(loc) {
+				if stamps[j] != i {
+					stamps[j] = i
+					stats[j].cum += v
 				}
 			}
 		}
 	}
-	byFn := slices.Collect(func(yield func(*fnStat) bool) {
-		for _, f := range fns {
-			if !yield(f) {
-				return
-			}
+	out := make([]fnStat, 0, len(byName))
+	for _, f := range byName {
+		if f.flat != 0 {
+			out = append(out, *f)
 		}
-	})
-	slices.SortFunc(byFn, func(a, b *fnStat) int {
+	}
+	slices.SortFunc(out, func(a, b fnStat) int {
 		return cmp.Or(cmp.Compare(b.flat, a.flat), cmp.Compare(b.cum, a.cum), cmp.Compare(a.name, b.name))
 	})
+	return slices.Clone(out[:min(top, len(out))])
+}
+
+// topTables lists the top holders by function and by allocation site.
+func (s *siteSet) topTables(top int) []Table {
+	main := s.types[s.index]
+	unit := s.unit()
+	comp := companion(s.types, s.index)
+	total := s.total[s.index]
+	if s.tracker {
+		return []Table{s.trackerTable(top)}
+	}
+	if s.top == nil && len(s.vals) > 0 {
+		// Another profile of this kind was summarized in the table: its
+		// top holders were not kept. Rank the sites again, without the
+		// functions, which need the profile.
+		return []Table{s.siteTable(s.rankAll(top), -1)}
+	}
 	fnCols := []string{columnName(main), "%"}
 	if comp >= 0 {
-		fnCols = append(fnCols, columnName(p.SampleType[comp]))
+		fnCols = append(fnCols, columnName(s.types[comp]))
 	}
 	fnCols = append(fnCols, "CUM", "CUM%", "FUNCTION")
-	fnTable := Table{Title: fmt.Sprintf("top functions by %s in %s (%s in all)", main.Type, s.in.Name, formatQuantity(float64(total), unit)), Columns: fnCols, Rows: [][]string{}}
-	for _, f := range byFn[:min(top, len(byFn))] {
-		if f.flat == 0 {
-			break
-		}
+	fnTable := Table{Title: fmt.Sprintf("top functions by %s in %s (%s in all)", main.Type, s.name, formatQuantity(float64(total), unit)), Columns: fnCols, Rows: [][]string{}}
+	for _, f := range s.fns[:min(top, len(s.fns))] {
 		row := []string{formatQuantity(float64(f.flat), unit), percent(f.flat, total)}
 		if comp >= 0 {
-			row = append(row, formatQuantity(float64(f.other), countUnit(p.SampleType[comp])))
+			row = append(row, formatQuantity(float64(f.other), countUnit(s.types[comp])))
 		}
 		row = append(row, formatQuantity(float64(f.cum), unit), percent(f.cum, total), f.name)
 		fnTable.Rows = append(fnTable.Rows, row)
 	}
 
+	return []Table{fnTable, s.siteTable(s.top[:min(top, len(s.top))], comp)}
+}
+
+// siteTable lists the top sites, with the companion sample type's column
+// unless comp is -1.
+func (s *siteSet) siteTable(top []topSite, comp int) Table {
+	main := s.types[s.index]
+	unit := s.unit()
+	total := s.total[s.index]
 	siteCols := []string{columnName(main), "%"}
 	if comp >= 0 {
-		siteCols = append(siteCols, columnName(p.SampleType[comp]))
+		siteCols = append(siteCols, columnName(s.types[comp]))
 	}
 	siteCols = append(siteCols, "SITE")
-	siteTable := Table{Title: fmt.Sprintf("top allocation sites by %s in %s", main.Type, s.in.Name), Columns: siteCols, Rows: [][]string{}}
-	for _, st := range s.ranked()[:min(top, len(s.sites))] {
-		if st.vals[s.index] == 0 {
+	t := Table{Title: fmt.Sprintf("top allocation sites by %s in %s", main.Type, s.name), Columns: siteCols, Rows: [][]string{}}
+	for _, ts := range top {
+		if ts.val == 0 {
 			break
 		}
-		row := []string{formatQuantity(float64(st.vals[s.index]), unit), percent(st.vals[s.index], total)}
+		row := []string{formatQuantity(float64(ts.val), unit), percent(ts.val, total)}
 		if comp >= 0 {
-			row = append(row, formatQuantity(float64(st.vals[comp]), countUnit(p.SampleType[comp])))
+			row = append(row, formatQuantity(float64(ts.other), countUnit(s.types[comp])))
 		}
-		row = append(row, st.key.subject())
-		siteTable.Rows = append(siteTable.Rows, row)
+		row = append(row, s.key(ts.id).subject())
+		t.Rows = append(t.Rows, row)
 	}
-	return []Table{fnTable, siteTable}
+	return t
+}
+
+// rankAll returns the k sites of most value, heaviest first.
+func (s *siteSet) rankAll(k int) []topSite {
+	var out []topSite
+	for _, id := range s.ids() {
+		v, _ := s.get(id)
+		out = append(out, topSite{id: id, val: v})
+	}
+	slices.SortFunc(out, func(a, b topSite) int {
+		return cmp.Or(cmp.Compare(b.val, a.val), compareKeys(s.key(a.id), s.key(b.id)))
+	})
+	return out[:min(k, len(out))]
 }
 
 // trackerTable lists the live records of a tracker profile by kind and
 // acquisition site.
 func (s *siteSet) trackerTable(top int) Table {
 	total := s.total[s.index]
-	t := Table{Title: fmt.Sprintf("live tracked records by kind and site in %s (%s in all)", s.in.Name, plural(int(total), "record")),
+	t := Table{Title: fmt.Sprintf("live tracked records by kind and site in %s (%s in all)", s.name, plural(int(total), "record")),
 		Columns: []string{"RECORDS", "%", "KIND", "SITE"}, Rows: [][]string{}}
-	for _, st := range s.ranked()[:min(top, len(s.sites))] {
-		t.Rows = append(t.Rows, []string{strconv.FormatInt(st.vals[s.index], 10), percent(st.vals[s.index], total), st.key.kind, st.key.frame.String()})
+	tops := s.top
+	if tops == nil {
+		tops = s.rankAll(top) // not kept: see topTables
+	}
+	for _, ts := range tops[:min(top, len(tops))] {
+		k := s.key(ts.id)
+		t.Rows = append(t.Rows, []string{strconv.FormatInt(ts.val, 10), percent(ts.val, total), k.kind, k.frame.String()})
 	}
 	return t
 }
@@ -587,9 +928,9 @@ func percent(v, total int64) string {
 
 // change is one site's change between two profiles.
 type change struct {
+	id          int32
 	key         siteKey
 	base, after int64
-	to          *site
 }
 
 func (c change) delta() int64 { return c.after - c.base }
@@ -602,14 +943,13 @@ func grown(base, target *siteSet, k int) []change {
 		return cmp.Or(cmp.Compare(b.delta(), a.delta()), cmp.Compare(b.after, a.after), compareKeys(a.key, b.key))
 	}
 	top := make([]change, 0, k+1)
-	for key, st := range target.sites {
-		c := change{key: key, after: st.vals[target.index], to: st}
+	for _, id := range target.ids() {
+		c := change{id: id, key: target.key(id)}
+		c.after, _ = target.get(id)
 		if c.after <= 0 {
 			continue
 		}
-		if b := base.sites[key]; b != nil {
-			c.base = b.vals[base.index]
-		}
+		c.base, _ = base.get(id)
 		if c.delta() <= 0 || len(top) == k && better(c, top[k-1]) >= 0 {
 			continue
 		}
@@ -670,7 +1010,7 @@ func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 	tb, tt := base.total[base.index], target.total[target.index]
 	t := Table{
 		Title: fmt.Sprintf("growth by site, %s, from %s to %s: %s to %s (%s, %s)",
-			target.typ(), base.in.Name, target.in.Name, formatQuantity(float64(tb), unit), formatQuantity(float64(tt), unit),
+			target.typ(), base.name, target.name, formatQuantity(float64(tb), unit), formatQuantity(float64(tt), unit),
 			signed(float64(tt-tb), unit), relative(tb, tt-tb)),
 		Columns: []string{"BASE", "TARGET", "CHANGE", "CHANGE%", "SITE"},
 		Rows:    [][]string{},
@@ -685,7 +1025,7 @@ func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 		if c.delta() < threshold {
 			break
 		}
-		f := growthFinding(target, c.to, collectionOf(target, c.to))
+		f := growthFinding(target, c.id)
 		suffix := "" // objects
 		if unit == "bytes" {
 			suffix = "_bytes"
@@ -694,7 +1034,7 @@ func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 		a.Findings = append(a.Findings, f)
 	}
 	a.Notes = append(a.Notes, fmt.Sprintf("%s compared with %s by %s; growth findings from %s",
-		target.in.Name, base.in.Name, target.typ(), signed(float64(threshold), unit)))
+		target.name, base.name, target.typ(), signed(float64(threshold), unit)))
 }
 
 // series trend-tests every site over the profiles.
@@ -712,32 +1052,35 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 
 	total := Series{Name: prefix, Unit: unit}
 	for _, s := range sets {
-		total.Points = append(total.Points, Point{Time: s.in.Time, Value: float64(s.total[s.index])})
+		total.Points = append(total.Points, Point{Time: s.time, Value: float64(s.total[s.index])})
 	}
 	tt := total.Analyze(opts.Trend)
 
 	// Every site seen in any profile gets a series, zero where absent.
-	keys := map[siteKey]*site{}
+	var union []uint64
 	for _, s := range sets {
-		for k, st := range s.sites {
-			keys[k] = st
+		for len(union) < len(s.seen) {
+			union = append(union, 0)
+		}
+		for w, bits := range s.seen {
+			union[w] |= bits
 		}
 	}
 	type siteSeries struct {
+		id     int32
 		key    siteKey
 		series Series
 		trend  Trend
 		delta  int64
 	}
-	all := make([]*siteSeries, 0, len(keys))
-	for k := range keys {
-		ss := &siteSeries{key: k, series: Series{Name: prefix + " " + k.subject(), Unit: unit}}
-		for _, s := range sets {
-			v := int64(0)
-			if st := s.sites[k]; st != nil {
-				v = st.vals[s.index]
-			}
-			ss.series.Points = append(ss.series.Points, Point{Time: s.in.Time, Value: float64(v)})
+	all := make([]*siteSeries, 0, len(last.table.sites))
+	for _, id := range (&siteSet{seen: union}).ids() {
+		k := last.key(id)
+		ss := &siteSeries{id: id, key: k, series: Series{Name: prefix + " " + k.subject(), Unit: unit}}
+		ss.series.Points = make([]Point, len(sets))
+		for i, s := range sets {
+			v, _ := s.get(id)
+			ss.series.Points[i] = Point{Time: s.time, Value: float64(v)}
 		}
 		first, end := ss.series.Points[0].Value, ss.series.Points[len(sets)-1].Value
 		ss.delta = int64(end - first)
@@ -759,8 +1102,8 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 				// of size: a small collection must grow by the least
 				// growth a diff reports.
 				steps, ok := stepGrowth(ss.series.Points)
-				st := last.sites[ss.key]
-				if !ok || ss.delta < threshold || st == nil || collectionOf(last, st) == "" {
+				_, inLast := last.get(ss.id)
+				if !ok || ss.delta < threshold || !inLast || collectionOf(last, ss.id) == "" {
 					continue
 				}
 				ss.trend.Verdict = VerdictGrowing
@@ -772,7 +1115,7 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 	}
 
 	t := Table{
-		Title:   fmt.Sprintf("%s by site over %d profiles, %s to %s", typ, len(sets), sets[0].in.Name, last.in.Name),
+		Title:   fmt.Sprintf("%s by site over %d profiles, %s to %s", typ, len(sets), sets[0].name, last.name),
 		Columns: []string{"FIRST", "LAST", "CHANGE", "VERDICT", "SITE"},
 		Rows:    [][]string{},
 	}
@@ -793,11 +1136,10 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 		return
 	}
 	for _, ss := range growing[:min(opts.Top, len(growing))] {
-		st := last.sites[ss.key]
-		if st == nil {
+		if _, ok := last.get(ss.id); !ok {
 			continue
 		}
-		f := growthFinding(last, st, collectionOf(last, st))
+		f := growthFinding(last, ss.id)
 		tr := ss.trend
 		f.Evidence.Series, f.Evidence.Trend = ss.series.Name, &tr
 		pts := ss.series.Points
@@ -842,10 +1184,11 @@ func stepGrowth(pts []Point) (steps int, ok bool) {
 	return steps, steps >= collectionSteps && recent
 }
 
-// growthFinding reports a site that grows. coll names the collection that
-// grows there, if one does.
-func growthFinding(s *siteSet, st *site, coll string) Finding {
+// growthFinding reports a site of s that grows.
+func growthFinding(s *siteSet, id int32) Finding {
 	var subject, advice string
+	st := &s.table.sites[id]
+	coll := collectionOf(s, id)
 	where := st.key.frame.String()
 	switch {
 	case s.tracker:
@@ -871,7 +1214,12 @@ func growthFinding(s *siteSet, st *site, coll string) Finding {
 	if s.tracker {
 		key = "tracker " + st.key.kind
 	}
-	stack := sampleStack(st.heaviest)
+	stack := st.stack
+	if stack == nil {
+		// The site's stack was in a newer profile that does not have
+		// the site (a --base newer than its target): its frame is known.
+		stack = []Frame{st.key.frame}
+	}
 	return Finding{
 		Kind:       KindGrowth,
 		Severity:   SeverityWarning,
@@ -885,7 +1233,28 @@ func growthFinding(s *siteSet, st *site, coll string) Finding {
 
 // collectionOf says whether a site allocates for a growing collection: by
 // its runtime frames when the profile has them ("map", "slice"), else by
-// the sizes it allocated ("map or slice"), else "".
+// the sizes it allocated ("map or slice", see findCollections), else "".
+func collectionOf(s *siteSet, id int32) string {
+	if s.tracker {
+		return ""
+	}
+	return s.table.sites[id].coll
+}
+
+// addSize adds the bytes in use in blocks of a size allocated at the site.
+func (st *site) addSize(size, held int64) {
+	for i := range st.sizes {
+		if st.sizes[i].size == size {
+			st.sizes[i].held += held
+			return
+		}
+	}
+	st.sizes = append(st.sizes, sizeHeld{size, held})
+}
+
+// findCollections marks the sites that allocate for a growing collection by
+// the sizes they allocated (site.sizes), where no runtime frame says so
+// already.
 //
 // Go's heap profiles leave out the runtime frames at the top of a stack, so
 // runtime.mapassign and runtime.growslice rarely show. But a collection that
@@ -893,48 +1262,19 @@ func growthFinding(s *siteSet, st *site, coll string) Finding {
 // the site has allocated blocks of several sizes, each 1.2 to 2.5 times the
 // last, and holds most of its memory in the largest ones. Go's heap profiles
 // label every sample with its block size ("bytes").
-func collectionOf(s *siteSet, st *site) string {
-	if s.tracker {
-		return ""
-	}
-	if st.coll != "" {
-		return st.coll
-	}
-	alloc := -1
-	for i, vt := range s.in.Profile.SampleType {
-		if vt.Type == "alloc_objects" {
-			alloc = i
+func findCollections(sized []*site) {
+	for _, st := range sized {
+		if st.coll != "" || len(st.sizes) <= ladderSteps {
+			continue // too few sizes for a ladder
+		}
+		all := int64(0)
+		for _, z := range st.sizes {
+			all += z.held
+		}
+		if ladder(st.sizes, all) {
+			st.coll = "map or slice"
 		}
 	}
-	inuseBytes := -1
-	for i, vt := range s.in.Profile.SampleType {
-		if vt.Type == "inuse_space" || vt.Type == "space" {
-			inuseBytes = i
-		}
-	}
-	if alloc < 0 || inuseBytes < 0 {
-		return ""
-	}
-	held := map[int64]int64{} // block size -> in-use bytes
-	var all int64
-	for i, smp := range s.in.Profile.Sample {
-		if s.of[i] != st || smp.Value[alloc] == 0 {
-			continue
-		}
-		size := int64(0)
-		if v := smp.NumLabel["bytes"]; len(v) > 0 {
-			size = v[0]
-		}
-		if size <= 0 {
-			continue
-		}
-		held[size] += smp.Value[inuseBytes]
-		all += smp.Value[inuseBytes]
-	}
-	if isLadder(held, all) {
-		return "map or slice"
-	}
-	return ""
 }
 
 // ladderSteps is how many reallocations, each a growth by a factor in
@@ -951,27 +1291,30 @@ const (
 // largest sizes form a chain of ladderSteps reallocations, and the largest
 // half of the sizes holds most of the memory in use.
 func isLadder(held map[int64]int64, all int64) bool {
-	sizes := slices.Sorted(func(yield func(int64) bool) {
-		for k := range held {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	sizes := make([]sizeHeld, 0, len(held))
+	for size, h := range held {
+		sizes = append(sizes, sizeHeld{size, h})
+	}
+	return ladder(sizes, all)
+}
+
+// ladder is isLadder of the sizes of a site, each once; it sorts them.
+func ladder(sizes []sizeHeld, all int64) bool {
 	if len(sizes) < ladderSteps+1 || all <= 0 {
 		return false
 	}
+	slices.SortFunc(sizes, func(a, b sizeHeld) int { return cmp.Compare(a.size, b.size) })
 	steps := 0
 	for i := len(sizes) - 1; i > 0 && steps < ladderSteps; i-- {
-		r := float64(sizes[i]) / float64(sizes[i-1])
+		r := float64(sizes[i].size) / float64(sizes[i-1].size)
 		if r < ladderMin || r > ladderMax {
 			return false
 		}
 		steps++
 	}
 	var top int64
-	for _, sz := range sizes[len(sizes)/2:] {
-		top += held[sz]
+	for _, z := range sizes[len(sizes)/2:] {
+		top += z.held
 	}
 	return top*2 > all
 }

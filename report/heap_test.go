@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -158,8 +159,93 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 			if len(a.Tables) == 0 || len(a.Tables[0].Rows) == 0 {
 				t.Errorf("no table rows: %+v", a.Tables)
 			}
+
+			// Summarized as they are read, in order or newest first, the
+			// profiles give the same analysis.
+			for _, order := range []string{"in order", "newest first"} {
+				ins := readInputs(t, tt.dir, tt.files...)
+				table := NewSiteTable(tt.opts)
+				for i := range ins {
+					in := ins[i]
+					if order == "newest first" {
+						in = ins[len(ins)-1-i]
+					}
+					if err := in.Summarize(table); err != nil {
+						t.Fatal(err)
+					}
+					if in.Profile != nil {
+						t.Fatalf("%s: the profile is kept after Summarize", in.Name)
+					}
+				}
+				sa, err := AnalyzeProfiles(ins, tt.opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(sa, a) {
+					t.Errorf("summarized %s: %+v\nwant %+v", order, sa, a)
+				}
+			}
 		})
 	}
+
+	t.Run("summarized single profiles", func(t *testing.T) {
+		whole, err := AnalyzeProfiles(readInputs(t, leaky, "heap-12.pb.gz"), HeapOptions{Top: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins := readInputs(t, leaky, "heap-12.pb.gz", "heap-13.pb.gz", "tracker-12.pb.gz")
+		table := NewSiteTable(HeapOptions{Top: 5})
+		if err := ins[0].Summarize(table); err != nil {
+			t.Fatal(err)
+		}
+		first, err := AnalyzeProfiles(ins[:1], HeapOptions{Top: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(first, whole) {
+			t.Errorf("summarized: %+v\nwant %+v", first, whole)
+		}
+		for _, in := range ins[1:] {
+			if err := in.Summarize(table); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The first of its kind keeps its top holders until a second
+		// comes; then the sites are ranked again, without the functions.
+		for _, in := range ins[:2] {
+			a, err := AnalyzeProfiles([]*Input{in}, HeapOptions{Top: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(a.Tables) != 1 || len(a.Tables[0].Rows) != 5 || !strings.HasPrefix(a.Tables[0].Title, "top allocation sites") {
+				t.Errorf("%s: tables %+v, want the top 5 sites", in.Name, a.Tables)
+			}
+		}
+		first, err = AnalyzeProfiles(ins[:1], HeapOptions{Top: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, row := range first.Tables[0].Rows {
+			want := whole.Tables[1].Rows[i]
+			if !slices.Equal(row, slices.Delete(slices.Clone(want), 2, 3)) {
+				t.Errorf("row %d: %q, want %q without the objects", i, row, want)
+			}
+		}
+		tr, err := AnalyzeProfiles(ins[2:], HeapOptions{Top: 5})
+		if err != nil || len(tr.Tables) != 1 || len(tr.Tables[0].Rows) == 0 {
+			t.Errorf("tracker profile: %+v, %v", tr, err)
+		}
+		if _, err := AnalyzeProfiles(ins[:1], HeapOptions{SampleIndex: "alloc_space"}); err == nil {
+			t.Error("a profile summarized by inuse_space was analysed by alloc_space")
+		}
+		other := readInputs(t, leaky, "heap-14.pb.gz")[0]
+		if err := other.Summarize(NewSiteTable(HeapOptions{})); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := AnalyzeProfiles([]*Input{ins[0], other}, HeapOptions{}); err == nil {
+			t.Error("profiles of two site tables were compared")
+		}
+	})
 
 	t.Run("series are trend-tested and in order", func(t *testing.T) {
 		ins := readInputs(t, leaky, seq("heap", ".pb.gz", 1, 16)...)
@@ -216,27 +302,20 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 				t.Fatalf("%s: kind %s", in.Name, in.Kind)
 			}
 		}
-		pb, err := collectSites(ins[0], "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		txt, err := collectSites(ins[1], "")
-		if err != nil {
-			t.Fatal(err)
-		}
+		pb, txt := siteValues(t, ins[0]), siteValues(t, ins[1])
 		// Both were written one after the other at the end of the same
 		// round of work, every allocation sampled: the program's sites
 		// hold the same in both.
 		for _, fn := range []string{"main.(*dedup).mark", "main.(*journal).add", "main.openSession"} {
 			var a, b int64
-			for k, s := range pb.sites {
+			for k, v := range pb {
 				if k.frame.Func == fn {
-					a += s.vals[pb.index]
+					a += v
 				}
 			}
-			for k, s := range txt.sites {
+			for k, v := range txt {
 				if k.frame.Func == fn {
-					b += s.vals[txt.index]
+					b += v
 				}
 			}
 			if a == 0 || a != b {
@@ -550,4 +629,20 @@ func sanitizeFixture(data []byte) ([]byte, error) {
 	var b bytes.Buffer
 	err = p.Write(&b)
 	return b.Bytes(), err
+}
+
+// siteValues summarizes a profile and returns its values by site, by the
+// default sample type.
+func siteValues(t *testing.T, in *Input) map[siteKey]int64 {
+	t.Helper()
+	table := NewSiteTable(HeapOptions{})
+	s, err := table.collect(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[siteKey]int64{}
+	for _, id := range s.ids() {
+		out[s.key(id)], _ = s.get(id)
+	}
+	return out
 }

@@ -2,7 +2,6 @@ package report
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -10,14 +9,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/pprof/profile"
 
+	"github.com/leakcheck/leakcheck/probes/bounded"
 	"github.com/leakcheck/leakcheck/tracker"
 )
 
@@ -55,7 +55,7 @@ const (
 
 // Input is one decoded input: a file or a URL, recognized by its content.
 // Exactly one of Profile, Goroutines, Snapshot and Report is set, as Kind
-// says.
+// says; but a profile reduced by Summarize keeps none.
 type Input struct {
 	// Name is the file name or URL, for messages.
 	Name string
@@ -64,17 +64,21 @@ type Input struct {
 	// or report's own time when it has one; otherwise the file's
 	// modification time, or the time a URL was fetched.
 	Time time.Time
-	// Raw is the input exactly as read, compressed or not.
+	// Raw is the input exactly as read, compressed or not: always from
+	// ParseInput, from ReadInput only with InputOptions.KeepRaw.
 	Raw []byte
 	// Source says where the input came from, for Analyze: inputs of one
 	// source and kind were taken of one process. The files named together
 	// are one source (""), each polled URL another.
 	Source string
 
-	Profile    *profile.Profile // InputHeap and InputTrackerProfile
+	Profile    *profile.Profile // InputHeap and InputTrackerProfile, until summarized
 	Goroutines *GoroutineDump   // InputGoroutine
 	Snapshot   *tracker.Snapshot
 	Report     *Report
+
+	// sites is a heap or tracker profile reduced by Summarize.
+	sites *siteSet
 }
 
 // InputOptions configures ReadInput.
@@ -87,6 +91,12 @@ type InputOptions struct {
 	// Client fetches URLs; nil means a client of the fetch's own, with
 	// the default transport's settings, closed when done.
 	Client *http.Client
+	// KeepRaw keeps the input as read, compressed or not, in Input.Raw, to
+	// be saved; otherwise Raw is nil, and a series of inputs costs only
+	// their decoded forms.
+	KeepRaw bool
+	// Stdin is what the name "-" reads; nil means os.Stdin.
+	Stdin io.Reader
 }
 
 func (o InputOptions) maxSize() int64 {
@@ -96,25 +106,66 @@ func (o InputOptions) maxSize() int64 {
 	return o.MaxSize
 }
 
-// ReadInput reads name, a file or an http or https URL, and decodes it with
-// ParseInput. A URL must answer 200 OK within the timeout. Errors name the
-// input.
+// ReadInput reads name, a file, an http or https URL, or "-" for standard
+// input, and decodes it as ParseInput does. A URL must answer 200 OK within
+// the timeout. Input is read as it is decoded: what no format recognizes is
+// refused after its first kilobytes (sniffSize), and nothing is read past
+// MaxSize, compressed or decompressed. Errors name the input.
 func ReadInput(ctx context.Context, name string, opts InputOptions) (*Input, error) {
 	var (
-		data []byte
+		r    io.Reader
 		when time.Time
-		err  error
 	)
-	if isURL(name) {
-		data, err = fetchURL(ctx, name, opts)
-		when = time.Now()
-	} else {
-		data, when, err = readFile(name, opts.maxSize())
+	limit := opts.maxSize()
+	switch {
+	case name == "-":
+		r = opts.Stdin
+		if r == nil {
+			r = os.Stdin
+		}
+		r, when = &source{r: r, what: "reading standard input"}, time.Now()
+	case isURL(name):
+		timeout := opts.Timeout
+		if timeout <= 0 {
+			timeout = DefaultFetchTimeout
+		}
+		client := opts.Client
+		if client == nil {
+			// A client of its own, whose connection is closed when done: a
+			// one-off fetch leaves nothing behind.
+			client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+			defer client.CloseIdleConnections()
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		body, err := bounded.Open(ctx, client, name, limit)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return nil, fmt.Errorf("GET %s: no answer within %v", name, timeout)
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer body.Close()
+		r, when = &source{r: body, timeout: timeout, url: name}, time.Now()
+	default:
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err // *PathError names the file
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if fi.IsDir() {
+			return nil, fmt.Errorf("%s: is a directory, not a profile", name)
+		}
+		if fi.Mode().IsRegular() && fi.Size() > limit {
+			return nil, fmt.Errorf("%s: %s: %w", name, bounded.FormatSize(fi.Size()), &bounded.LimitError{What: "input", Limit: limit})
+		}
+		r, when = &source{r: f, what: "reading " + name}, fi.ModTime()
 	}
-	if err != nil {
-		return nil, err
-	}
-	in, err := ParseInput(name, data, opts.maxSize())
+	in, err := readInput(name, r, limit, opts.KeepRaw)
 	if err != nil {
 		return nil, err
 	}
@@ -129,184 +180,266 @@ func isURL(name string) bool {
 	return strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://")
 }
 
-func readFile(name string, limit int64) ([]byte, time.Time, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, time.Time{}, err // *PathError names the file
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	if fi.IsDir() {
-		return nil, time.Time{}, fmt.Errorf("%s: is a directory, not a profile", name)
-	}
-	data, err := readLimited(f, limit)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("reading %s: %w", name, err)
-	}
-	return data, fi.ModTime(), nil
+// source is where an input's bytes come from. Its errors (but for a size
+// limit, which readInput names) say what failed on what, and readInput
+// passes them on as they are.
+type source struct {
+	r       io.Reader
+	what    string        // "reading x.pb.gz"; empty for a URL, whose body names it
+	url     string        // for a URL
+	timeout time.Duration // for a URL
 }
 
-// readLimited reads r to its end, failing when it holds more than limit bytes.
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("larger than the limit of %s (--max-size)", formatQuantity(float64(limit), "bytes"))
-	}
-	return data, nil
-}
+// sourceError is an error of a source, which names the source already.
+type sourceError struct{ err error }
 
-func fetchURL(ctx context.Context, u string, opts InputOptions) ([]byte, error) {
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultFetchTimeout
-	}
-	client := opts.Client
-	if client == nil {
-		// A client of its own, whose connection is closed when done: a
-		// one-off fetch leaves nothing behind.
-		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-		defer client.CloseIdleConnections()
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		// The client's error repeats the URL; say it once.
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
+func (s *source) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	switch {
+	case err == nil || err == io.EOF:
+	case s.url != "" && errors.Is(err, context.DeadlineExceeded):
+		err = &sourceError{fmt.Errorf("GET %s: body not read within %v: %w", s.url, s.timeout, err)}
+	case s.url != "":
+		err = &sourceError{err} // the body names its URL
+	default:
+		if _, ok := errors.AsType[*bounded.LimitError](err); !ok {
+			err = &sourceError{fmt.Errorf("%s: %w", s.what, err)}
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("no answer within %v (--timeout)", timeout)
-		}
-		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		line, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		msg := strings.TrimSpace(strings.SplitN(string(line), "\n", 2)[0])
-		if msg != "" {
-			msg = ": " + msg
-		}
-		return nil, fmt.Errorf("GET %s: %s%s", u, resp.Status, msg)
-	}
-	data, err := readLimited(resp.Body, opts.maxSize())
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("body not read within %v (--timeout)", timeout)
-		}
-		return nil, fmt.Errorf("GET %s: %w", u, err)
-	}
-	return data, nil
+	return n, err
 }
 
 // ParseInput recognizes data by its content, not its name, and decodes it.
 // It reads Go heap profiles (gzipped protocol buffers and the legacy text
 // form), goroutine profiles and dumps in every form (see ParseGoroutineText
 // and GoroutinesFromProfile), leakcheck tracker profiles, tracker snapshots
-// and leakcheck JSON reports. Gzipped input is decompressed here, to at most
-// maxSize bytes (0 means DefaultMaxInputSize), so that a small file cannot
-// inflate without bound. Anything else, and input that is empty, truncated
-// or corrupt, is an error that names the input and says what was expected;
-// ParseInput never panics.
-func ParseInput(name string, data []byte, maxSize int64) (in *Input, err error) {
+// and leakcheck JSON reports (see formats). Gzipped input is decompressed
+// here, to at most maxSize bytes (0 means DefaultMaxInputSize), so that a
+// small file cannot inflate without bound. Anything else, and input that is
+// empty, truncated or corrupt, is an error that names the input and says
+// what was expected; ParseInput never panics.
+func ParseInput(name string, data []byte, maxSize int64) (*Input, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxInputSize
 	}
+	in, err := readInput(name, bytes.NewReader(data), maxSize, false)
+	if in != nil {
+		in.Raw = data
+	}
+	return in, err
+}
+
+// sniffSize is how much of an input, decompressed, the formats' detectors
+// see: enough for every header leakcheck reads, and a bound on what is read
+// of an input that no format accepts.
+const sniffSize = 64 << 10
+
+// readInput reads an input from r, at most limit bytes compressed and
+// decompressed, recognizes it by its first sniffSize bytes and decodes it.
+// Errors name the input.
+func readInput(name string, r io.Reader, limit int64, keepRaw bool) (in *Input, err error) {
 	defer func() {
 		// The parsers below are not ours; a panic in one of them is a
 		// corrupt input, not a crash.
-		if r := recover(); r != nil {
-			in, err = nil, fmt.Errorf("%s: corrupt input: the parser failed: %v", name, r)
+		if p := recover(); p != nil {
+			in, err = nil, fmt.Errorf("corrupt input: the parser failed: %v", p)
+		}
+		if err != nil {
+			if _, ok := errors.AsType[*sourceError](err); !ok {
+				err = fmt.Errorf("%s: %w", name, err)
+			}
 		}
 	}()
-	in = &Input{Name: name, Raw: data}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%s: empty: %s", name, wantInputs)
+	var raw bytes.Buffer
+	r = bounded.NewReader(r, limit, "input")
+	if keepRaw {
+		r = io.TeeReader(r, &raw)
 	}
-	plain := data
-	if isGzip(data) {
-		plain, err = gunzip(data, maxSize)
+	head, err := readHead(r)
+	if err != nil {
+		return nil, err
+	}
+	body := io.MultiReader(bytes.NewReader(head), r)
+	if bounded.IsGzip(head) {
+		zr, err := bounded.NewGzipReader(body, limit)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, err
 		}
-		if isGzip(plain) {
-			return nil, fmt.Errorf("%s: gzip inside gzip: not a profile", name)
+		if head, err = readHead(zr); err != nil {
+			return nil, err
 		}
+		if bounded.IsGzip(head) {
+			return nil, errors.New("gzip inside gzip: not a profile")
+		}
+		body = io.MultiReader(bytes.NewReader(head), zr)
 	}
-	if err := in.decode(plain); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if len(head) < sniffSize && len(bytes.TrimSpace(head)) == 0 {
+		return nil, fmt.Errorf("empty: %s", wantInputs)
+	}
+	f := detect(head)
+	if f == nil {
+		// Refused on its head: the rest is never read.
+		if isText(head) {
+			return nil, fmt.Errorf("unrecognized text (%s)", wantInputs)
+		}
+		return nil, fmt.Errorf("not a profile leakcheck reads (%s)", wantInputs)
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	in = &Input{Name: name}
+	if err := f.decode(in, data); err != nil {
+		return nil, err
+	}
+	if keepRaw {
+		in.Raw = raw.Bytes()
 	}
 	return in, nil
 }
 
-func isGzip(data []byte) bool { return len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b }
-
-// gunzip decompresses data, failing when the result exceeds limit bytes.
-func gunzip(data []byte, limit int64) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("decompressing: %w", err)
+// readHead reads the first sniffSize bytes of r, or all of it if shorter.
+func readHead(r io.Reader) ([]byte, error) {
+	head := make([]byte, sniffSize)
+	n, err := io.ReadFull(r, head)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = nil
 	}
-	var buf bytes.Buffer
-	// The gzip trailer holds the size modulo 2^32: a hint to allocate
-	// once, never trusted beyond the limit.
-	if len(data) >= 4 {
-		hint := int64(binary.LittleEndian.Uint32(data[len(data)-4:]))
-		buf.Grow(int(min(hint, limit) + 1))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(zr, limit+1))
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = errors.New("unexpected end of data (truncated?)")
-		}
-		return nil, fmt.Errorf("decompressing: %w", err)
-	}
-	if n > limit {
-		return nil, fmt.Errorf("decompresses to more than %s (--max-size): a decompression bomb, or raise the limit", formatQuantity(float64(limit), "bytes"))
-	}
-	return buf.Bytes(), nil
+	return head[:n], err
 }
 
 // wantInputs says what ParseInput reads, for errors.
 const wantInputs = "want a heap, goroutine or tracker profile, a goroutine dump, a tracker snapshot or a leakcheck report"
 
-// decode recognizes plain (data, decompressed) and fills in.
-func (in *Input) decode(plain []byte) error {
-	text := bytes.TrimLeft(plain, " \t\r\n")
-	switch {
-	case len(text) > 0 && text[0] == '{':
-		return in.decodeJSON(plain)
-	case bytes.HasPrefix(text, []byte("heap profile:")):
-		p, err := parseProfile(plain)
-		if err != nil {
-			return fmt.Errorf("legacy heap profile: %w", err)
+// A format is one form of input that leakcheck reads.
+type format struct {
+	name string
+	// detect reports whether an input is in this form, by its first
+	// sniffSize bytes, decompressed (all of it when shorter). It must not
+	// accept what the decoder will refuse on sight: an input that no
+	// detector accepts is refused before the rest of it is read.
+	detect func(head []byte) bool
+	// decode decodes the whole input, decompressed, and fills in in: Kind,
+	// one of the decoded fields, and Time when the input has its own.
+	decode func(in *Input, data []byte) error
+}
+
+// formats are the forms of input leakcheck reads, tried in order: the first
+// whose detector accepts an input decodes it, so a form whose header is a
+// prefix of another's comes after it.
+//
+// To add a format, write its two functions and add its entry here (and an
+// InputKind, and the analysis that reads it, when it is a new kind). A heap
+// dump (runtime/debug.WriteHeapDump) begins "go1.7 heap dump\n"; its entry
+// belongs before the pprof protocol buffer's, whose detector is the least
+// specific.
+var formats = []format{
+	{"tracker snapshot or leakcheck report", isJSON, (*Input).decodeJSON},
+	{"legacy heap profile", isLegacyHeap, (*Input).decodeLegacyHeap},
+	{"goroutine dump", IsGoroutineText, (*Input).decodeGoroutineText},
+	{"legacy pprof text", isLegacyText, (*Input).decodeProfile},
+	{"pprof protocol buffer", isProfileProto, (*Input).decodeProfile},
+}
+
+// detect returns the first format that accepts head, or nil.
+func detect(head []byte) *format {
+	for i := range formats {
+		if formats[i].detect(head) {
+			return &formats[i]
 		}
-		symbolizeLegacyHeap(p, plain)
-		in.Kind, in.Profile = InputHeap, p
-		return in.checkProfile()
-	case IsGoroutineText(plain):
-		d, err := ParseGoroutineText(plain)
-		if err != nil {
-			return fmt.Errorf("goroutine dump: %w", err)
-		}
-		in.Kind, in.Goroutines, in.Time = InputGoroutine, d, d.Time
-		return nil
 	}
-	p, err := parseProfile(plain)
-	if err != nil {
-		if isText(plain) {
-			return fmt.Errorf("unrecognized text (%s)", wantInputs)
+	return nil
+}
+
+func isJSON(head []byte) bool {
+	text := bytes.TrimLeft(head, " \t\r\n")
+	return len(text) > 0 && text[0] == '{'
+}
+
+func isLegacyHeap(head []byte) bool {
+	return bytes.HasPrefix(bytes.TrimLeft(head, " \t\r\n"), []byte("heap profile:"))
+}
+
+// isLegacyText recognizes the other legacy text forms the pprof parser
+// reads, so that they are named in errors: "threadcreate profile: total 9",
+// and the sections of contention profiles ("--- contention").
+func isLegacyText(head []byte) bool {
+	text := bytes.TrimLeft(head, " \t\r\n")
+	if bytes.HasPrefix(text, []byte("--- ")) {
+		return true
+	}
+	line, _, _ := bytes.Cut(text, []byte("\n"))
+	what, total, ok := bytes.Cut(bytes.TrimSpace(line), []byte(" profile: total "))
+	return ok && len(what) > 0 && !bytes.ContainsAny(what, " \t") && len(total) > 0 && len(bytes.Trim(total, "0123456789")) == 0
+}
+
+// isProfileProto recognizes a pprof protocol buffer (profile.proto) by its
+// head: every top-level field in it has a field number and wire type of
+// that message, and is complete, but for one that runs past the head.
+func isProfileProto(head []byte) bool {
+	complete := len(head) < sniffSize
+	fields := 0
+	for b := head; len(b) > 0; {
+		tag, n := binary.Uvarint(b)
+		if n <= 0 {
+			return !complete && fields > 0 && len(b) < 10
 		}
+		b = b[n:]
+		num, wire := tag>>3, tag&7
+		switch {
+		case wire == 2 && (num >= 1 && num <= 6 || num == 11 || num == 13):
+			size, n := binary.Uvarint(b)
+			if n <= 0 {
+				return !complete && fields > 0 && len(b) < 10
+			}
+			b = b[n:]
+			if size > uint64(len(b)) {
+				// A field past the head: fine if the head held a whole
+				// one before it, and it fits a profile.
+				return !complete && fields > 0 && size < 1<<32
+			}
+			b = b[size:]
+		case wire == 0 && num >= 7 && num <= 15 && num != 11:
+			_, n := binary.Uvarint(b)
+			if n <= 0 {
+				return !complete && fields > 0 && len(b) < 10
+			}
+			b = b[n:]
+		default:
+			return false
+		}
+		fields++
+	}
+	return fields > 0
+}
+
+func (in *Input) decodeLegacyHeap(data []byte) error {
+	p, err := parseProfile(data)
+	if err != nil {
+		return fmt.Errorf("legacy heap profile: %w", err)
+	}
+	symbolizeLegacyHeap(p, data)
+	in.Kind, in.Profile = InputHeap, p
+	return in.checkProfile()
+}
+
+func (in *Input) decodeGoroutineText(data []byte) error {
+	d, err := ParseGoroutineText(data)
+	if err != nil {
+		return fmt.Errorf("goroutine dump: %w", err)
+	}
+	in.Kind, in.Goroutines, in.Time = InputGoroutine, d, d.Time
+	return nil
+}
+
+// decodeProfile decodes a pprof profile: a goroutine profile becomes a
+// dump; a heap or tracker profile is kept.
+func (in *Input) decodeProfile(data []byte) error {
+	p, err := parseProfile(data)
+	if err != nil {
 		return fmt.Errorf("not a profile leakcheck reads (%s): %w", wantInputs, err)
 	}
 	in.Profile = p
@@ -351,24 +484,25 @@ func (in *Input) checkProfile() error {
 }
 
 // parseProfile parses a pprof profile, in protocol buffer or a legacy text
-// form; data must not be gzipped, so that the profile package has nothing
-// to inflate.
-func parseProfile(data []byte) (p *profile.Profile, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			p, err = nil, fmt.Errorf("the pprof parser failed: %v", r)
-		}
-	}()
-	return profile.ParseData(data)
+// form. data is decompressed already: a gzip header here is a second layer,
+// which bounded.ParseProfile refuses.
+func parseProfile(data []byte) (*profile.Profile, error) {
+	return bounded.ParseProfile(data, int64(len(data)))
 }
 
-// isText reports whether data looks like text: no NUL or other control
-// bytes but tabs and line ends in its first kilobyte.
+// isText reports whether data looks like text: UTF-8 without NUL or other
+// control bytes but tabs and line ends, in its first kilobyte.
 func isText(data []byte) bool {
-	for _, c := range data[:min(len(data), 1024)] {
-		if c < ' ' && c != '\t' && c != '\n' && c != '\r' {
+	head := data[:min(len(data), 1024)]
+	for i := 0; i < len(head); {
+		r, n := utf8.DecodeRune(head[i:])
+		if r == utf8.RuneError && n == 1 && (len(head) == len(data) || len(head)-i >= utf8.UTFMax) {
+			return false // not UTF-8, unless a rune cut at the kilobyte
+		}
+		if r < ' ' && r != '\t' && r != '\n' && r != '\r' {
 			return false
 		}
+		i += n
 	}
 	return true
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/leakcheck/leakcheck/probes/bounded"
 	"github.com/leakcheck/leakcheck/tracker"
 )
 
@@ -37,7 +39,7 @@ func gzipped(t testing.TB, data []byte) []byte {
 
 func gunzipped(t testing.TB, data []byte) []byte {
 	t.Helper()
-	out, err := gunzip(data, DefaultMaxInputSize)
+	out, err := bounded.Gunzip(data, DefaultMaxInputSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,18 +144,15 @@ func TestLegacyHeapSymbolized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := collectSites(in, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sites := siteValues(t, in)
 	found := false
-	for k, st := range s.sites {
+	for k, v := range sites {
 		if k.frame.Func == "github.com/leakcheck/leakcheck/report.legacyAlloc" {
-			found = st.vals[s.index] > 0 && strings.HasSuffix(k.frame.File, "input_test.go") && k.frame.Line > 0
+			found = v > 0 && strings.HasSuffix(k.frame.File, "input_test.go") && k.frame.Line > 0
 		}
 	}
 	if !found {
-		t.Errorf("no site in legacyAlloc (input_test.go) holding memory among %d sites", len(s.sites))
+		t.Errorf("no site in legacyAlloc (input_test.go) holding memory among %d sites", len(sites))
 	}
 	runtime.KeepAlive(keep)
 }
@@ -173,7 +172,8 @@ func TestParseInputErrors(t *testing.T) {
 		{"blank", []byte(" \n\t\n"), 0, "in: empty"},
 		{"truncated gzip", fixture(t, "leaky-03.pb.gz")[:3000], 0, "in: decompressing: unexpected end of data (truncated?)"},
 		{"corrupt gzip header", append([]byte{0x1f, 0x8b, 9}, heap[:100]...), 0, "in: decompressing: gzip: invalid header"},
-		{"decompression bomb", gzipped(t, make([]byte, 2<<20)), 1 << 20, "in: decompresses to more than 1.0 MiB (--max-size)"},
+		{"decompression bomb", gzipped(t, bytes.Repeat(heap, (2<<20)/len(heap)+1)), 1 << 20, "in: decompresses to more than the size limit of 1 MiB"},
+		{"decompression bomb of zeros", gzipped(t, make([]byte, 2<<20)), 1 << 20, "in: not a profile leakcheck reads"},
 		{"gzip in gzip", gzipped(t, fixture(t, "leaky-03.pb.gz")), 0, "in: gzip inside gzip"},
 		{"truncated protocol buffer", gzipped(t, heap[:len(heap)*2/3]), 0, "in: not a profile leakcheck reads"},
 		{"binary garbage", []byte("\x00\x01\x02\xff\xfe garbage \x00"), 0, "in: not a profile leakcheck reads"},
@@ -252,7 +252,7 @@ func TestReadInputFiles(t *testing.T) {
 	}{
 		{"missing", filepath.Join(dir, "nosuch.pb.gz"), InputOptions{}, "nosuch.pb.gz: no such file or directory"},
 		{"directory", dir, InputOptions{}, "is a directory, not a profile"},
-		{"too large", pb, InputOptions{MaxSize: 1000}, "leaky-03.pb.gz: larger than the limit of 1000 B (--max-size)"},
+		{"too large", pb, InputOptions{MaxSize: 1000}, "leaky-03.pb.gz: 18.5 KiB: larger than the size limit of 1000 B"},
 	}
 	for _, tt := range tests {
 		_, err := ReadInput(context.Background(), tt.path, tt.opts)
@@ -321,9 +321,9 @@ func TestReadInputURLs(t *testing.T) {
 	}{
 		{"error status", srv.URL + "/fail", InputOptions{}, "GET " + srv.URL + "/fail: 403 Forbidden: profiling disabled"},
 		{"not found", srv.URL + "/nosuch", InputOptions{}, "404 Not Found"},
-		{"too large", srv.URL + "/big", InputOptions{MaxSize: 2000}, "/big: larger than the limit of 2.0 KiB (--max-size)"},
-		{"no answer", srv.URL + "/slow", InputOptions{Timeout: short}, "/slow: no answer within 200ms (--timeout)"},
-		{"body stalls", srv.URL + "/stall", InputOptions{Timeout: short}, "/stall: body not read within 200ms (--timeout)"},
+		{"too large", srv.URL + "/big", InputOptions{MaxSize: 2000}, "/big: larger than the size limit of 2 KiB"},
+		{"no answer", srv.URL + "/slow", InputOptions{Timeout: short}, "/slow: no answer within 200ms"},
+		{"body stalls", srv.URL + "/stall", InputOptions{Timeout: short}, "/stall: body not read within 200ms"},
 		{"connection refused", closed, InputOptions{}, "connection refused"},
 		{"not a profile", srv.URL + "/", InputOptions{}, "404"},
 	}
@@ -431,4 +431,86 @@ func FuzzParseFrameComment(f *testing.F) {
 			t.Fatalf("parseFrameComment(%q) = %#x %q %q %d", line, addr, fn, file, ln)
 		}
 	})
+}
+
+// TestFormats checks which format recognizes each form of input, by its
+// head only, and that what none recognizes is refused.
+func TestFormats(t *testing.T) {
+	heap := gunzipped(t, fixture(t, "leaky-03.pb.gz"))
+	big := bytes.Repeat(heap, sniffSize/len(heap)+2) // concatenated messages are one message
+	random := make([]byte, sniffSize)
+	for i := range random {
+		random[i] = byte(i*7919 + i>>8) // deterministic, no structure
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want string // the format's name; "" for none
+	}{
+		{"tracker snapshot", fixture(t, "snapshot-03.json"), "tracker snapshot or leakcheck report"},
+		{"legacy heap text", ownProfile(t, "heap", 1), "legacy heap profile"},
+		{"goroutine dump", ownProfile(t, "goroutine", 2), "goroutine dump"},
+		{"goroutine debug=1", ownProfile(t, "goroutine", 1), "goroutine dump"},
+		{"threadcreate text", ownProfile(t, "threadcreate", 1), "legacy pprof text"},
+		{"heap protocol buffer", heap, "pprof protocol buffer"},
+		{"heap protocol buffer past the head", big, "pprof protocol buffer"},
+		{"goroutine protocol buffer", gunzipped(t, ownProfile(t, "goroutine", 0)), "pprof protocol buffer"},
+		{"zeros", make([]byte, sniffSize), ""},
+		{"a protocol buffer cut short", heap[:len(heap)/2], ""},
+		{"patterned bytes", random, ""},
+		{"text", []byte("hello\n"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			head := tt.data[:min(len(tt.data), sniffSize)]
+			got := ""
+			if f := detect(head); f != nil {
+				got = f.name
+			}
+			if got != tt.want {
+				t.Errorf("detected as %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReadInputStdin reads "-", with the limits of any input.
+func TestReadInputStdin(t *testing.T) {
+	pb := fixture(t, "leaky-03.pb.gz")
+	tests := []struct {
+		name  string
+		stdin io.Reader
+		opts  InputOptions
+		want  string // "" for a heap profile
+	}{
+		{"heap profile", bytes.NewReader(pb), InputOptions{}, ""},
+		{"empty", strings.NewReader(""), InputOptions{}, "-: empty"},
+		{"garbage without end", endlessReader{}, InputOptions{}, "-: not a profile leakcheck reads"},
+		{"too large", bytes.NewReader(pb), InputOptions{MaxSize: 1000}, "-: larger than the size limit of 1000 B"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Stdin = tt.stdin
+			in, err := ReadInput(context.Background(), "-", tt.opts)
+			if tt.want == "" {
+				if err != nil || in.Kind != InputHeap || in.Name != "-" {
+					t.Fatalf("ReadInput(-) = %+v, %v; want a heap profile", in, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ReadInput(-) = %v; want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// endlessReader is input without end: 0xff bytes.
+type endlessReader struct{}
+
+func (endlessReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 0xff
+	}
+	return len(p), nil
 }
