@@ -46,6 +46,8 @@ type reportOptions struct {
 	blockedFor  time.Duration
 	trend       trendFlags
 	failOnSet   bool // --fail-on was given: it overrides a saved report's policy
+	binary      string
+	pathTo      string
 	inputs      []string
 	prom        promOptions
 }
@@ -149,6 +151,8 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 	f.StringVar(&opts.minGrowth, "min-growth", "", "least growth of a site between two profiles that is a finding, e.g. 4MiB or 5000 (default by unit)")
 	f.BoolVar(&opts.atExit, "at-exit", false, "tracker snapshots were taken at exit: every live record is a leftover")
 	f.DurationVar(&opts.blockedFor, "blocked-for", report.DefaultBlockedFor, "goroutines blocked at least this long are findings")
+	f.StringVar(&opts.binary, "binary", "", "heap dumps: the dumped program's executable, whose symbols name the globals that hold memory")
+	f.StringVar(&opts.pathTo, "path-to", "", "heap dumps: report the paths from the roots to objects allocated at this site (a function, or file:line)")
 	addTrendFlags(f, &opts.trend, 0, "ignore the profiles taken within this time of the first of a series in trend tests")
 	addPrometheusFlags(f, &opts.prom)
 	return c
@@ -183,6 +187,7 @@ func runReport(ctx context.Context, opts reportOptions, stdout, stderr io.Writer
 	}
 	res, err := report.Analyze(all[len(all)-len(inputs):], base, report.Options{
 		Trend: trend, Heap: heapOpts, BlockedFor: opts.blockedFor, AtExit: opts.atExit, Top: opts.top,
+		Binary: opts.binary, PathTo: opts.pathTo,
 	})
 	if err != nil {
 		return exitUsage, err

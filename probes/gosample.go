@@ -45,6 +45,9 @@ type GoSample struct {
 	// decoded once here so that a caller turns it into a dump
 	// (report.GoroutinesFromProfile) without decoding it again.
 	GoroutineProfile *profile.Profile
+	// HeapProfile is the heap profile as served, decoded; nil when it could
+	// not be read (see Gaps).
+	HeapProfile *profile.Profile
 	// Tracker is the JSON snapshot served by leakcheck's tracker handler, or
 	// nil when the daemon does not serve one.
 	Tracker []byte
@@ -101,7 +104,7 @@ func SampleGo(ctx context.Context, client *http.Client, base, trackerPath string
 	u = base + "/debug/pprof/heap?debug=0"
 	body, _, err = fetch(ctx, client, u, false)
 	if err == nil {
-		if _, s.HeapInuse, err = sumProfile(body, "inuse_space"); err != nil {
+		if s.HeapProfile, s.HeapInuse, err = sumProfile(body, "inuse_space"); err != nil {
 			err = fmt.Errorf("probes: heap profile from %s: %w", u, err)
 		}
 	}

@@ -27,6 +27,12 @@ type Options struct {
 	AtExit bool
 	// Top is how many rows each table lists; 0 means DefaultTop.
 	Top int
+	// Binary is the executable of the program whose heap dumps are read:
+	// its symbols name the global variables that hold memory.
+	Binary string
+	// PathTo is an allocation site whose objects' paths from the roots
+	// heap dumps report (see HeapDumpOptions.PathTo).
+	PathTo string
 }
 
 // Analyze runs the analysis each kind of input asks for, and returns what
@@ -43,8 +49,8 @@ func Analyze(inputs []*Input, base *Input, opts Options) (Result, error) {
 	if opts.Top <= 0 {
 		opts.Top = DefaultTop
 	}
-	if base != nil && base.Kind != InputHeap && base.Kind != InputTrackerProfile {
-		return res, fmt.Errorf("base %s: a %s, not a heap or tracker profile", base.Name, base.Kind)
+	if base != nil && base.Kind != InputHeap && base.Kind != InputTrackerProfile && base.Kind != InputHeapDump {
+		return res, fmt.Errorf("base %s: a %s, not a heap or tracker profile or a heap dump", base.Name, base.Kind)
 	}
 	for _, group := range groupInputs(inputs) {
 		switch group[0].Kind {
@@ -63,6 +69,16 @@ func Analyze(inputs []*Input, base *Input, opts Options) (Result, error) {
 			res.Add(analyzeGoroutines(group, opts))
 		case InputSnapshot:
 			res.Add(analyzeSnapshots(group, opts))
+		case InputHeapDump:
+			dumps := group
+			if base != nil && base.Kind == InputHeapDump {
+				dumps, base = append([]*Input{base}, group...), nil
+			}
+			r, err := analyzeHeapDumps(dumps, opts)
+			if err != nil {
+				return res, err
+			}
+			res.Add(r)
 		case InputReport:
 			for _, in := range group {
 				r := in.Report
@@ -74,6 +90,17 @@ func Analyze(inputs []*Input, base *Input, opts Options) (Result, error) {
 		return res, fmt.Errorf("base %s: no %s to compare it with", base.Name, base.Kind)
 	}
 	return res, nil
+}
+
+// analyzeHeapDumps analyses the newest of a process's heap dumps, with the
+// oldest as its base when there are several.
+func analyzeHeapDumps(dumps []*Input, opts Options) (Result, error) {
+	last := dumps[len(dumps)-1]
+	ho := HeapDumpOptions{Name: last.Name, Binary: opts.Binary, PathTo: opts.PathTo, Top: opts.Top}
+	if len(dumps) > 1 {
+		ho.Base, ho.BaseName = dumps[0].HeapDump, dumps[0].Name
+	}
+	return AnalyzeHeapDump(last.HeapDump, ho)
 }
 
 // DescribeInputs says how many inputs of each kind there are, for a report's

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -29,7 +28,7 @@ type HeapDumpOptions struct {
 	// Base is an earlier dump of the same process; with it the analysis
 	// reports the allocation sites that grew and the paths that hold the
 	// growth. BaseName names it.
-	Base     io.Reader
+	Base     *heapdump.Dump
 	BaseName string
 	// PathTo is an allocation site, a function ("main.(*Server).track",
 	// or its last part "track") or file:line ("server.go:41"): the paths
@@ -39,16 +38,13 @@ type HeapDumpOptions struct {
 	// Top is how many rows a table lists and how many holders become
 	// findings; 0 means 10.
 	Top int
-	// Limits bound what a dump may make the reader allocate; the zero value
-	// is heapdump's defaults. The caller bounds the input's own size.
-	Limits heapdump.Limits
 }
 
 // dumpHolderShare is the share of the reachable heap a root must retain to be
 // a finding of its own: below it, a holder is listed in the table only.
 const dumpHolderShare = 0.10
 
-// AnalyzeHeapDump reads a heap dump from r (see IsHeapDump) and answers who
+// AnalyzeHeapDump answers, of a heap dump read by heapdump.Read, who
 // holds its memory: the roots and allocation sites that retain the most
 // (dominator tree), each with the shortest path from a root, as a table
 // each; the roots that retain at least a tenth of the heap as findings of
@@ -57,10 +53,13 @@ const dumpHolderShare = 0.10
 // shape, as a table and as retained findings (warning); with opts.Base, the
 // sites that grew, as growth findings (warning) with the path that holds
 // the growth. notes say how objects were named (every allocation sampled,
-// or a sample) and what was skipped. A dump that cannot be read is an
-// error wrapping a *heapdump.FormatError, which names the record and its
-// offset.
-func AnalyzeHeapDump(r io.Reader, opts HeapDumpOptions) (findings []Finding, tables []Table, notes []string, err error) {
+// or a sample) and what was skipped. A binary that cannot be read is an
+// error.
+func AnalyzeHeapDump(d *heapdump.Dump, opts HeapDumpOptions) (Result, error) {
+	var (
+		res Result
+		err error
+	)
 	top := opts.Top
 	if top <= 0 {
 		top = 10
@@ -72,29 +71,25 @@ func AnalyzeHeapDump(r io.Reader, opts HeapDumpOptions) (findings []Finding, tab
 	var syms *heapdump.Symbols
 	if opts.Binary != "" {
 		if syms, err = heapdump.ReadSymbols(opts.Binary); err != nil {
-			return nil, nil, nil, err
+			return res, err
 		}
 	}
-	d, err := heapdump.Read(r, opts.Limits)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading %s: %w", name, err)
-	}
 	g := heapdump.Analyze(d, syms)
-	notes = append(notes, dumpNotes(name, g, syms != nil)...)
+	res.Notes = append(res.Notes, dumpNotes(name, g, syms != nil)...)
 
 	reachable := g.ReachableBytes()
 	sites := g.BySite()
-	tables = append(tables, dumpRootTable(name, g, top), dumpSiteTable(name, g, sites, top))
-	findings = append(findings, dumpHolderFindings(g, reachable, top)...)
+	res.Tables = append(res.Tables, dumpRootTable(name, g, top), dumpSiteTable(name, g, sites, top))
+	res.Findings = append(res.Findings, dumpHolderFindings(g, reachable, top)...)
 
 	if opts.PathTo != "" {
 		groups := g.PathsTo(opts.PathTo)
-		tables = append(tables, dumpPathTable(name, opts.PathTo, groups, top))
+		res.Tables = append(res.Tables, dumpPathTable(name, opts.PathTo, groups, top))
 		if len(groups) == 0 {
-			notes = append(notes, fmt.Sprintf("%s: no reachable object allocated at %q has a sampled site", name, opts.PathTo))
+			res.Notes = append(res.Notes, fmt.Sprintf("%s: no reachable object allocated at %q has a sampled site", name, opts.PathTo))
 		}
 		for _, pg := range groups[:min(top, len(groups))] {
-			findings = append(findings, dumpPathFinding(g, pg))
+			res.Findings = append(res.Findings, dumpPathFinding(g, pg))
 		}
 	}
 
@@ -103,16 +98,12 @@ func AnalyzeHeapDump(r io.Reader, opts HeapDumpOptions) (findings []Finding, tab
 		if baseName == "" {
 			baseName = "base heap dump"
 		}
-		bd, err := heapdump.Read(opts.Base, opts.Limits)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("reading %s: %w", baseName, err)
-		}
-		bg := heapdump.Analyze(bd, syms)
+		bg := heapdump.Analyze(opts.Base, syms)
 		grew := heapdump.Diff(bg, g)
-		tables = append(tables, dumpGrowthTable(baseName, name, grew, top))
-		findings = append(findings, dumpGrowthFindings(g, grew)...)
+		res.Tables = append(res.Tables, dumpGrowthTable(baseName, name, grew, top))
+		res.Findings = append(res.Findings, dumpGrowthFindings(g, grew)...)
 	}
-	return findings, tables, notes, nil
+	return res, nil
 }
 
 // dumpNotes says what the dump holds and how its objects are named.

@@ -76,13 +76,27 @@ func TestAnalyzeHeapDump(t *testing.T) {
 	if !IsHeapDump(target[:16]) {
 		t.Fatalf("IsHeapDump(a real dump) = false; it starts %q", target[:16])
 	}
-	findings, tables, notes, err := AnalyzeHeapDump(bytes.NewReader(target), HeapDumpOptions{
-		Name: "new.dump", Binary: bin, PathTo: "main.newSession",
-		Base: bytes.NewReader(base), BaseName: "old.dump",
-	})
+	// Through the input path that `leakcheck report old.dump new.dump`
+	// takes: recognized by content, the older of the two is the base.
+	var inputs []*Input
+	for _, d := range []struct {
+		name string
+		data []byte
+	}{{"old.dump", base}, {"new.dump", target}} {
+		in, err := ParseInput(d.name, d.data, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Kind != InputHeapDump {
+			t.Fatalf("%s is a %s, want a heap dump", d.name, in.Kind)
+		}
+		inputs = append(inputs, in)
+	}
+	res, err := Analyze(inputs, nil, Options{Binary: bin, PathTo: "main.newSession", Top: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
+	findings, tables, notes := res.Findings, res.Tables, res.Notes
 	if !strings.Contains(strings.Join(notes, "\n"), "every allocation was sampled") {
 		t.Errorf("notes do not say every allocation was sampled: %q", notes)
 	}
@@ -163,13 +177,17 @@ func TestAnalyzeHeapDumpErrors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a program")
 	}
-	data, bin := heapDumpOf(t, t.TempDir(), "closure")
-	_, _, _, err := AnalyzeHeapDump(bytes.NewReader(data[:len(data)/2]), HeapDumpOptions{Name: "cut.dump", Binary: bin})
+	data, _ := heapDumpOf(t, t.TempDir(), "closure")
+	_, err := ParseInput("cut.dump", data[:len(data)/2], 0)
 	var fe *heapdump.FormatError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "cut.dump") || !strings.Contains(err.Error(), "offset") {
 		t.Errorf("truncated dump: %v, want a FormatError naming cut.dump and an offset", err)
 	}
-	_, _, _, err = AnalyzeHeapDump(bytes.NewReader(data), HeapDumpOptions{Binary: filepath.Join(t.TempDir(), "missing")})
+	in, err := ParseInput("closure.dump", data, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = AnalyzeHeapDump(in.HeapDump, HeapDumpOptions{Binary: filepath.Join(t.TempDir(), "missing")})
 	if err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing binary: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/leakcheck/leakcheck/probes/bounded"
 	"github.com/leakcheck/leakcheck/tracker"
+	"github.com/leakcheck/leakcheck/tracker/heapdump"
 )
 
 // Limits on what ReadInput and ParseInput accept. Inputs are untrusted: a
@@ -51,6 +52,9 @@ const (
 	InputSnapshot InputKind = "snapshot"
 	// InputReport is a leakcheck report in JSON (see ReadReport).
 	InputReport InputKind = "report"
+	// InputHeapDump is a heap dump written by runtime/debug.WriteHeapDump:
+	// every live object, its pointers and the roots (see AnalyzeHeapDump).
+	InputHeapDump InputKind = "heapdump"
 )
 
 // Input is one decoded input: a file or a URL, recognized by its content.
@@ -76,6 +80,7 @@ type Input struct {
 	Goroutines *GoroutineDump   // InputGoroutine
 	Snapshot   *tracker.Snapshot
 	Report     *Report
+	HeapDump   *heapdump.Dump // InputHeapDump
 
 	// sites is a heap or tracker profile reduced by Summarize.
 	sites *siteSet
@@ -312,7 +317,7 @@ func readHead(r io.Reader) ([]byte, error) {
 }
 
 // wantInputs says what ParseInput reads, for errors.
-const wantInputs = "want a heap, goroutine or tracker profile, a goroutine dump, a tracker snapshot or a leakcheck report"
+const wantInputs = "want a heap, goroutine or tracker profile, a goroutine dump, a heap dump, a tracker snapshot or a leakcheck report"
 
 // A format is one form of input that leakcheck reads.
 type format struct {
@@ -332,11 +337,10 @@ type format struct {
 // prefix of another's comes after it.
 //
 // To add a format, write its two functions and add its entry here (and an
-// InputKind, and the analysis that reads it, when it is a new kind). A heap
-// dump (runtime/debug.WriteHeapDump) begins "go1.7 heap dump\n"; its entry
-// belongs before the pprof protocol buffer's, whose detector is the least
-// specific.
+// InputKind, and the analysis that reads it, when it is a new kind). The
+// pprof protocol buffer's detector is the least specific: it comes last.
 var formats = []format{
+	{"heap dump", IsHeapDump, (*Input).decodeHeapDump},
 	{"tracker snapshot or leakcheck report", isJSON, (*Input).decodeJSON},
 	{"legacy heap profile", isLegacyHeap, (*Input).decodeLegacyHeap},
 	{"goroutine dump", IsGoroutineText, (*Input).decodeGoroutineText},
@@ -414,6 +418,17 @@ func isProfileProto(head []byte) bool {
 		fields++
 	}
 	return fields > 0
+}
+
+// decodeHeapDump reads a heap dump (runtime/debug.WriteHeapDump) into its
+// object graph; an error names the record and offset where it broke.
+func (in *Input) decodeHeapDump(data []byte) error {
+	d, err := heapdump.Read(bytes.NewReader(data), heapdump.Limits{})
+	if err != nil {
+		return fmt.Errorf("heap dump: %w", err)
+	}
+	in.Kind, in.HeapDump = InputHeapDump, d
+	return nil
 }
 
 func (in *Input) decodeLegacyHeap(data []byte) error {

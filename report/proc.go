@@ -29,6 +29,10 @@ type ProcRecorder struct {
 	dumps      []*GoroutineDump
 	heap       bool        // a heap_inuse_bytes series was sampled
 	fullTimes  []time.Time // when the full samples were taken
+	// heapFirst and heapLast are the first heap profile after the warm-up
+	// and the latest: the sites that grew between them name what holds a
+	// growing heap.
+	heapFirst, heapLast *Input
 	// groups counts each group of leftovers (descriptors and sockets
 	// opened since the baseline) at every full sample after it.
 	groups SeriesBuilder
@@ -111,6 +115,41 @@ func (r *ProcRecorder) AddGo(gs *probes.GoSample, d *GoroutineDump) {
 	if d != nil {
 		r.dumps = append(r.dumps, d)
 	}
+	if gs.HeapProfile != nil && r.Warm(gs.Time) {
+		in := &Input{Name: "heap profile of " + gs.Time.Format(time.TimeOnly), Kind: InputHeap, Profile: gs.HeapProfile, Time: gs.Time}
+		if r.heapFirst == nil {
+			r.heapFirst = in
+		} else {
+			r.heapLast = in
+		}
+	}
+}
+
+// heapSites names, in the memory findings among fs, the allocation sites
+// that grew most between the first and the latest heap profile, and
+// returns the table of that growth.
+func (r *ProcRecorder) heapSites(fs []Finding, opts HeapOptions) []Table {
+	i := slices.IndexFunc(fs, func(f Finding) bool { return family(f.Subject) == "memory" && f.Severity >= SeverityWarning })
+	if i < 0 || r.heapFirst == nil || r.heapLast == nil {
+		return nil
+	}
+	// Every site that grew is named, largest first: the growth of the
+	// heap in use already passed the trend test.
+	opts.MinGrowth = 1
+	pa, err := AnalyzeProfiles([]*Input{r.heapFirst, r.heapLast}, opts)
+	if err != nil {
+		return nil
+	}
+	var sites []string
+	for _, g := range pa.Findings {
+		if g.Kind == KindGrowth && len(sites) < 3 {
+			sites = append(sites, g.Subject)
+		}
+	}
+	if len(sites) > 0 {
+		fs[i].Suggestion = "the heap grew most at: " + strings.Join(sites, "; ") + " (the growth table lists every site)"
+	}
+	return pa.Tables
 }
 
 // Series returns every recorded series, by name.
@@ -154,6 +193,7 @@ func (r *ProcRecorder) Analyze(opts ProcOptions) Result {
 		series = append(series, evidenceSeries(gseries, gfs)...)
 	}
 	growth := r.growth(tested, opts.Trend)
+	res.Tables = append(res.Tables, r.heapSites(growth, HeapOptions{Trend: opts.Trend})...)
 	copyTrends(series, tested)
 	res.Series = series
 	var tracked map[string]bool

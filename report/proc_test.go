@@ -2,9 +2,13 @@ package report
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 
 	"github.com/leakcheck/leakcheck/probes"
 )
@@ -358,5 +362,46 @@ func TestSocketStatesZeroFilled(t *testing.T) {
 	s, ok := r.series.Get(Series{Name: "sockets.tcp.CLOSE_WAIT"})
 	if !ok || len(s.Points) != 15 || s.Points[0].Value != 0 || !s.Points[0].Time.Equal(start) || s.Points[14].Value != 13 { // i = 18: the last full sample
 		t.Errorf("sockets.tcp.CLOSE_WAIT: %v", s)
+	}
+}
+
+// TestHeapGrowthNamesSites checks that a growing heap in use, sampled with
+// heap profiles, is a finding that names the allocation sites that grew
+// between the first profile and the latest, with their table.
+func TestHeapGrowthNamesSites(t *testing.T) {
+	t.Parallel()
+	var profiles []*profile.Profile
+	for _, name := range []string{"leaky-01.pb.gz", "leaky-03.pb.gz"} {
+		in, err := ReadInput(t.Context(), filepath.Join("testdata", "heap", name), InputOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		profiles = append(profiles, in.Profile)
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewProcRecorder(start, 0)
+	for i := range 30 {
+		at := start.Add(time.Duration(i) * time.Second)
+		gs := &probes.GoSample{Time: at, Goroutines: 10, HeapInuse: int64(20<<20 + i*300<<10)}
+		switch i {
+		case 0:
+			gs.HeapProfile = profiles[0]
+		case 29:
+			gs.HeapProfile = profiles[1]
+		}
+		r.AddGo(gs, nil)
+	}
+	res := r.Analyze(ProcOptions{})
+	var heap *Finding
+	for i, f := range res.Findings {
+		if f.Subject == "heap_inuse_bytes" {
+			heap = &res.Findings[i]
+		}
+	}
+	if heap == nil || !strings.Contains(heap.Suggestion, "main.(*dedup).mark") {
+		t.Fatalf("heap finding %+v: want it to name main.(*dedup).mark", heap)
+	}
+	if len(res.Tables) == 0 || !strings.Contains(res.Tables[0].Title, "growth") {
+		t.Errorf("tables %+v: want the growth between the two profiles", res.Tables)
 	}
 }
