@@ -513,16 +513,37 @@ func (r *ProcRecorder) growth(series []Series, trend TrendOptions) []Finding {
 		if !kept[i] {
 			continue
 		}
-		if r.heap && family(f.Subject) == "memory" && f.Subject != "heap_inuse_bytes" && !slices.Contains(f.Evidence.Related, "heap_inuse_bytes") {
+		rss := family(f.Subject) == "memory" && f.Subject != "heap_inuse_bytes" && !slices.Contains(f.Evidence.Related, "heap_inuse_bytes")
+		switch window := trendWindow(f.Evidence.Trend); {
+		case rss && r.heap:
 			// A Go daemon's resident memory ramps for minutes and then
 			// cycles with its allocator; the heap in use says whether
 			// it holds more.
 			f.Severity = SeverityInfo
 			f.Suggestion = "resident memory grew but the Go heap in use did not: the runtime and the allocator keep pages, which usually levels off; watch heap_inuse_bytes"
+		case rss && window < MemoryWindow:
+			// From outside, a process warming up (an allocator
+			// reaching its working size, an interpreter settling)
+			// and a leak look alike until the growth has lasted.
+			f.Severity = SeverityInfo
+			f.Suggestion = fmt.Sprintf("resident memory rose over %s, too short a window to tell a leak from a process warming up: watch it for %s or more, or give --pprof for a Go daemon's heap", window.Round(time.Second), MemoryWindow)
 		}
 		out = append(out, f)
 	}
 	return out
+}
+
+// MemoryWindow is the least time resident memory must grow for, after the
+// warm-up, to be a leak rather than a process warming up, when nothing from
+// inside the process (a Go heap profile) says which it is.
+const MemoryWindow = 2 * time.Minute
+
+// trendWindow returns how long the tested part of a series lasted.
+func trendWindow(t *Trend) time.Duration {
+	if t == nil || t.Window.From.IsZero() {
+		return 0
+	}
+	return t.Recent.From.Sub(t.Window.From) * 2 // the recent half starts halfway
 }
 
 // family says which resource a series measures: "sockets" for every socket

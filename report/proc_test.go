@@ -244,7 +244,8 @@ func TestOneLeakOneFinding(t *testing.T) {
 				for j, s := range socks {
 					fds[j] = probes.FD{Num: 3 + j, Type: "socket", Target: fmt.Sprintf("socket:[%d]", s.Inode), Inode: s.Inode}
 				}
-				r.AddProc(&probes.ProcSample{Time: start.Add(time.Duration(i) * time.Second), FDs: fds, NumFDs: len(fds), Sockets: socks, RSS: uint64(10<<20 + i*64<<10)})
+				// Every 10 s: memory growing alone counts after two minutes.
+				r.AddProc(&probes.ProcSample{Time: start.Add(time.Duration(i) * 10 * time.Second), FDs: fds, NumFDs: len(fds), Sockets: socks, RSS: uint64(10<<20 + i*64<<10)})
 			}
 			res := r.Analyze(ProcOptions{})
 			var got, related []string
@@ -312,6 +313,31 @@ func TestLeftoversNeedEvidence(t *testing.T) {
 	}
 	if len(instances) != maxInstances || instances[0] != "100" {
 		t.Errorf("log file instances %q, want the first %d descriptor numbers", instances, maxInstances)
+	}
+}
+
+// TestShortMemoryGrowthIsInfo checks that resident memory growing over a
+// window shorter than MemoryWindow, with nothing from inside the process, is
+// info: a process warming up looks the same.
+func TestShortMemoryGrowthIsInfo(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, step := range []time.Duration{250 * time.Millisecond, 5 * time.Second} {
+		r := NewProcRecorder(start, 0)
+		for i := range 40 {
+			r.AddProc(&probes.ProcSample{Time: start.Add(time.Duration(i) * step), RSS: uint64(10<<20 + i*256<<10), Counted: true})
+		}
+		var got []string
+		for _, f := range r.Analyze(ProcOptions{}).Findings {
+			got = append(got, fmt.Sprintf("%s %s", f.Severity, f.Subject))
+		}
+		want := []string{"warning rss_bytes"}
+		if 40*step < MemoryWindow {
+			want = []string{"info rss_bytes"}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("every %v: findings %q, want %q", step, got, want)
+		}
 	}
 }
 
