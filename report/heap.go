@@ -538,14 +538,21 @@ func topSites(all *sites, index, k int) []*site {
 	}
 	top := make([]*site, 0, k+1)
 	for _, st := range all.list {
-		if len(top) == k && better(st, top[k-1]) >= 0 {
-			continue
-		}
-		i, _ := slices.BinarySearchFunc(top, st, better)
-		top = slices.Insert(top, i, st)
-		if len(top) > k {
-			top = top[:k]
-		}
+		top = keepBest(top, st, k, better)
+	}
+	return top
+}
+
+// keepBest inserts v into top, which better keeps in order, and keeps only
+// the k best: a running top-k that never holds more than k+1 values.
+func keepBest[T any](top []T, v T, k int, better func(a, b T) int) []T {
+	if len(top) == k && better(v, top[k-1]) >= 0 {
+		return top
+	}
+	i, _ := slices.BinarySearchFunc(top, v, better)
+	top = slices.Insert(top, i, v)
+	if len(top) > k {
+		top = top[:k]
 	}
 	return top
 }
@@ -950,13 +957,8 @@ func grown(base, target *siteSet, k int) []change {
 			continue
 		}
 		c.base, _ = base.get(id)
-		if c.delta() <= 0 || len(top) == k && better(c, top[k-1]) >= 0 {
-			continue
-		}
-		i, _ := slices.BinarySearchFunc(top, c, better)
-		top = slices.Insert(top, i, c)
-		if len(top) > k {
-			top = top[:k]
+		if c.delta() > 0 {
+			top = keepBest(top, c, k, better)
 		}
 	}
 	return top
