@@ -1008,7 +1008,10 @@ func minGrowth(opts HeapOptions, unit string) int64 {
 // for each site that grew by at least the minimum.
 func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 	unit := target.unit()
-	cs := grown(base, target, opts.Top)
+	threshold := minGrowth(opts, unit)
+	// Every site that grew past the threshold is a finding; the table
+	// lists the Top, and the notes say how many more there are.
+	cs := grown(base, target, max(opts.Top, len(target.vals)))
 	tb, tt := base.total[base.index], target.total[target.index]
 	t := Table{
 		Title: fmt.Sprintf("growth by site, %s, from %s to %s: %s to %s (%s, %s)",
@@ -1017,12 +1020,12 @@ func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 		Columns: []string{"BASE", "TARGET", "CHANGE", "CHANGE%", "SITE"},
 		Rows:    [][]string{},
 	}
-	for _, c := range cs {
+	for _, c := range cs[:min(opts.Top, len(cs))] {
 		t.Rows = append(t.Rows, []string{formatQuantity(float64(c.base), unit), formatQuantity(float64(c.after), unit),
 			signed(float64(c.delta()), unit), relative(c.base, c.delta()), c.key.subject()})
 	}
 	a.Tables = append(a.Tables, t)
-	threshold := minGrowth(opts, unit)
+	n := 0
 	for _, c := range cs {
 		if c.delta() < threshold {
 			break
@@ -1034,9 +1037,13 @@ func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 		}
 		f.Evidence.Values = map[string]float64{"base" + suffix: float64(c.base), "target" + suffix: float64(c.after), "growth" + suffix: float64(c.delta())}
 		a.Findings = append(a.Findings, f)
+		n++
 	}
-	a.Notes = append(a.Notes, fmt.Sprintf("%s compared with %s by %s; growth findings from %s",
-		target.name, base.name, target.typ(), signed(float64(threshold), unit)))
+	note := fmt.Sprintf("%s compared with %s by %s; growth findings from %s", target.name, base.name, target.typ(), signed(float64(threshold), unit))
+	if n > opts.Top {
+		note += fmt.Sprintf("; %d sites grew past it, the table lists %d (--top)", n, opts.Top)
+	}
+	a.Notes = append(a.Notes, note)
 }
 
 // series trend-tests every site over the profiles.

@@ -646,3 +646,27 @@ func siteValues(t *testing.T, in *Input) map[siteKey]int64 {
 	}
 	return out
 }
+
+// TestTopLimitsTablesNotFindings checks that --top bounds the growth table
+// but not the findings, and that the notes say how many sites grew.
+func TestTopLimitsTablesNotFindings(t *testing.T) {
+	var ins []*Input
+	for _, name := range []string{"leaky-01.pb.gz", "leaky-03.pb.gz"} {
+		in, err := ReadInput(t.Context(), filepath.Join("testdata", "heap", name), InputOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	res, err := AnalyzeProfiles(ins, HeapOptions{Top: 1, MinGrowth: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) < 2 || len(res.Tables) != 1 || len(res.Tables[0].Rows) != 1 {
+		t.Fatalf("%d findings, tables %+v: want every grown site a finding and a table of 1 row", len(res.Findings), res.Tables)
+	}
+	want := fmt.Sprintf("%d sites grew past it, the table lists 1", len(res.Findings))
+	if !strings.Contains(strings.Join(res.Notes, "\n"), want) {
+		t.Errorf("notes %q do not say %q", res.Notes, want)
+	}
+}
