@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/leakcheck/leakcheck/tracker"
 )
 
 // Kind is what sort of leak a finding reports; see the leak taxonomy in DESIGN.md.
@@ -103,24 +105,9 @@ func (s *Severity) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// Frame is one frame of a stack: the function, its file and line.
-type Frame struct {
-	Func string `json:"func"`
-	File string `json:"file,omitempty"`
-	Line int    `json:"line,omitempty"`
-}
-
-// String formats f as "pkg.Func (file.go:42)", with the file's base name only.
-func (f Frame) String() string {
-	if f.File == "" {
-		return f.Func
-	}
-	file := f.File
-	if i := strings.LastIndexAny(file, `/\`); i >= 0 {
-		file = file[i+1:]
-	}
-	return fmt.Sprintf("%s (%s:%d)", f.Func, file, f.Line)
-}
+// Frame is one frame of a stack: the function, its file and line. It is
+// tracker.Frame, the one frame type of leakcheck.
+type Frame = tracker.Frame
 
 // hiddenFrame reports whether a frame is machinery rather than the program's own
 // code: the runtime, the testing package, the standard library's internal

@@ -614,6 +614,8 @@ func TestParseGoroutineText(t *testing.T) {
 				},
 				CreatedBy: Frame{Func: "main.h", File: "/my dir/f.go", Line: 12}},
 		}},
+		{"go run output: the program's lines before, exit status after", "starting\nserving on 127.0.0.1:8080\npanic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/daemon/main.go:40 +0x1d\nexit status 2\n",
+			"crash", []Goroutine{{ID: 1, State: "running", Count: 1, Stack: []Frame{{Func: "main.main", File: "/src/daemon/main.go", Line: 40}}}}},
 		{"windows line endings", "goroutine 3 [IO wait]:\r\ninternal/poll.runtime_pollWait(0x1, 0x72)\r\n\tC:/go/src/runtime/netpoll.go:351 +0x85\r\n", "debug=2", []Goroutine{
 			{ID: 3, State: "IO wait", Count: 1, Stack: []Frame{{Func: "internal/poll.runtime_pollWait", File: "C:/go/src/runtime/netpoll.go", Line: 351}}},
 		}},
@@ -722,6 +724,9 @@ func TestIsGoroutineText(t *testing.T) {
 		{"panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n", true},
 		{"fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\n", true},
 		{"panic: boom\n\nno goroutines here\n", false},
+		{"listening on 127.0.0.1:8080\nserving\npanic: boom\n\ngoroutine 1 [running]:\nmain.main()\n", true},
+		{"a line the program printed\ngoroutine 7 gp=0xc000002380 m=nil [chan receive, 3 minutes]:\n", true},
+		{"output\ngoroutine 1 is not a header\n", false},
 		{"goroutine 1 is not a header\n", false},
 		{"heap profile: 1: 2 [3: 4] @ heap/1048576\n", false},
 		{"\x1f\x8b\x08\x00", false},

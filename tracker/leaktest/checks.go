@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/leakcheck/leakcheck/tracker"
+	"github.com/leakcheck/leakcheck/tracker/stack"
 )
 
 // checker looks for one kind of leak. checkers lists them in the order a
@@ -83,8 +84,7 @@ func (p *poll) goroutines() ([]*gsample, error) {
 // and only when creators or wait states are needed.
 func (p *poll) traceback() *textIndex {
 	if p.text == nil {
-		text := allGoroutinesText()
-		p.text = newTextIndex(parseTraceback(text), coord.testGoroutines())
+		p.text = newTextIndex(allGoroutines(), coord.testGoroutines())
 	}
 	return p.text
 }
@@ -181,8 +181,8 @@ func findGoroutines(r *run, p *poll) error {
 		idx := p.traceback()
 		for _, l := range found {
 			ts, _ := idx.lookup(l.g)
-			l.ignored = len(ts) > 0 && !slices.ContainsFunc(ts, func(t *tgoroutine) bool {
-				return !r.cfg.creators[t.creator.Func]
+			l.ignored = len(ts) > 0 && !slices.ContainsFunc(ts, func(t *stack.Goroutine) bool {
+				return !r.cfg.creators[t.CreatedBy.Func]
 			})
 		}
 	}
