@@ -148,9 +148,10 @@ func (r *run) start() {
 	coord.register(r)
 	if !r.main && r.cfg.checks&Goroutines != 0 {
 		r.baseIDs = make(map[int64]struct{})
-		for _, g := range allGoroutines() {
-			r.baseIDs[g.ID] = struct{}{}
-		}
+		goroutineIDs(stack.All(), func(id int64) bool {
+			r.baseIDs[id] = struct{}{}
+			return true
+		})
 	}
 	if !r.main {
 		coord.startMu.Lock()

@@ -509,9 +509,16 @@ func splitFileLine(s []byte) ([]byte, int, bool) {
 	if i <= 0 {
 		return nil, 0, false
 	}
-	n, err := strconv.Atoi(string(s[i+1:]))
-	if err != nil || n < 0 {
+	digits := s[i+1:]
+	if len(digits) == 0 || len(digits) > 9 {
 		return nil, 0, false
+	}
+	n := 0
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return nil, 0, false
+		}
+		n = n*10 + int(c-'0')
 	}
 	return s[:i], n, true
 }
@@ -606,20 +613,32 @@ const maxGoroutines = 1<<31 - 1
 // fields tabwriter separates by one tab or more, or "#\t0x4f0224" for an
 // address without a symbol.
 func (p *parser) debug1Frame(line []byte) (Frame, error) {
-	var fields [][]byte
-	for f := range bytes.SplitSeq(line, []byte("\t")) {
-		if len(f) > 0 {
-			fields = append(fields, f)
+	// Up to four fields, without allocating: this runs for every frame of
+	// every profile the test helper reads.
+	var fields [4][]byte
+	n := 0
+	for rest := line; len(rest) > 0; {
+		f := rest
+		if i := bytes.IndexByte(rest, '\t'); i >= 0 {
+			f, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
 		}
+		if len(f) == 0 {
+			continue
+		}
+		if n == len(fields) {
+			n++ // too many
+			break
+		}
+		fields[n] = f
+		n++
 	}
-	if len(fields) < 2 || string(fields[0]) != "#" || !bytes.HasPrefix(fields[1], []byte("0x")) {
+	if n < 2 || string(fields[0]) != "#" || !bytes.HasPrefix(fields[1], []byte("0x")) || n == 3 || n > 4 {
 		return Frame{}, p.errorf("want a frame such as \"#\\t0x4f0224\\tmain.f+0x44\\tmain.go:12\", got %q", line)
 	}
-	if len(fields) == 2 {
+	if n == 2 {
 		return Frame{Func: p.str(fields[1])}, nil // no symbol: keep the address
-	}
-	if len(fields) != 4 {
-		return Frame{}, p.errorf("want a frame such as \"#\\t0x4f0224\\tmain.f+0x44\\tmain.go:12\", got %q", line)
 	}
 	fn := fields[2]
 	if i := bytes.LastIndex(fn, []byte("+0x")); i > 0 {
