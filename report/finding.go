@@ -168,6 +168,14 @@ type Evidence struct {
 	Stack []Frame `json:"stack,omitempty"`
 	// Path is a reference cycle, starting and ending at the same object.
 	Path []string `json:"path,omitempty"`
+	// Basis names what the verdict rests on, strongest first; goroutine
+	// findings use the Basis* constants ("runtime", "stuck", "growing",
+	// "blocked", "construction", "shape").
+	Basis []string `json:"basis,omitempty"`
+	// Because says the same in words, with the figures: "stuck across 4
+	// dumps for 6m: ...", "suspect by shape: 200 goroutines share this
+	// stack; ...".
+	Because string `json:"because,omitempty"`
 }
 
 // Finding is one leak, or one group of identical leaks, that a report lists.

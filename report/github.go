@@ -66,6 +66,9 @@ func annotationMessage(f Finding, series []Series) string {
 	if f.Owner != "" {
 		lines = append(lines, "owner: "+oneLine(f.Owner))
 	}
+	if f.Evidence.Because != "" {
+		lines = append(lines, "evidence: "+oneLine(f.Evidence.Because))
+	}
 	for _, k := range slices.Sorted(maps.Keys(f.Evidence.Values)) {
 		label, value := formatValue(k, f.Evidence.Values[k])
 		lines = append(lines, label+": "+value)

@@ -362,6 +362,11 @@ const (
 	DefaultLargeGroup = 100
 )
 
+// serviceGroup is the largest group of goroutines blocked about as long as
+// the process has run that is taken for service loops (a signal handler, a
+// reload watcher, a Run method started at start-up), not for a leak.
+const serviceGroup = 4
+
 // GoroutineOptions tunes GoroutineFindings. Zero values mean the defaults;
 // negative values turn the rule off.
 type GoroutineOptions struct {
@@ -371,7 +376,8 @@ type GoroutineOptions struct {
 	// debug=2 and crash dumps say how long goroutines have waited.
 	BlockedFor time.Duration
 	// LargeGroup: a group of at least this many identical goroutines is a
-	// finding. 0 means DefaultLargeGroup.
+	// suspect, at info: size alone is no evidence of a leak. 0 means
+	// DefaultLargeGroup.
 	LargeGroup int
 }
 
@@ -384,6 +390,25 @@ func (o GoroutineOptions) withDefaults() GoroutineOptions {
 	}
 	return o
 }
+
+// What a goroutine finding rests on, in Evidence.Basis, strongest first.
+const (
+	// BasisRuntime: the runtime's leak detector marked the goroutines
+	// leaked (a goroutineleak profile, or "(leaked)" in a dump).
+	BasisRuntime = "runtime"
+	// BasisConstruction: blocked on a nil channel or in an empty select,
+	// which nothing can ever wake.
+	BasisConstruction = "construction"
+	// BasisStuck: the same goroutines, by id, blocked at the same frame
+	// across a series of dumps while their wait grew with the clock.
+	BasisStuck = "stuck"
+	// BasisGrowing: the group's count grows across a series, by a trend test.
+	BasisGrowing = "growing"
+	// BasisBlocked: a dump's own clock says the group waited long.
+	BasisBlocked = "blocked"
+	// BasisShape: a suspect by the group's size alone.
+	BasisShape = "shape"
+)
 
 // blockingState reports whether goroutines in state wait for another
 // goroutine to do something: only it can wake them.
@@ -398,50 +423,165 @@ func blockingState(state string) bool {
 	return false
 }
 
+// foreverState reports whether goroutines in state can never be woken:
+// a nil channel or a select without cases.
+func foreverState(state string) bool {
+	switch state {
+	case "chan receive (nil chan)", "chan send (nil chan)", "select (no cases)":
+		return true
+	}
+	return false
+}
+
+// timedForm reports whether a dump says how long goroutines have waited.
+func timedForm(d *GoroutineDump) bool { return d.Form == "debug=2" || d.Form == "crash" }
+
+// processAge is the longest wait in a dump: the process has run at least
+// that long.
+func processAge(d *GoroutineDump) time.Duration {
+	var age time.Duration
+	for _, g := range d.Goroutines {
+		age = max(age, g.Wait)
+	}
+	return age
+}
+
+// serviceLoop reports whether a group is a few goroutines that have waited
+// about as long as the process has run (age): loops started at start-up
+// that wait for a stop or reload all the process's life, not leaks, which
+// keep arriving.
+func serviceLoop(count int, minWait, age time.Duration) bool {
+	return count <= serviceGroup && age > 0 && minWait >= age-max(age/10, time.Minute)
+}
+
+// goroutineFinding is a finding with the key of its group (state, leaked
+// mark and top frames), by which the findings of one dump and of a series
+// about the same goroutines become one.
+type goroutineFinding struct {
+	key string
+	f   Finding
+}
+
+// groupKey identifies a group across dumps and analyses.
+func groupKey(state string, leaked bool, stack []Frame) string {
+	if leaked {
+		state = "leaked " + state
+	}
+	return Signature(KindGoroutine, state, stack)
+}
+
 // GoroutineFindings returns the goroutine findings (KindGoroutine) of one
-// dump, at most one per group (see GroupGoroutines):
+// dump, at most one per group (see GroupGoroutines), each saying in
+// Evidence.Basis and Evidence.Because what it rests on:
 //
-//   - leaked goroutines (a goroutineleak profile, or "(leaked)" in a dump):
-//     an error, since nothing can ever wake them;
-//   - a group blocked at least opts.BlockedFor in a blocking state with no
-//     timer (no time.* frame) in its stack: a warning. The main goroutine
-//     (id 1) is exempt: daemons park it on a signal channel for good;
-//   - a group of at least opts.LargeGroup goroutines: a warning when they
-//     block, info otherwise (a busy server has many goroutines in IO wait).
+//   - goroutines the runtime marked leaked (a goroutineleak profile, or
+//     "(leaked)" in a dump): an error. Unmarked goroutines never join them:
+//     a leaked group's signature differs from an unmarked one's;
+//   - a group blocked on a nil channel or in an empty select: a warning,
+//     since nothing can wake it, whatever the form;
+//   - in the forms with wait times (debug=2 and crash dumps), a group
+//     blocked at least opts.BlockedFor in a blocking state with no timer
+//     (no time.* frame) in its stack: a warning. The main goroutine is
+//     exempt, and so are a few goroutines that have waited about as long
+//     as the process has run (the longest wait in the dump): service loops
+//     started at start-up;
+//   - a group of at least opts.LargeGroup goroutines: a suspect at info,
+//     since a healthy worker pool or server looks the same in one dump.
 //
-// The subject names the state and the top frame of the program's own code,
-// e.g. "goroutines blocked in chan receive at main.worker (main.go:42)"; the
-// owner is the creator and the common labels. The evidence holds the stack
-// and, in Values, when the dump says, "min_wait_seconds" and
-// "max_wait_seconds". The signature comes from Signature with the state as
-// key, so the same group in another dump of the same form matches.
+// The subject names the state and the first frame of the program's own code
+// (outside the runtime and the standard library), or the creator when the
+// stack has none: "goroutines blocked in chan receive at main.worker
+// (main.go:42)"; the owner is the creator and the common labels. The evidence
+// holds the stack and, when the dump says, "min_wait_seconds" and
+// "max_wait_seconds".
 func GoroutineFindings(d *GoroutineDump, opts GoroutineOptions) []Finding {
+	gfs := goroutineFindings(d, opts)
+	if gfs == nil {
+		return nil
+	}
+	fs := make([]Finding, len(gfs))
+	for i, g := range gfs {
+		fs[i] = g.f
+	}
+	Sort(fs)
+	return fs
+}
+
+func goroutineFindings(d *GoroutineDump, opts GoroutineOptions) []goroutineFinding {
+	if d == nil {
+		return nil
+	}
 	opts = opts.withDefaults()
-	var fs []Finding
+	timed, age := timedForm(d), processAge(d)
+	var fs []goroutineFinding
 	for _, g := range GroupGoroutines(d) {
-		var prefix string
+		var prefix, because, basis string
 		var sev Severity
-		switch blocking := blockingState(g.State); {
+		blocking := blockingState(g.State)
+		switch {
 		case g.Leaked:
-			prefix, sev = "leaked goroutines blocked", SeverityError
-		case blocking && opts.BlockedFor > 0 && g.MaxWait >= opts.BlockedFor && !hasTimer(g.Stack) && !(len(g.IDs) > 0 && g.IDs[0] == 1 && g.Count == 1):
-			prefix, sev = "goroutines blocked", SeverityWarning
+			prefix, sev, basis = "leaked goroutines blocked", SeverityError, BasisRuntime
+			because = "marked leaked by the runtime: nothing that can wake them is reachable"
+		case foreverState(g.State):
+			prefix, sev, basis = "goroutines blocked forever", SeverityWarning, BasisConstruction
+			because = "blocked forever by construction: " + g.State
+		case timed && blocking && opts.BlockedFor > 0 && g.MaxWait >= opts.BlockedFor && !hasTimer(g.Stack) &&
+			!(len(g.IDs) > 0 && g.IDs[0] == 1 && g.Count == 1):
+			if serviceLoop(g.Count, g.MinWait, age) {
+				continue
+			}
+			prefix, sev, basis = "goroutines blocked", SeverityWarning, BasisBlocked
+			because = "blocked " + waitRange(g.MinWait, g.MaxWait) + " by the dump's clock"
+			if age > 0 {
+				because += fmt.Sprintf(", in a process up at least %s", formatMinutes(age))
+			}
 		case opts.LargeGroup > 0 && g.Count >= opts.LargeGroup:
-			prefix, sev = "goroutines", SeverityInfo
+			prefix, sev, basis = "goroutines", SeverityInfo, BasisShape
 			if blocking {
-				prefix, sev = "goroutines blocked", SeverityWarning
+				prefix = "goroutines blocked"
+			}
+			because = fmt.Sprintf("suspect by shape: %d goroutines share this stack; ", g.Count)
+			if timed {
+				because += "the dump says none has waited " + formatMinutes(opts.BlockedFor)
+			} else {
+				because += "a single dump of this form says nothing of time (a series, a debug=2 dump or the goroutineleak profile would)"
 			}
 		default:
 			continue
 		}
 		f := groupFinding(g, goroutineSubject(prefix, g.State, g.Stack, g.CreatedBy), sev)
+		f.Evidence.Basis, f.Evidence.Because = []string{basis}, because
 		if g.Leaked {
 			f.Suggestion = "the runtime found nothing that can wake them: " + f.Suggestion
 		}
-		fs = append(fs, f)
+		fs = append(fs, goroutineFinding{groupKey(g.State, g.Leaked, g.Stack), f})
 	}
-	Sort(fs)
 	return fs
+}
+
+// waitRange says "12m", "12m to 40m", or "up to 40m" when some waited
+// under a minute.
+func waitRange(lo, hi time.Duration) string {
+	switch {
+	case lo == hi:
+		return formatMinutes(hi)
+	case lo < time.Minute:
+		return "up to " + formatMinutes(hi)
+	}
+	return formatMinutes(lo) + " to " + formatMinutes(hi)
+}
+
+// formatMinutes formats a duration of whole minutes: "45m", "3h20m".
+func formatMinutes(d time.Duration) string {
+	s := d.Round(time.Minute).String()
+	s = strings.TrimSuffix(s, "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	if s == "" {
+		return "0m"
+	}
+	return s
 }
 
 // groupFinding builds the finding about a group; the caller decides the
@@ -459,7 +599,7 @@ func groupFinding(g GoroutineGroup, subject string, sev Severity) Finding {
 		Count:      g.Count,
 		Evidence:   Evidence{Values: values, Stack: g.Stack},
 		Suggestion: goroutineSuggestion(g.State),
-		Signature:  goroutineSignature(g.State, g.Stack),
+		Signature:  groupKey(g.State, g.Leaked, g.Stack),
 	}
 }
 
@@ -482,15 +622,22 @@ func hasTimer(stack []Frame) bool {
 }
 
 // goroutineSubject says "PREFIX in STATE at FRAME", e.g. "goroutines blocked
-// in select at main.worker (main.go:42)", with the top frame of the program's
-// own code, or the creator for an empty stack.
+// in select at main.worker (main.go:42)", with the first frame of the
+// program's own code; when the stack is all runtime and standard library,
+// "created by" the creator if that is the program's code, else the top frame
+// that TopFrames keeps.
 func goroutineSubject(prefix, state string, stack []Frame, createdBy Frame) string {
 	var b strings.Builder
 	b.WriteString(prefix)
 	if state != "" {
 		b.WriteString(" in " + state)
 	}
+	own := func(f Frame) bool { return f.Func != "" && !standardLibrary(f.Func) && !hiddenFrame(f) }
 	switch top, ok := userFrame(stack); {
+	case ok && own(top):
+		b.WriteString(" at " + top.String())
+	case own(createdBy):
+		b.WriteString(" created by " + createdBy.String())
 	case ok:
 		b.WriteString(" at " + top.String())
 	case createdBy.Func != "":
@@ -561,14 +708,26 @@ func goroutineSuggestion(state string) string {
 // per group signature, named after its state and top function, with the
 // group's count in each dump (0 where it is absent), each analysed with
 // AnalyzeTrend. Each group found growing is a warning finding of
-// KindGoroutine, with the series and its trend as evidence; if the total
-// grows but no group does, the total is the finding.
+// KindGoroutine, with the series and its trend as evidence (BasisGrowing);
+// if the total grows but no group does, the total is the finding.
 func GoroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []Finding) {
+	series, gfs := goroutineSeries(dumps, opts)
+	fs := make([]Finding, len(gfs))
+	for i, g := range gfs {
+		fs[i] = g.f
+	}
+	Sort(fs)
+	return series, fs
+}
+
+func goroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []goroutineFinding) {
 	type track struct {
-		state  string
-		stack  []Frame
-		points []Point
-		last   int
+		state     string
+		leaked    bool
+		stack     []Frame
+		createdBy Frame
+		points    []Point
+		last      int
 	}
 	total := Series{Name: "goroutines", Unit: "goroutines"}
 	tracks := make(map[string]*track)
@@ -580,14 +739,15 @@ func GoroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []Fin
 		total.Points = append(total.Points, Point{Time: d.Time, Value: float64(d.Total)})
 		counts := make(map[string]int)
 		for _, g := range GroupGoroutines(d) {
-			sig := goroutineSignature(g.State, g.Stack)
+			sig := groupKey(g.State, g.Leaked, g.Stack)
 			t := tracks[sig]
 			if t == nil {
 				t = &track{}
 				tracks[sig] = t
 				order = append(order, sig)
 			}
-			t.state, t.stack = g.State, g.Stack // the latest dump's
+			// The latest dump's.
+			t.state, t.leaked, t.stack, t.createdBy = g.State, g.Leaked, g.Stack, g.CreatedBy
 			counts[sig] += g.Count
 		}
 		for _, sig := range order {
@@ -611,7 +771,7 @@ func GoroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []Fin
 	slices.SortStableFunc(order, func(a, b string) int { return cmp.Compare(tracks[b].last, tracks[a].last) })
 
 	series := []Series{total}
-	var fs []Finding
+	var fs []goroutineFinding
 	names := map[string]bool{total.Name: true}
 	for _, sig := range order {
 		t := tracks[sig]
@@ -629,31 +789,178 @@ func GoroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []Fin
 		if tr.Verdict != VerdictGrowing {
 			continue
 		}
-		fs = append(fs, Finding{
+		sev := SeverityWarning
+		if t.leaked {
+			sev = SeverityError
+		}
+		fs = append(fs, goroutineFinding{sig, Finding{
 			Kind:       KindGoroutine,
-			Severity:   SeverityWarning,
-			Subject:    goroutineSubject("growing goroutines", t.state, t.stack, Frame{}),
+			Severity:   sev,
+			Subject:    goroutineSubject("growing goroutines", t.state, t.stack, t.createdBy),
+			Owner:      goroutineOwner(t.createdBy, nil),
 			Count:      max(t.last, 1),
-			Evidence:   Evidence{Series: name, Trend: &tr, Stack: t.stack},
+			Evidence:   Evidence{Series: name, Trend: &tr, Stack: t.stack, Basis: []string{BasisGrowing}, Because: growingBecause(tr, len(t.points))},
 			Suggestion: "more goroutines park here in every dump: " + goroutineSuggestion(t.state),
 			Signature:  Signature(KindGoroutine, "growing "+t.state, t.stack),
-		})
+		}})
 	}
 	if tr := series[0].Analyze(opts); tr.Verdict == VerdictGrowing && len(fs) == 0 {
 		last := 0
 		if n > 0 {
 			last = int(total.Points[n-1].Value)
 		}
-		fs = append(fs, Finding{
+		fs = append(fs, goroutineFinding{"total", Finding{
 			Kind:       KindGoroutine,
 			Severity:   SeverityWarning,
 			Subject:    "goroutines",
 			Count:      max(last, 1),
-			Evidence:   Evidence{Series: total.Name, Trend: &tr},
+			Evidence:   Evidence{Series: total.Name, Trend: &tr, Basis: []string{BasisGrowing}, Because: growingBecause(tr, n) + ", spread over many stacks"},
 			Suggestion: growthSuggestion("goroutines"),
 			Signature:  Signature(KindGoroutine, "growing goroutines", nil),
-		})
+		}})
+	}
+	return series, fs
+}
+
+// growingBecause says "growing at +120/h across 12 dumps".
+func growingBecause(tr Trend, dumps int) string {
+	return fmt.Sprintf("growing at %s across %d dumps", formatRate(tr.Window.SlopePerHour, "goroutines"), dumps)
+}
+
+// stuckGoroutines finds, in a series of debug=2 or crash dumps with times,
+// the goroutines that kept their id, state and stack from the first dump to
+// the last while their wait grew with the clock: stuck, whatever the size
+// of their group. A few of them that have waited about as long as the
+// process has run are service loops and left out. The series must span at
+// least two minutes, as waits are printed in whole minutes.
+func stuckGoroutines(dumps []*GoroutineDump) []goroutineFinding {
+	var ds []*GoroutineDump
+	for _, d := range dumps {
+		if d != nil && timedForm(d) && !d.Time.IsZero() {
+			if len(ds) > 0 && !d.Time.After(ds[len(ds)-1].Time) {
+				return nil // not a series in time order
+			}
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) < 2 {
+		return nil
+	}
+	first, last := ds[0], ds[len(ds)-1]
+	span := last.Time.Sub(first.Time)
+	if span < 2*time.Minute {
+		return nil
+	}
+	type cand struct {
+		g     Goroutine
+		first time.Duration
+	}
+	cands := make(map[int64]*cand)
+	for _, g := range first.Goroutines {
+		if g.ID > 1 && blockingState(g.State) && !hasTimer(g.Stack) {
+			cands[g.ID] = &cand{g: g, first: g.Wait}
+		}
+	}
+	for _, d := range ds[1:] {
+		byID := make(map[int64]Goroutine, len(d.Goroutines))
+		for _, g := range d.Goroutines {
+			if _, ok := cands[g.ID]; ok {
+				byID[g.ID] = g
+			}
+		}
+		for id, c := range cands {
+			g, ok := byID[id]
+			if !ok || g.State != c.g.State || !slices.Equal(g.Stack, c.g.Stack) || g.Wait < c.g.Wait {
+				delete(cands, id)
+				continue
+			}
+			c.g.Wait = g.Wait
+		}
+	}
+	// Waits are whole minutes: the wait may grow a minute less than the span.
+	stuck := &GoroutineDump{Form: last.Form}
+	for _, c := range cands {
+		if c.g.Wait-c.first >= span-time.Minute {
+			stuck.Goroutines = append(stuck.Goroutines, c.g)
+			stuck.Total++
+		}
+	}
+	slices.SortFunc(stuck.Goroutines, func(a, b Goroutine) int { return cmp.Compare(a.ID, b.ID) })
+	age := processAge(last)
+	var fs []goroutineFinding
+	for _, g := range GroupGoroutines(stuck) {
+		if serviceLoop(g.Count, g.MinWait, age) {
+			continue
+		}
+		f := groupFinding(g, goroutineSubject("stuck goroutines", g.State, g.Stack, g.CreatedBy), SeverityWarning)
+		f.Evidence.Basis = []string{BasisStuck}
+		f.Evidence.Because = fmt.Sprintf("stuck across %d dumps for %s: the same %s blocked at the same frame while their wait grew with the clock",
+			len(ds), formatMinutes(span), plural(g.Count, "goroutine"))
+		f.Signature = Signature(KindGoroutine, "stuck "+g.State, g.Stack)
+		fs = append(fs, goroutineFinding{groupKey(g.State, g.Leaked, g.Stack), f})
+	}
+	return fs
+}
+
+// AnalyzeGoroutines is the goroutine analysis of one process: the findings
+// of its latest dump (GoroutineFindings), and, for a series, its growth
+// (GoroutineSeries) and its stuck goroutines (same ids blocked at the same
+// frame while their wait grows). Findings about one group become one
+// finding holding every fact: a group both blocked and growing is one
+// finding, at the higher severity, with both bases. It returns the series
+// (none for a single dump) and the findings in report order.
+func AnalyzeGoroutines(dumps []*GoroutineDump, opts GoroutineOptions, trend TrendOptions) ([]Series, []Finding) {
+	var last *GoroutineDump
+	n := 0
+	for _, d := range dumps {
+		if d != nil {
+			last = d
+			n++
+		}
+	}
+	gfs := goroutineFindings(last, opts)
+	var series []Series
+	if n > 1 {
+		var growth []goroutineFinding
+		series, growth = goroutineSeries(dumps, trend)
+		gfs = append(gfs, stuckGoroutines(dumps)...)
+		gfs = append(gfs, growth...)
+	}
+	var fs []Finding
+	index := make(map[string]int)
+	for _, g := range gfs {
+		i, ok := index[g.key]
+		if !ok {
+			index[g.key] = len(fs)
+			fs = append(fs, g.f)
+			continue
+		}
+		fs[i] = mergeGoroutineFinding(fs[i], g.f)
 	}
 	Sort(fs)
 	return series, fs
+}
+
+// mergeGoroutineFinding joins two findings about one group: the more severe
+// one's subject and suggestion (a's on a tie), the larger count, and every
+// fact of both.
+func mergeGoroutineFinding(a, b Finding) Finding {
+	m := a
+	if b.Severity > a.Severity {
+		m = b
+		m.Signature = a.Signature // the dump's, stable across runs
+	}
+	m.Count = max(a.Count, b.Count)
+	m.Evidence.Basis = append(slices.Clone(a.Evidence.Basis), b.Evidence.Basis...)
+	m.Evidence.Because = a.Evidence.Because + "; " + b.Evidence.Because
+	if m.Evidence.Series == "" {
+		m.Evidence.Series, m.Evidence.Trend = b.Evidence.Series, b.Evidence.Trend
+	}
+	if m.Evidence.Values == nil {
+		m.Evidence.Values = b.Evidence.Values
+	}
+	if m.Owner == "" {
+		m.Owner = b.Owner
+	}
+	return m
 }

@@ -123,6 +123,9 @@ func newHTMLPage(r *Report, fails func(Finding) bool) htmlPage {
 		if hf.Fails {
 			p.Failing++
 		}
+		if f.Evidence.Because != "" {
+			hf.Facts = append(hf.Facts, [2]string{"evidence", f.Evidence.Because})
+		}
 		for _, k := range slices.Sorted(maps.Keys(f.Evidence.Values)) {
 			label, value := formatValue(k, f.Evidence.Values[k])
 			hf.Facts = append(hf.Facts, [2]string{label, value})

@@ -140,6 +140,9 @@ func writeMarkdownFinding(b *bytes.Buffer, n int, f Finding, series []Series) {
 	if f.Owner != "" {
 		fmt.Fprintf(b, "- owner: %s\n", mdCode(f.Owner, false))
 	}
+	if f.Evidence.Because != "" {
+		fmt.Fprintf(b, "- evidence: %s\n", mdText(f.Evidence.Because))
+	}
 	for _, k := range slices.Sorted(maps.Keys(f.Evidence.Values)) {
 		label, value := formatValue(k, f.Evidence.Values[k])
 		fmt.Fprintf(b, "- %s: %s\n", mdText(label), mdText(value))

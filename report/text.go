@@ -288,6 +288,9 @@ func writeDetails(b *bytes.Buffer, n int, f Finding, series []Series) {
 	if f.Owner != "" {
 		detail("owner", f.Owner)
 	}
+	if f.Evidence.Because != "" {
+		detail("evidence", f.Evidence.Because)
+	}
 	for _, k := range slices.Sorted(maps.Keys(f.Evidence.Values)) {
 		label, value := formatValue(k, f.Evidence.Values[k])
 		detail(label, value)
