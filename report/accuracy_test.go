@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -66,13 +65,7 @@ func TestGoroutineAccuracy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the corpus program")
 	}
-	bin := filepath.Join(t.TempDir(), "corpus")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/goroutines-corpus")
-	build.Dir = ".."
-	build.Env = append(os.Environ(), "GOEXPERIMENT=goroutineleakprofile")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Skipf("cannot build the corpus with the goroutine leak profile: %v\n%s", err, out)
-	}
+	bin := buildTestProgram(t, "./testdata/goroutines-corpus", "goroutineleakprofile")
 	list, err := exec.Command(bin, "-list").Output()
 	if err != nil {
 		t.Fatal(err)
