@@ -60,7 +60,7 @@ func TestParseHeader(t *testing.T) {
 // sampleTraceback has every kind of line a block may hold.
 const sampleTraceback = `goroutine 1 [running]:
 main.main()
-	/tmp/exp/main.go:37 +0x4f5
+	/src/exp/main.go:37 +0x4f5
 
 goroutine 7 [chan receive, 3 minutes]:
 example.com/pkg.worker(0xc000012345, {0x4f, 0x5})
@@ -88,7 +88,7 @@ created by example.com/pkg.Old
 `
 
 var sampleWant = []Goroutine{
-	{ID: 1, State: "running", Count: 1, Stack: []Frame{{Func: "main.main", File: "/tmp/exp/main.go", Line: 37}}},
+	{ID: 1, State: "running", Count: 1, Stack: []Frame{{Func: "main.main", File: "/src/exp/main.go", Line: 37}}},
 	{
 		ID: 7, State: "chan receive", Wait: 3 * time.Minute, Count: 1,
 		Stack: []Frame{
@@ -121,7 +121,7 @@ func TestParse(t *testing.T) {
 		{"debug=2", sampleTraceback, "debug=2", sampleWant},
 		{"text before and exit status after", "starting\nlistening on 127.0.0.1:8080\npanic: boom\n\n" +
 			strings.TrimSuffix(sampleTraceback, "\n") + "\nexit status 2\n", "crash", sampleWant},
-		{"exit status right after a frame", "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/tmp/exp/main.go:37 +0x4f5\nexit status 2\n",
+		{"exit status right after a frame", "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/exp/main.go:37 +0x4f5\nexit status 2\n",
 			"crash", sampleWant[:1]},
 		{"windows line endings", strings.ReplaceAll(sampleTraceback, "\n", "\r\n"), "debug=2", sampleWant},
 		{"ancestors and g0", "goroutine 0 gp=0x61faa0 m=0 mp=0x620860 [idle]:\nruntime.futex(0x6209b8)\n\truntime/sys_linux_amd64.s:569 +0x21 fp=0x7ffc sp=0x7ffc pc=0x488b41\n\n" +
