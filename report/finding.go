@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/leakcheck/leakcheck/tracker"
 )
 
 // Kind is what sort of leak a finding reports; docs/findings.md describes each.
@@ -107,24 +109,9 @@ func (s *Severity) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// Frame is one frame of a stack: the function, its file and line.
-type Frame struct {
-	Func string `json:"func"`
-	File string `json:"file,omitempty"`
-	Line int    `json:"line,omitempty"`
-}
-
-// String formats f as "pkg.Func (file.go:42)", with the file's base name only.
-func (f Frame) String() string {
-	if f.File == "" {
-		return f.Func
-	}
-	file := f.File
-	if i := strings.LastIndexAny(file, `/\`); i >= 0 {
-		file = file[i+1:]
-	}
-	return fmt.Sprintf("%s (%s:%d)", f.Func, file, f.Line)
-}
+// Frame is one frame of a stack: the function, its file and line. It is
+// tracker.Frame, the one frame type of leakcheck.
+type Frame = tracker.Frame
 
 // hiddenFrame reports whether a frame is machinery rather than the program's own
 // code: the runtime, the testing package, the standard library's internal
@@ -193,6 +180,14 @@ type Evidence struct {
 	// or, for a retained object, the path from a garbage-collection root
 	// that holds it, root first.
 	Path []string `json:"path,omitempty"`
+	// Basis names what the verdict rests on, strongest first; goroutine
+	// findings use the Basis* constants ("runtime", "stuck", "growing",
+	// "blocked", "construction", "shape").
+	Basis []string `json:"basis,omitempty"`
+	// Because says the same in words, with the figures: "stuck across 4
+	// dumps for 6m: ...", "suspect by shape: 200 goroutines share this
+	// stack; ...".
+	Because string `json:"because,omitempty"`
 }
 
 // Finding is one leak, or one group of identical leaks, that a report lists.

@@ -48,8 +48,8 @@ func TestFrameString(t *testing.T) {
 		f    Frame
 		want string
 	}{
-		{Frame{"main.serve", "/home/x/srv/server.go", 42}, "main.serve (server.go:42)"},
-		{Frame{"main.serve", `C:\x\server.go`, 42}, "main.serve (server.go:42)"},
+		{Frame{Func: "main.serve", File: "/home/x/srv/server.go", Line: 42}, "main.serve (server.go:42)"},
+		{Frame{Func: "main.serve", File: `C:\x\server.go`, Line: 42}, "main.serve (server.go:42)"},
 		{Frame{Func: "main.serve"}, "main.serve"},
 	}
 	for _, tt := range tests {
@@ -60,16 +60,16 @@ func TestFrameString(t *testing.T) {
 }
 
 var deepStack = []Frame{
-	{"runtime.gopark", "/go/src/runtime/proc.go", 1},
-	{"github.com/leakcheck/leakcheck/tracker.(*Registry).Track", "/r/tracker/registry.go", 2},
-	{"github.com/leakcheck/leakcheck/tracker.WrapConn", "/r/tracker/wrap.go", 3},
-	{"internal/poll.(*FD).Init", "/go/src/internal/poll/fd.go", 4},
-	{"main.dial", "/app/main.go", 10},
-	{"github.com/leakcheck/leakcheck/keepalive.(*Kernel).dispatch", "/r/keepalive/kernel.go", 6},
-	{"testing.tRunner", "/go/src/testing/testing.go", 5},
-	{"main.serve", "/app/server.go", 42},
-	{"main.handle", "/app/server.go", 50},
-	{"main.main", "/app/main.go", 5},
+	{Func: "runtime.gopark", File: "/go/src/runtime/proc.go", Line: 1},
+	{Func: "github.com/leakcheck/leakcheck/tracker.(*Registry).Track", File: "/r/tracker/registry.go", Line: 2},
+	{Func: "github.com/leakcheck/leakcheck/tracker.WrapConn", File: "/r/tracker/wrap.go", Line: 3},
+	{Func: "internal/poll.(*FD).Init", File: "/go/src/internal/poll/fd.go", Line: 4},
+	{Func: "main.dial", File: "/app/main.go", Line: 10},
+	{Func: "github.com/leakcheck/leakcheck/keepalive.(*Kernel).dispatch", File: "/r/keepalive/kernel.go", Line: 6},
+	{Func: "testing.tRunner", File: "/go/src/testing/testing.go", Line: 5},
+	{Func: "main.serve", File: "/app/server.go", Line: 42},
+	{Func: "main.handle", File: "/app/server.go", Line: 50},
+	{Func: "main.main", File: "/app/main.go", Line: 5},
 }
 
 func TestTopFrames(t *testing.T) {

@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,52 +11,17 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/leakcheck/leakcheck/tracker/stack"
 )
 
 // Goroutine is one goroutine of a dump, or, in the forms that aggregate
-// (debug=1 and proto), one stack that Count goroutines share.
-type Goroutine struct {
-	// ID is the goroutine's id; 0 when the form does not carry ids (debug=1,
-	// proto).
-	ID int64
-	// State is the wait reason or status as the runtime prints it: "chan
-	// receive", "select", "IO wait", "sync.Mutex.Lock", "sleep", "running",
-	// "runnable", ... The debug=1 and proto forms print no state: there it is
-	// inferred from a known blocking call in the stack, and empty when the
-	// stack shows none (debug=1 hides the runtime frames that would tell a
-	// channel operation or a select).
-	State string
-	// Wait is how long the goroutine has been blocked, as the header's "12
-	// minutes" says; 0 when absent (under a minute, or a form without it).
-	Wait time.Duration
-	// Locked reports "locked to thread" in the header.
-	Locked bool
-	// Leaked reports that the runtime's leak detector found the goroutine
-	// blocked on something no running goroutine can reach, so it can never
-	// run again: every goroutine of a goroutineleak profile, and those marked
-	// "(leaked)" in a full dump taken through that profile.
-	Leaked bool
-	// Labels are the pprof labels: from the proto's labels, "# labels: {...}"
-	// in debug=1, or "labels:{...}" in debug=2 headers, which the runtime
-	// prints only when GODEBUG=tracebacklabels=1.
-	Labels map[string]string
-	// Stack is the goroutine's stack, innermost first. The frames of go
-	// statement wrappers (main.main.gowrap1) and runtime.goexit are dropped, so
-	// one goroutine has the same program frames in every form.
-	Stack []Frame
-	// CreatedBy is the "created by" frame: the go statement that started the
-	// goroutine. Func is empty when absent (debug=1, proto, the main goroutine).
-	CreatedBy Frame
-	// CreatorID is the id of the goroutine that ran that go statement ("in
-	// goroutine 1"); 0 when absent.
-	CreatorID int64
-	// Elided is how many frames the runtime left out of a deep stack
-	// ("...N frames elided...").
-	Elided int
-	// Count is how many goroutines this entry stands for: 1 in full dumps,
-	// the sample's count in the aggregating forms.
-	Count int
-}
+// (debug=1 and proto), one stack that Count goroutines share: the type of
+// tracker/stack, leakcheck's one traceback parser. In a GoroutineDump, Stack
+// is trimmed by stack.Trim, so one goroutine has the same frames in every
+// form, and State, which debug=1 and proto do not print, is inferred from a
+// known blocking call at the top of the stack (empty when none shows).
+type Goroutine = stack.Goroutine
 
 // GoroutineDump is one goroutine profile or dump.
 type GoroutineDump struct {
@@ -76,14 +40,8 @@ type GoroutineDump struct {
 	Goroutines []Goroutine
 }
 
-// The text forms' fixed parts.
-const (
-	goroutineProfileHeader     = "goroutine profile: total "
-	goroutineLeakProfileHeader = "goroutineleak profile: total "
-	stackUnavailable           = "\tgoroutine running on other thread; stack unavailable"
-)
-
-// ParseGoroutineText parses the text forms of goroutine profiles and dumps:
+// ParseGoroutineText parses the text forms of goroutine profiles and dumps
+// with tracker/stack in its strict mode:
 //
 //   - debug=1: "goroutine profile: total N" (or "goroutineleak profile:
 //     total N") followed by one record per distinct stack and label set;
@@ -91,501 +49,27 @@ const (
 //     by the stack, one block per goroutine, as runtime.Stack writes them;
 //   - crash dumps: the same blocks amid other text, as a SIGQUIT, a panic or a
 //     fatal error writes them to standard error with GOTRACEBACK=all or
-//     higher ("SIGQUIT: quit\nPC=... m=0 sigcode=0\n\ngoroutine 0 gp=...",
-//     and register dumps after).
+//     higher, with whatever the program printed before and what the go
+//     command printed after ("exit status 2").
 //
 // Text outside goroutine blocks is skipped, and so are the blocks of
 // goroutine 0 (a thread's system stack, not a goroutine) and the creators'
 // stacks that GODEBUG=tracebackancestors adds. Inside a block every line must
 // parse; an error names the line and says what was expected there.
 func ParseGoroutineText(data []byte) (*GoroutineDump, error) {
-	p := &textParser{rest: data, intern: make(map[string]string)}
-	first := bytes.TrimLeft(data, " \t\r\n")
-	if bytes.HasPrefix(first, []byte(goroutineProfileHeader)) || bytes.HasPrefix(first, []byte(goroutineLeakProfileHeader)) {
-		return p.parseDebug1()
+	sd, err := stack.Parse(data, stack.Strict)
+	if err != nil {
+		return nil, err
 	}
-	// Other profiles' legacy text forms: "heap profile: 1: 2 [...]",
-	// "threadcreate profile: total 5".
-	if i := bytes.Index(first, []byte(" profile: ")); i > 0 && bytes.IndexAny(first[:i], " \t\r\n") < 0 {
-		return nil, fmt.Errorf("not a goroutine profile: %q", first[:i+len(" profile")])
-	}
-	return p.parseDump()
-}
-
-// textParser reads a text form line by line.
-type textParser struct {
-	rest   []byte
-	line   int               // number of the line last returned
-	intern map[string]string // one string per distinct function and file name
-}
-
-// next returns the next line without its line ending, or false at the end.
-func (p *textParser) next() ([]byte, bool) {
-	if len(p.rest) == 0 {
-		return nil, false
-	}
-	line := p.rest
-	if i := bytes.IndexByte(line, '\n'); i >= 0 {
-		line, p.rest = line[:i], line[i+1:]
-	} else {
-		p.rest = nil
-	}
-	p.line++
-	return bytes.TrimSuffix(line, []byte("\r")), true
-}
-
-// peek returns the next line without consuming it.
-func (p *textParser) peek() ([]byte, bool) {
-	rest, line := p.rest, p.line
-	l, ok := p.next()
-	p.rest, p.line = rest, line
-	return l, ok
-}
-
-// str returns b as a string, the same string for equal names.
-func (p *textParser) str(b []byte) string {
-	if s, ok := p.intern[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	p.intern[s] = s
-	return s
-}
-
-// errorf returns an error about the line last read; format may use %w.
-func (p *textParser) errorf(format string, args ...any) error {
-	return fmt.Errorf("goroutine dump line %d: "+format, append([]any{p.line}, args...)...)
-}
-
-// parseDump parses the debug=2 and crash forms.
-func (p *textParser) parseDump() (*GoroutineDump, error) {
-	d := &GoroutineDump{Form: "debug=2"}
-	for {
-		line, ok := p.next()
-		if !ok {
-			break
+	d := &GoroutineDump{Form: sd.Form, Leak: sd.Leak, Total: sd.Total, Goroutines: sd.Goroutines}
+	for i := range d.Goroutines {
+		g := &d.Goroutines[i]
+		if g.State == "" {
+			g.State = inferState(g.Stack)
 		}
-		g, isHeader, err := parseGoroutineHeader(line)
-		if !isHeader {
-			if len(bytes.TrimSpace(line)) > 0 {
-				d.Form = "crash" // text that a full dump does not have
-			}
-			continue
-		}
-		if err != nil {
-			return nil, p.errorf("%w", err)
-		}
-		if err := p.parseStack(&g); err != nil {
-			return nil, err
-		}
-		if g.ID == 0 {
-			continue // a thread's g0 or signal stack, in crash dumps
-		}
-		d.Goroutines = append(d.Goroutines, g)
-		d.Total++
-	}
-	if len(d.Goroutines) == 0 {
-		return nil, errors.New(`no goroutines found: want "goroutine profile: total N" (debug=1), or goroutine headers such as "goroutine 1 [running]:" (debug=2 and crash dumps)`)
+		g.Stack = stack.Trim(g.Stack)
 	}
 	return d, nil
-}
-
-// parseGoroutineHeader parses "goroutine 7 [chan receive, 3 minutes, locked
-// to thread labels:{"k": "v"}]:", with the " gp=... m=... mp=..." that
-// tracebacks at GOTRACEBACK=system or in a crash add after the id. isHeader is
-// false when line is not a header at all; err says what is wrong with a line
-// that begins like one.
-func parseGoroutineHeader(line []byte) (g Goroutine, isHeader bool, err error) {
-	rest, ok := bytes.CutPrefix(line, []byte("goroutine "))
-	if !ok || len(rest) == 0 || rest[0] < '0' || rest[0] > '9' || !bytes.HasSuffix(rest, []byte("]:")) {
-		return g, false, nil
-	}
-	open := bytes.Index(rest, []byte(" ["))
-	if open < 0 {
-		return g, false, nil
-	}
-	idText, _, _ := bytes.Cut(rest[:open], []byte(" ")) // the id, then gp=, m=, mp=
-	id, err := strconv.ParseInt(string(idText), 10, 64)
-	if err != nil || id < 0 {
-		return g, true, fmt.Errorf("goroutine header %q: want a goroutine id after \"goroutine \"", line)
-	}
-	g = Goroutine{ID: id, Count: 1}
-	if err := parseHeaderStatus(&g, string(rest[open+2:len(rest)-2])); err != nil {
-		return g, true, fmt.Errorf("goroutine header %q: %w", line, err)
-	}
-	return g, true, nil
-}
-
-// parseHeaderStatus parses what a goroutine header has between its brackets:
-// the status, then ", N minutes", ", locked to thread" and the like, then
-// " labels:{...}".
-func parseHeaderStatus(g *Goroutine, s string) error {
-	if i := strings.Index(s, " labels:{"); i >= 0 {
-		labels, rest, err := parseLabels(s[i+len(" labels:"):])
-		if err != nil {
-			return err
-		}
-		if rest != "" {
-			return fmt.Errorf("want \"]:\" after the labels, got %q", rest)
-		}
-		g.Labels, s = labels, s[:i]
-	}
-	state, notes, _ := strings.Cut(s, ", ")
-	// The runtime follows the wait reason with " (leaked)", then " (scan)"
-	// while the collector scans the stack, then " (durable)" in a synctest
-	// bubble. The first two say how the goroutine is, not what it waits for.
-	durable := ""
-	if st, ok := strings.CutSuffix(state, " (durable)"); ok {
-		state, durable = st, " (durable)"
-	}
-	state = strings.TrimSuffix(state, " (scan)")
-	if st, ok := strings.CutSuffix(state, " (leaked)"); ok {
-		state, g.Leaked = st, true
-	}
-	state += durable
-	if state == "" {
-		return errors.New("want a goroutine state after \"[\"")
-	}
-	g.State = state
-	for notes != "" {
-		var note string
-		note, notes, _ = strings.Cut(notes, ", ")
-		switch {
-		case note == "locked to thread":
-			g.Locked = true
-		case strings.HasSuffix(note, " minutes"):
-			n, err := strconv.ParseInt(strings.TrimSuffix(note, " minutes"), 10, 64)
-			if err != nil || n < 0 || n > int64(maxWaitMinutes) {
-				return fmt.Errorf("want a number of minutes in %q", note)
-			}
-			g.Wait = time.Duration(n) * time.Minute
-		}
-		// Other notes ("synctest bubble 3", and whatever later releases add)
-		// say nothing leakcheck uses.
-	}
-	return nil
-}
-
-// maxWaitMinutes keeps a Wait in a time.Duration.
-const maxWaitMinutes = int64(1<<63-1) / int64(time.Minute)
-
-// parseLabels parses a label set as the runtime prints it, {"k": "v", ...}
-// in headers or {"k":"v", ...} in debug=1, both with Go-quoted strings, and
-// returns what follows the closing brace.
-func parseLabels(s string) (map[string]string, string, error) {
-	rest, ok := strings.CutPrefix(s, "{")
-	if !ok {
-		return nil, s, errors.New(`want labels in braces, {"key": "value"}`)
-	}
-	labels := make(map[string]string)
-	if r, ok := strings.CutPrefix(rest, "}"); ok {
-		return labels, r, nil
-	}
-	for {
-		key, r, err := cutQuoted(rest)
-		if err != nil {
-			return nil, s, fmt.Errorf("label key: %w", err)
-		}
-		r, ok := strings.CutPrefix(r, ":")
-		if !ok {
-			return nil, s, fmt.Errorf("want \":\" after label key %q", key)
-		}
-		value, r, err := cutQuoted(strings.TrimPrefix(r, " "))
-		if err != nil {
-			return nil, s, fmt.Errorf("value of label %q: %w", key, err)
-		}
-		labels[key] = value
-		if r, ok := strings.CutPrefix(r, "}"); ok {
-			return labels, r, nil
-		}
-		if rest, ok = strings.CutPrefix(r, ","); !ok {
-			return nil, s, fmt.Errorf("want \",\" or \"}\" after the value of label %q", key)
-		}
-		rest = strings.TrimPrefix(rest, " ")
-	}
-}
-
-// cutQuoted unquotes the Go string literal that s begins with and returns
-// what follows it.
-func cutQuoted(s string) (string, string, error) {
-	if !strings.HasPrefix(s, `"`) {
-		return "", s, errors.New("want a double-quoted string")
-	}
-	for i := 1; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			v, err := strconv.Unquote(s[:i+1])
-			if err != nil {
-				return "", s, fmt.Errorf("bad quoted string %s: %w", s[:i+1], err)
-			}
-			return v, s[i+1:], nil
-		}
-	}
-	return "", s, errors.New("unterminated quoted string")
-}
-
-// parseStack reads a goroutine block's lines after its header, up to a blank
-// line or the end: call lines each followed by a tab-indented file line, and
-// "created by", elision and ancestor lines.
-func (p *textParser) parseStack(g *Goroutine) error {
-	for {
-		line, ok := p.next()
-		if !ok || len(line) == 0 {
-			break
-		}
-		switch {
-		case bytes.HasPrefix(line, []byte("created by ")):
-			fn := line[len("created by "):]
-			if i := bytes.LastIndex(fn, []byte(" in goroutine ")); i >= 0 {
-				id, err := strconv.ParseInt(string(fn[i+len(" in goroutine "):]), 10, 64)
-				if err != nil || id < 0 {
-					return p.errorf("want a goroutine id in %q", line)
-				}
-				fn, g.CreatorID = fn[:i], id
-			}
-			if len(fn) == 0 {
-				return p.errorf("want a function after \"created by\"")
-			}
-			f, err := p.fileLine(p.str(fn))
-			if err != nil {
-				return err
-			}
-			g.CreatedBy = f
-		case bytes.HasPrefix(line, []byte("...")) && bytes.HasSuffix(line, []byte(" frames elided...")):
-			n, err := strconv.Atoi(string(line[len("...") : len(line)-len(" frames elided...")]))
-			if err != nil || n < 0 {
-				return p.errorf("want a number of frames in %q", line)
-			}
-			g.Elided += n
-		case bytes.HasPrefix(line, []byte("[originating from goroutine ")):
-			// GODEBUG=tracebackancestors: the stacks of the goroutines that
-			// created this one, up to the end of the block. Not its own stack.
-			for l, ok := p.next(); ok && len(l) > 0; l, ok = p.next() {
-			}
-			return nil
-		case string(line) == stackUnavailable,
-			bytes.HasPrefix(line, []byte("runtime: ")):
-			// A goroutine running elsewhere when the dump was taken, and the
-			// unwinder's own complaints about a stack it could not walk.
-		case line[0] == '\t':
-			return p.errorf("want a function call such as \"main.f(...)\" before file line %q", line)
-		default:
-			fn, ok := callName(line)
-			if !ok {
-				return p.errorf("want a function call such as \"main.f(...)\", got %q", line)
-			}
-			f, err := p.fileLine(p.str(fn))
-			if err != nil {
-				return err
-			}
-			if !wrapperFrame(f.Func) {
-				g.Stack = append(g.Stack, f)
-			}
-		}
-	}
-	return nil
-}
-
-// callName returns the function of a call line, "main.(*T).f(0x1, ...)",
-// whose arguments run from the last "(" to the closing ")" at the end.
-func callName(line []byte) ([]byte, bool) {
-	if !bytes.HasSuffix(line, []byte(")")) {
-		return nil, false
-	}
-	i := bytes.LastIndexByte(line, '(')
-	if i <= 0 {
-		return nil, false
-	}
-	return line[:i], true
-}
-
-// fileLine reads the file line that follows the call line of fn:
-// "\t/src/main.go:42 +0x1d", with " fp=0x... sp=0x... pc=0x..." in crash
-// dumps.
-func (p *textParser) fileLine(fn string) (Frame, error) {
-	line, ok := p.next()
-	if !ok {
-		return Frame{}, p.errorf("dump ends after the call line of %s: want its tab-indented file:line", fn)
-	}
-	s, ok := bytes.CutPrefix(line, []byte("\t"))
-	if !ok {
-		return Frame{}, p.errorf("want a tab-indented file:line after the call line of %s, got %q", fn, line)
-	}
-	if i := bytes.LastIndex(s, []byte(" fp=0x")); i >= 0 && registersNote(s[i+1:]) {
-		s = s[:i]
-	}
-	if i := bytes.LastIndex(s, []byte(" +0x")); i >= 0 && hexDigits(s[i+len(" +0x"):]) {
-		s = s[:i]
-	}
-	file, lineNo, ok := splitFileLine(s)
-	if !ok {
-		return Frame{}, p.errorf("want file:line after the call line of %s, got %q", fn, line)
-	}
-	return Frame{Func: fn, File: p.str(file), Line: lineNo}, nil
-}
-
-// registersNote reports whether s is "fp=0x... sp=0x... pc=0x...".
-func registersNote(s []byte) bool {
-	fields := bytes.Fields(s)
-	if len(fields) != 3 {
-		return false
-	}
-	for i, name := range []string{"fp=0x", "sp=0x", "pc=0x"} {
-		v, ok := bytes.CutPrefix(fields[i], []byte(name))
-		if !ok || !hexDigits(v) {
-			return false
-		}
-	}
-	return true
-}
-
-// hexDigits reports whether s is one or more hexadecimal digits.
-func hexDigits(s []byte) bool {
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return len(s) > 0
-}
-
-// splitFileLine splits "path/file.go:42".
-func splitFileLine(s []byte) ([]byte, int, bool) {
-	i := bytes.LastIndexByte(s, ':')
-	if i <= 0 {
-		return nil, 0, false
-	}
-	n, err := strconv.Atoi(string(s[i+1:]))
-	if err != nil || n < 0 {
-		return nil, 0, false
-	}
-	return s[:i], n, true
-}
-
-// wrapperFrame reports whether fn is machinery that some forms print and
-// others do not: the wrappers the compiler makes for go statements
-// ("main.main.gowrap1") and runtime.goexit, the bottom of every goroutine.
-func wrapperFrame(fn string) bool {
-	if fn == "runtime.goexit" {
-		return true
-	}
-	i := strings.LastIndex(fn, ".gowrap")
-	if i < 0 || i+len(".gowrap") == len(fn) {
-		return false
-	}
-	for _, c := range fn[i+len(".gowrap"):] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// parseDebug1 parses the debug=1 form: the header, then records of a count
-// and the stack's addresses ("3 @ 0x45e2ce 0x42b5b4"), optional "# labels:
-// {...}", and one "#\t0xPC\tfunc+0xOFF\tfile:line" line per frame, each
-// record ending with a blank line.
-func (p *textParser) parseDebug1() (*GoroutineDump, error) {
-	d := &GoroutineDump{Form: "debug=1"}
-	var header []byte
-	for {
-		l, ok := p.next()
-		if !ok {
-			break
-		}
-		if len(bytes.TrimSpace(l)) > 0 {
-			header = l
-			break
-		}
-	}
-	header = bytes.TrimSpace(header)
-	total, err := strconv.Atoi(string(header[bytes.LastIndexByte(header, ' ')+1:]))
-	if err != nil || total < 0 {
-		return nil, p.errorf("want a number of goroutines in %q", header)
-	}
-	d.Leak = bytes.HasPrefix(header, []byte(goroutineLeakProfileHeader))
-	for {
-		line, ok := p.next()
-		if !ok {
-			break
-		}
-		if len(line) == 0 {
-			continue
-		}
-		countText, _, ok := bytes.Cut(line, []byte(" @"))
-		count, err := strconv.Atoi(string(countText))
-		if !ok || err != nil || count < 1 {
-			return nil, p.errorf("want a record such as \"3 @ 0x45e2ce 0x42b5b4\", got %q", line)
-		}
-		if count > total-d.Total {
-			return nil, p.errorf("records count more goroutines than the header's total %d", total)
-		}
-		g := Goroutine{Count: count, Leaked: d.Leak}
-		for {
-			l, ok := p.peek()
-			if !ok || len(l) == 0 || l[0] != '#' {
-				break
-			}
-			p.next()
-			if s, ok := bytes.CutPrefix(l, []byte("# labels: ")); ok {
-				labels, rest, err := parseLabels(string(s))
-				if err != nil {
-					return nil, p.errorf("%w", err)
-				}
-				if rest != "" {
-					return nil, p.errorf("want the end of the line after the labels, got %q", rest)
-				}
-				g.Labels = labels
-				continue
-			}
-			f, err := p.debug1Frame(l)
-			if err != nil {
-				return nil, err
-			}
-			if !wrapperFrame(f.Func) {
-				g.Stack = append(g.Stack, f)
-			}
-		}
-		g.State = inferState(g.Stack)
-		d.Goroutines = append(d.Goroutines, g)
-		d.Total += count
-	}
-	if d.Total != total {
-		return nil, p.errorf("records count %d goroutines, but the header says total %d: is the profile truncated?", d.Total, total)
-	}
-	return d, nil
-}
-
-// debug1Frame parses "#\t0x4f0224\tmain.write+0x144\t\tmain.go:137", whose
-// fields tabwriter separates by one tab or more, or "#\t0x4f0224" for an
-// address without a symbol.
-func (p *textParser) debug1Frame(line []byte) (Frame, error) {
-	var fields [][]byte
-	for _, f := range bytes.Split(line, []byte("\t")) {
-		if len(f) > 0 {
-			fields = append(fields, f)
-		}
-	}
-	if len(fields) < 2 || string(fields[0]) != "#" || !bytes.HasPrefix(fields[1], []byte("0x")) {
-		return Frame{}, p.errorf("want a frame such as \"#\\t0x4f0224\\tmain.f+0x44\\tmain.go:12\", got %q", line)
-	}
-	if len(fields) == 2 {
-		return Frame{Func: p.str(fields[1])}, nil // no symbol: keep the address
-	}
-	if len(fields) != 4 {
-		return Frame{}, p.errorf("want a frame such as \"#\\t0x4f0224\\tmain.f+0x44\\tmain.go:12\", got %q", line)
-	}
-	fn := fields[2]
-	if i := bytes.LastIndex(fn, []byte("+0x")); i > 0 {
-		fn = fn[:i]
-	}
-	file, lineNo, ok := splitFileLine(fields[3])
-	if !ok {
-		return Frame{}, p.errorf("want file:line in %q", line)
-	}
-	return Frame{Func: p.str(fn), File: p.str(file), Line: lineNo}, nil
 }
 
 // callState returns the state the runtime prints for a goroutine blocked in
@@ -656,39 +140,31 @@ func standardLibrary(fn string) bool {
 }
 
 // IsGoroutineText reports whether data looks like one of the text forms
-// ParseGoroutineText reads, by its beginning: a debug=1 header, a goroutine
-// header, or the first line of a crash (a signal, panic or fatal error) with
-// a goroutine header within the first 64 KiB. It is cheap, for detecting what
-// an input is; ParseGoroutineText decides.
+// ParseGoroutineText reads, by its first 64 KiB: a debug=1 header at the
+// start, or a line that is a goroutine header, wherever it is (a crash's
+// traceback may follow any output of the program). It is cheap, for
+// detecting what an input is; ParseGoroutineText decides.
 func IsGoroutineText(data []byte) bool {
 	const sniff = 64 << 10
 	data = data[:min(len(data), sniff)]
-	s := bytes.TrimLeft(data, " \t\r\n")
-	if bytes.HasPrefix(s, []byte(goroutineProfileHeader)) || bytes.HasPrefix(s, []byte(goroutineLeakProfileHeader)) {
+	if stack.IsProfileHeader(data) {
 		return true
 	}
-	first, _, _ := bytes.Cut(s, []byte("\n"))
-	if _, ok, err := parseGoroutineHeader(bytes.TrimSuffix(first, []byte("\r"))); ok && err == nil {
-		return true
-	}
-	crash := false
-	for _, prefix := range []string{"SIG", "panic: ", "fatal error: ", "unexpected fault address ", "runtime: "} {
-		crash = crash || bytes.HasPrefix(s, []byte(prefix))
-	}
-	if !crash {
-		return false
-	}
-	for rest := s; ; {
-		i := bytes.Index(rest, []byte("\ngoroutine "))
-		if i < 0 {
-			return false
+	for rest := data; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
 		}
-		rest = rest[i+1:]
-		line, _, _ := bytes.Cut(rest, []byte("\n"))
-		if _, ok, err := parseGoroutineHeader(bytes.TrimSuffix(line, []byte("\r"))); ok && err == nil {
+		if !bytes.HasPrefix(line, []byte("goroutine ")) {
+			continue
+		}
+		if _, ok, err := stack.ParseHeader(bytes.TrimSuffix(line, []byte("\r"))); ok && err == nil {
 			return true
 		}
 	}
+	return false
 }
 
 // IsGoroutineProfile reports whether a parsed profile is a goroutine profile
@@ -760,9 +236,7 @@ func GoroutinesFromProfile(p *profile.Profile) (*GoroutineDump, error) {
 				if l.Function != nil {
 					f.Func, f.File = l.Function.Name, l.Function.Filename
 				}
-				if !wrapperFrame(f.Func) {
-					g.Stack = append(g.Stack, f)
-				}
+				g.Stack = append(g.Stack, f)
 			}
 		}
 		for k, v := range s.Label {
@@ -772,6 +246,7 @@ func GoroutinesFromProfile(p *profile.Profile) (*GoroutineDump, error) {
 			g.Labels[k] = strings.Join(v, ",")
 		}
 		g.State = inferState(g.Stack)
+		g.Stack = stack.Trim(g.Stack)
 		d.Goroutines = append(d.Goroutines, g)
 		d.Total += g.Count
 	}
@@ -887,6 +362,11 @@ const (
 	DefaultLargeGroup = 100
 )
 
+// serviceGroup is the largest group of goroutines blocked about as long as
+// the process has run that is taken for service loops (a signal handler, a
+// reload watcher, a Run method started at start-up), not for a leak.
+const serviceGroup = 4
+
 // GoroutineOptions tunes GoroutineFindings. Zero values mean the defaults;
 // negative values turn the rule off.
 type GoroutineOptions struct {
@@ -896,7 +376,8 @@ type GoroutineOptions struct {
 	// debug=2 and crash dumps say how long goroutines have waited.
 	BlockedFor time.Duration
 	// LargeGroup: a group of at least this many identical goroutines is a
-	// finding. 0 means DefaultLargeGroup.
+	// suspect, at info: size alone is no evidence of a leak. 0 means
+	// DefaultLargeGroup.
 	LargeGroup int
 }
 
@@ -909,6 +390,25 @@ func (o GoroutineOptions) withDefaults() GoroutineOptions {
 	}
 	return o
 }
+
+// What a goroutine finding rests on, in Evidence.Basis, strongest first.
+const (
+	// BasisRuntime: the runtime's leak detector marked the goroutines
+	// leaked (a goroutineleak profile, or "(leaked)" in a dump).
+	BasisRuntime = "runtime"
+	// BasisConstruction: blocked on a nil channel or in an empty select,
+	// which nothing can ever wake.
+	BasisConstruction = "construction"
+	// BasisStuck: the same goroutines, by id, blocked at the same frame
+	// across a series of dumps while their wait grew with the clock.
+	BasisStuck = "stuck"
+	// BasisGrowing: the group's count grows across a series, by a trend test.
+	BasisGrowing = "growing"
+	// BasisBlocked: a dump's own clock says the group waited long.
+	BasisBlocked = "blocked"
+	// BasisShape: a suspect by the group's size alone.
+	BasisShape = "shape"
+)
 
 // blockingState reports whether goroutines in state wait for another
 // goroutine to do something: only it can wake them.
@@ -923,50 +423,165 @@ func blockingState(state string) bool {
 	return false
 }
 
+// foreverState reports whether goroutines in state can never be woken:
+// a nil channel or a select without cases.
+func foreverState(state string) bool {
+	switch state {
+	case "chan receive (nil chan)", "chan send (nil chan)", "select (no cases)":
+		return true
+	}
+	return false
+}
+
+// timedForm reports whether a dump says how long goroutines have waited.
+func timedForm(d *GoroutineDump) bool { return d.Form == "debug=2" || d.Form == "crash" }
+
+// processAge is the longest wait in a dump: the process has run at least
+// that long.
+func processAge(d *GoroutineDump) time.Duration {
+	var age time.Duration
+	for _, g := range d.Goroutines {
+		age = max(age, g.Wait)
+	}
+	return age
+}
+
+// serviceLoop reports whether a group is a few goroutines that have waited
+// about as long as the process has run (age): loops started at start-up
+// that wait for a stop or reload all the process's life, not leaks, which
+// keep arriving.
+func serviceLoop(count int, minWait, age time.Duration) bool {
+	return count <= serviceGroup && age > 0 && minWait >= age-max(age/10, time.Minute)
+}
+
+// goroutineFinding is a finding with the key of its group (state, leaked
+// mark and top frames), by which the findings of one dump and of a series
+// about the same goroutines become one.
+type goroutineFinding struct {
+	key string
+	f   Finding
+}
+
+// groupKey identifies a group across dumps and analyses.
+func groupKey(state string, leaked bool, stack []Frame) string {
+	if leaked {
+		state = "leaked " + state
+	}
+	return Signature(KindGoroutine, state, stack)
+}
+
 // GoroutineFindings returns the goroutine findings (KindGoroutine) of one
-// dump, at most one per group (see GroupGoroutines):
+// dump, at most one per group (see GroupGoroutines), each saying in
+// Evidence.Basis and Evidence.Because what it rests on:
 //
-//   - leaked goroutines (a goroutineleak profile, or "(leaked)" in a dump):
-//     an error, since nothing can ever wake them;
-//   - a group blocked at least opts.BlockedFor in a blocking state with no
-//     timer (no time.* frame) in its stack: a warning. The main goroutine
-//     (id 1) is exempt: daemons park it on a signal channel for good;
-//   - a group of at least opts.LargeGroup goroutines: a warning when they
-//     block, info otherwise (a busy server has many goroutines in IO wait).
+//   - goroutines the runtime marked leaked (a goroutineleak profile, or
+//     "(leaked)" in a dump): an error. Unmarked goroutines never join them:
+//     a leaked group's signature differs from an unmarked one's;
+//   - a group blocked on a nil channel or in an empty select: a warning,
+//     since nothing can wake it, whatever the form;
+//   - in the forms with wait times (debug=2 and crash dumps), a group
+//     blocked at least opts.BlockedFor in a blocking state with no timer
+//     (no time.* frame) in its stack: a warning. The main goroutine is
+//     exempt, and so are a few goroutines that have waited about as long
+//     as the process has run (the longest wait in the dump): service loops
+//     started at start-up;
+//   - a group of at least opts.LargeGroup goroutines: a suspect at info,
+//     since a healthy worker pool or server looks the same in one dump.
 //
-// The subject names the state and the top frame of the program's own code,
-// e.g. "goroutines blocked in chan receive at main.worker (main.go:42)"; the
-// owner is the creator and the common labels. The evidence holds the stack
-// and, in Values, when the dump says, "min_wait_seconds" and
-// "max_wait_seconds". The signature comes from Signature with the state as
-// key, so the same group in another dump of the same form matches.
+// The subject names the state and the first frame of the program's own code
+// (outside the runtime and the standard library), or the creator when the
+// stack has none: "goroutines blocked in chan receive at main.worker
+// (main.go:42)"; the owner is the creator and the common labels. The evidence
+// holds the stack and, when the dump says, "min_wait_seconds" and
+// "max_wait_seconds".
 func GoroutineFindings(d *GoroutineDump, opts GoroutineOptions) []Finding {
+	gfs := goroutineFindings(d, opts)
+	if gfs == nil {
+		return nil
+	}
+	fs := make([]Finding, len(gfs))
+	for i, g := range gfs {
+		fs[i] = g.f
+	}
+	Sort(fs)
+	return fs
+}
+
+func goroutineFindings(d *GoroutineDump, opts GoroutineOptions) []goroutineFinding {
+	if d == nil {
+		return nil
+	}
 	opts = opts.withDefaults()
-	var fs []Finding
+	timed, age := timedForm(d), processAge(d)
+	var fs []goroutineFinding
 	for _, g := range GroupGoroutines(d) {
-		var prefix string
+		var prefix, because, basis string
 		var sev Severity
-		switch blocking := blockingState(g.State); {
+		blocking := blockingState(g.State)
+		switch {
 		case g.Leaked:
-			prefix, sev = "leaked goroutines blocked", SeverityError
-		case blocking && opts.BlockedFor > 0 && g.MaxWait >= opts.BlockedFor && !hasTimer(g.Stack) && !(len(g.IDs) > 0 && g.IDs[0] == 1 && g.Count == 1):
-			prefix, sev = "goroutines blocked", SeverityWarning
+			prefix, sev, basis = "leaked goroutines blocked", SeverityError, BasisRuntime
+			because = "marked leaked by the runtime: nothing that can wake them is reachable"
+		case foreverState(g.State):
+			prefix, sev, basis = "goroutines blocked forever", SeverityWarning, BasisConstruction
+			because = "blocked forever by construction: " + g.State
+		case timed && blocking && opts.BlockedFor > 0 && g.MaxWait >= opts.BlockedFor && !hasTimer(g.Stack) &&
+			!(len(g.IDs) > 0 && g.IDs[0] == 1 && g.Count == 1):
+			if serviceLoop(g.Count, g.MinWait, age) {
+				continue
+			}
+			prefix, sev, basis = "goroutines blocked", SeverityWarning, BasisBlocked
+			because = "blocked " + waitRange(g.MinWait, g.MaxWait) + " by the dump's clock"
+			if age > 0 {
+				because += fmt.Sprintf(", in a process up at least %s", formatMinutes(age))
+			}
 		case opts.LargeGroup > 0 && g.Count >= opts.LargeGroup:
-			prefix, sev = "goroutines", SeverityInfo
+			prefix, sev, basis = "goroutines", SeverityInfo, BasisShape
 			if blocking {
-				prefix, sev = "goroutines blocked", SeverityWarning
+				prefix = "goroutines blocked"
+			}
+			because = fmt.Sprintf("suspect by shape: %d goroutines share this stack; ", g.Count)
+			if timed {
+				because += "the dump says none has waited " + formatMinutes(opts.BlockedFor)
+			} else {
+				because += "a single dump of this form says nothing of time (a series, a debug=2 dump or the goroutineleak profile would)"
 			}
 		default:
 			continue
 		}
 		f := groupFinding(g, goroutineSubject(prefix, g.State, g.Stack, g.CreatedBy), sev)
+		f.Evidence.Basis, f.Evidence.Because = []string{basis}, because
 		if g.Leaked {
 			f.Suggestion = "the runtime found nothing that can wake them: " + f.Suggestion
 		}
-		fs = append(fs, f)
+		fs = append(fs, goroutineFinding{groupKey(g.State, g.Leaked, g.Stack), f})
 	}
-	Sort(fs)
 	return fs
+}
+
+// waitRange says "12m", "12m to 40m", or "up to 40m" when some waited
+// under a minute.
+func waitRange(lo, hi time.Duration) string {
+	switch {
+	case lo == hi:
+		return formatMinutes(hi)
+	case lo < time.Minute:
+		return "up to " + formatMinutes(hi)
+	}
+	return formatMinutes(lo) + " to " + formatMinutes(hi)
+}
+
+// formatMinutes formats a duration of whole minutes: "45m", "3h20m".
+func formatMinutes(d time.Duration) string {
+	s := d.Round(time.Minute).String()
+	s = strings.TrimSuffix(s, "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	if s == "" {
+		return "0m"
+	}
+	return s
 }
 
 // groupFinding builds the finding about a group; the caller decides the
@@ -984,7 +599,7 @@ func groupFinding(g GoroutineGroup, subject string, sev Severity) Finding {
 		Count:      g.Count,
 		Evidence:   Evidence{Values: values, Stack: g.Stack},
 		Suggestion: goroutineSuggestion(g.State),
-		Signature:  goroutineSignature(g.State, g.Stack),
+		Signature:  groupKey(g.State, g.Leaked, g.Stack),
 	}
 }
 
@@ -1007,15 +622,22 @@ func hasTimer(stack []Frame) bool {
 }
 
 // goroutineSubject says "PREFIX in STATE at FRAME", e.g. "goroutines blocked
-// in select at main.worker (main.go:42)", with the top frame of the program's
-// own code, or the creator for an empty stack.
+// in select at main.worker (main.go:42)", with the first frame of the
+// program's own code; when the stack is all runtime and standard library,
+// "created by" the creator if that is the program's code, else the top frame
+// that TopFrames keeps.
 func goroutineSubject(prefix, state string, stack []Frame, createdBy Frame) string {
 	var b strings.Builder
 	b.WriteString(prefix)
 	if state != "" {
 		b.WriteString(" in " + state)
 	}
+	own := func(f Frame) bool { return f.Func != "" && !standardLibrary(f.Func) && !hiddenFrame(f) }
 	switch top, ok := userFrame(stack); {
+	case ok && own(top):
+		b.WriteString(" at " + top.String())
+	case own(createdBy):
+		b.WriteString(" created by " + createdBy.String())
 	case ok:
 		b.WriteString(" at " + top.String())
 	case createdBy.Func != "":
@@ -1086,14 +708,26 @@ func goroutineSuggestion(state string) string {
 // per group signature, named after its state and top function, with the
 // group's count in each dump (0 where it is absent), each analysed with
 // AnalyzeTrend. Each group found growing is a warning finding of
-// KindGoroutine, with the series and its trend as evidence; if the total
-// grows but no group does, the total is the finding.
+// KindGoroutine, with the series and its trend as evidence (BasisGrowing);
+// if the total grows but no group does, the total is the finding.
 func GoroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []Finding) {
+	series, gfs := goroutineSeries(dumps, opts)
+	fs := make([]Finding, len(gfs))
+	for i, g := range gfs {
+		fs[i] = g.f
+	}
+	Sort(fs)
+	return series, fs
+}
+
+func goroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []goroutineFinding) {
 	type track struct {
-		state  string
-		stack  []Frame
-		points []Point
-		last   int
+		state     string
+		leaked    bool
+		stack     []Frame
+		createdBy Frame
+		points    []Point
+		last      int
 	}
 	total := Series{Name: "goroutines", Unit: "goroutines"}
 	tracks := make(map[string]*track)
@@ -1105,14 +739,15 @@ func GoroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []Fin
 		total.Points = append(total.Points, Point{Time: d.Time, Value: float64(d.Total)})
 		counts := make(map[string]int)
 		for _, g := range GroupGoroutines(d) {
-			sig := goroutineSignature(g.State, g.Stack)
+			sig := groupKey(g.State, g.Leaked, g.Stack)
 			t := tracks[sig]
 			if t == nil {
 				t = &track{}
 				tracks[sig] = t
 				order = append(order, sig)
 			}
-			t.state, t.stack = g.State, g.Stack // the latest dump's
+			// The latest dump's.
+			t.state, t.leaked, t.stack, t.createdBy = g.State, g.Leaked, g.Stack, g.CreatedBy
 			counts[sig] += g.Count
 		}
 		for _, sig := range order {
@@ -1136,7 +771,7 @@ func GoroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []Fin
 	slices.SortStableFunc(order, func(a, b string) int { return cmp.Compare(tracks[b].last, tracks[a].last) })
 
 	series := []Series{total}
-	var fs []Finding
+	var fs []goroutineFinding
 	names := map[string]bool{total.Name: true}
 	for _, sig := range order {
 		t := tracks[sig]
@@ -1154,31 +789,178 @@ func GoroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []Fin
 		if tr.Verdict != VerdictGrowing {
 			continue
 		}
-		fs = append(fs, Finding{
+		sev := SeverityWarning
+		if t.leaked {
+			sev = SeverityError
+		}
+		fs = append(fs, goroutineFinding{sig, Finding{
 			Kind:       KindGoroutine,
-			Severity:   SeverityWarning,
-			Subject:    goroutineSubject("growing goroutines", t.state, t.stack, Frame{}),
+			Severity:   sev,
+			Subject:    goroutineSubject("growing goroutines", t.state, t.stack, t.createdBy),
+			Owner:      goroutineOwner(t.createdBy, nil),
 			Count:      max(t.last, 1),
-			Evidence:   Evidence{Series: name, Trend: &tr, Stack: t.stack},
+			Evidence:   Evidence{Series: name, Trend: &tr, Stack: t.stack, Basis: []string{BasisGrowing}, Because: growingBecause(tr, len(t.points))},
 			Suggestion: "more goroutines park here in every dump: " + goroutineSuggestion(t.state),
 			Signature:  Signature(KindGoroutine, "growing "+t.state, t.stack),
-		})
+		}})
 	}
 	if tr := series[0].Analyze(opts); tr.Verdict == VerdictGrowing && len(fs) == 0 {
 		last := 0
 		if n > 0 {
 			last = int(total.Points[n-1].Value)
 		}
-		fs = append(fs, Finding{
+		fs = append(fs, goroutineFinding{"total", Finding{
 			Kind:       KindGoroutine,
 			Severity:   SeverityWarning,
 			Subject:    "goroutines",
 			Count:      max(last, 1),
-			Evidence:   Evidence{Series: total.Name, Trend: &tr},
+			Evidence:   Evidence{Series: total.Name, Trend: &tr, Basis: []string{BasisGrowing}, Because: growingBecause(tr, n) + ", spread over many stacks"},
 			Suggestion: growthSuggestion("goroutines"),
 			Signature:  Signature(KindGoroutine, "growing goroutines", nil),
-		})
+		}})
+	}
+	return series, fs
+}
+
+// growingBecause says "growing at +120/h across 12 dumps".
+func growingBecause(tr Trend, dumps int) string {
+	return fmt.Sprintf("growing at %s across %d dumps", formatRate(tr.Window.SlopePerHour, "goroutines"), dumps)
+}
+
+// stuckGoroutines finds, in a series of debug=2 or crash dumps with times,
+// the goroutines that kept their id, state and stack from the first dump to
+// the last while their wait grew with the clock: stuck, whatever the size
+// of their group. A few of them that have waited about as long as the
+// process has run are service loops and left out. The series must span at
+// least two minutes, as waits are printed in whole minutes.
+func stuckGoroutines(dumps []*GoroutineDump) []goroutineFinding {
+	var ds []*GoroutineDump
+	for _, d := range dumps {
+		if d != nil && timedForm(d) && !d.Time.IsZero() {
+			if len(ds) > 0 && !d.Time.After(ds[len(ds)-1].Time) {
+				return nil // not a series in time order
+			}
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) < 2 {
+		return nil
+	}
+	first, last := ds[0], ds[len(ds)-1]
+	span := last.Time.Sub(first.Time)
+	if span < 2*time.Minute {
+		return nil
+	}
+	type cand struct {
+		g     Goroutine
+		first time.Duration
+	}
+	cands := make(map[int64]*cand)
+	for _, g := range first.Goroutines {
+		if g.ID > 1 && blockingState(g.State) && !hasTimer(g.Stack) {
+			cands[g.ID] = &cand{g: g, first: g.Wait}
+		}
+	}
+	for _, d := range ds[1:] {
+		byID := make(map[int64]Goroutine, len(d.Goroutines))
+		for _, g := range d.Goroutines {
+			if _, ok := cands[g.ID]; ok {
+				byID[g.ID] = g
+			}
+		}
+		for id, c := range cands {
+			g, ok := byID[id]
+			if !ok || g.State != c.g.State || !slices.Equal(g.Stack, c.g.Stack) || g.Wait < c.g.Wait {
+				delete(cands, id)
+				continue
+			}
+			c.g.Wait = g.Wait
+		}
+	}
+	// Waits are whole minutes: the wait may grow a minute less than the span.
+	stuck := &GoroutineDump{Form: last.Form}
+	for _, c := range cands {
+		if c.g.Wait-c.first >= span-time.Minute {
+			stuck.Goroutines = append(stuck.Goroutines, c.g)
+			stuck.Total++
+		}
+	}
+	slices.SortFunc(stuck.Goroutines, func(a, b Goroutine) int { return cmp.Compare(a.ID, b.ID) })
+	age := processAge(last)
+	var fs []goroutineFinding
+	for _, g := range GroupGoroutines(stuck) {
+		if serviceLoop(g.Count, g.MinWait, age) {
+			continue
+		}
+		f := groupFinding(g, goroutineSubject("stuck goroutines", g.State, g.Stack, g.CreatedBy), SeverityWarning)
+		f.Evidence.Basis = []string{BasisStuck}
+		f.Evidence.Because = fmt.Sprintf("stuck across %d dumps for %s: the same %s blocked at the same frame while their wait grew with the clock",
+			len(ds), formatMinutes(span), plural(g.Count, "goroutine"))
+		f.Signature = Signature(KindGoroutine, "stuck "+g.State, g.Stack)
+		fs = append(fs, goroutineFinding{groupKey(g.State, g.Leaked, g.Stack), f})
+	}
+	return fs
+}
+
+// AnalyzeGoroutines is the goroutine analysis of one process: the findings
+// of its latest dump (GoroutineFindings), and, for a series, its growth
+// (GoroutineSeries) and its stuck goroutines (same ids blocked at the same
+// frame while their wait grows). Findings about one group become one
+// finding holding every fact: a group both blocked and growing is one
+// finding, at the higher severity, with both bases. It returns the series
+// (none for a single dump) and the findings in report order.
+func AnalyzeGoroutines(dumps []*GoroutineDump, opts GoroutineOptions, trend TrendOptions) ([]Series, []Finding) {
+	var last *GoroutineDump
+	n := 0
+	for _, d := range dumps {
+		if d != nil {
+			last = d
+			n++
+		}
+	}
+	gfs := goroutineFindings(last, opts)
+	var series []Series
+	if n > 1 {
+		var growth []goroutineFinding
+		series, growth = goroutineSeries(dumps, trend)
+		gfs = append(gfs, stuckGoroutines(dumps)...)
+		gfs = append(gfs, growth...)
+	}
+	var fs []Finding
+	index := make(map[string]int)
+	for _, g := range gfs {
+		i, ok := index[g.key]
+		if !ok {
+			index[g.key] = len(fs)
+			fs = append(fs, g.f)
+			continue
+		}
+		fs[i] = mergeGoroutineFinding(fs[i], g.f)
 	}
 	Sort(fs)
 	return series, fs
+}
+
+// mergeGoroutineFinding joins two findings about one group: the more severe
+// one's subject and suggestion (a's on a tie), the larger count, and every
+// fact of both.
+func mergeGoroutineFinding(a, b Finding) Finding {
+	m := a
+	if b.Severity > a.Severity {
+		m = b
+		m.Signature = a.Signature // the dump's, stable across runs
+	}
+	m.Count = max(a.Count, b.Count)
+	m.Evidence.Basis = append(slices.Clone(a.Evidence.Basis), b.Evidence.Basis...)
+	m.Evidence.Because = a.Evidence.Because + "; " + b.Evidence.Because
+	if m.Evidence.Series == "" {
+		m.Evidence.Series, m.Evidence.Trend = b.Evidence.Series, b.Evidence.Trend
+	}
+	if m.Evidence.Values == nil {
+		m.Evidence.Values = b.Evidence.Values
+	}
+	if m.Owner == "" {
+		m.Owner = b.Owner
+	}
+	return m
 }

@@ -85,8 +85,20 @@ func FuzzParseGoroutineText(f *testing.F) {
 			t.Fatalf("groups hold %d goroutines of %d", grouped, d.Total)
 		}
 		for _, fd := range GoroutineFindings(d, GoroutineOptions{BlockedFor: time.Nanosecond, LargeGroup: 1}) {
-			if fd.Kind != KindGoroutine || fd.Count < 1 || fd.Signature == "" {
+			if fd.Kind != KindGoroutine || fd.Count < 1 || fd.Signature == "" || len(fd.Evidence.Basis) != 1 || fd.Evidence.Because == "" {
 				t.Fatalf("finding %+v", fd)
+			}
+		}
+		// The same dump twice, minutes apart, as a series: every finding
+		// still says what it rests on.
+		later := *d
+		later.Time = time.Unix(1700000000, 0)
+		first := *d
+		first.Time = later.Time.Add(-5 * time.Minute)
+		_, fs := AnalyzeGoroutines([]*GoroutineDump{&first, &later}, GoroutineOptions{BlockedFor: time.Nanosecond, LargeGroup: 1}, TrendOptions{})
+		for _, fd := range fs {
+			if fd.Kind != KindGoroutine || fd.Count < 1 || len(fd.Evidence.Basis) == 0 || fd.Evidence.Because == "" {
+				t.Fatalf("series finding %+v", fd)
 			}
 		}
 		if d.Form == "debug=1" {

@@ -614,6 +614,8 @@ func TestParseGoroutineText(t *testing.T) {
 				},
 				CreatedBy: Frame{Func: "main.h", File: "/my dir/f.go", Line: 12}},
 		}},
+		{"go run output: the program's lines before, exit status after", "starting\nserving on 127.0.0.1:8080\npanic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/daemon/main.go:40 +0x1d\nexit status 2\n",
+			"crash", []Goroutine{{ID: 1, State: "running", Count: 1, Stack: []Frame{{Func: "main.main", File: "/src/daemon/main.go", Line: 40}}}}},
 		{"windows line endings", "goroutine 3 [IO wait]:\r\ninternal/poll.runtime_pollWait(0x1, 0x72)\r\n\tC:/go/src/runtime/netpoll.go:351 +0x85\r\n", "debug=2", []Goroutine{
 			{ID: 3, State: "IO wait", Count: 1, Stack: []Frame{{Func: "internal/poll.runtime_pollWait", File: "C:/go/src/runtime/netpoll.go", Line: 351}}},
 		}},
@@ -722,6 +724,9 @@ func TestIsGoroutineText(t *testing.T) {
 		{"panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n", true},
 		{"fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\n", true},
 		{"panic: boom\n\nno goroutines here\n", false},
+		{"listening on 127.0.0.1:8080\nserving\npanic: boom\n\ngoroutine 1 [running]:\nmain.main()\n", true},
+		{"a line the program printed\ngoroutine 7 gp=0xc000002380 m=nil [chan receive, 3 minutes]:\n", true},
+		{"output\ngoroutine 1 is not a header\n", false},
 		{"goroutine 1 is not a header\n", false},
 		{"heap profile: 1: 2 [3: 4] @ heap/1048576\n", false},
 		{"\x1f\x8b\x08\x00", false},
@@ -822,6 +827,7 @@ func TestGoroutineFindings(t *testing.T) {
 		maxWait  float64
 		owner    string
 		stackTop string
+		basis    string
 	}
 	check := func(t *testing.T, fs []Finding, wants []want) {
 		t.Helper()
@@ -836,32 +842,34 @@ func TestGoroutineFindings(t *testing.T) {
 			if f.Kind != KindGoroutine || f.Subject != w.subject || f.Severity != w.sev || f.Count != w.count ||
 				f.Evidence.Values["max_wait_seconds"] != w.maxWait ||
 				f.Owner != w.owner || len(f.Evidence.Stack) == 0 || f.Evidence.Stack[0].Func != w.stackTop ||
-				f.Suggestion == "" || f.Signature != Signature(KindGoroutine, stateOf(d, w.stackTop), f.Evidence.Stack) {
+				f.Suggestion == "" || f.Signature != groupKey(stateOf(d, w.stackTop), w.sev == SeverityError, f.Evidence.Stack) ||
+				!slices.Equal(f.Evidence.Basis, []string{w.basis}) || f.Evidence.Because == "" {
 				t.Errorf("finding %d:\n got %+v\nwant %+v", i, f, w)
 			}
 		}
 	}
 	t.Run("defaults", func(t *testing.T) {
 		check(t, GoroutineFindings(d, GoroutineOptions{}), []want{
-			{"leaked goroutines blocked in chan receive at main.lost (lost.go:3)", SeverityError, 1, 0, "", "main.lost"},
-			{"goroutines blocked in chan send at main.fanout.func1 (fan.go:12)", SeverityWarning, 120, 0, `{job="fan"}`, "main.fanout.func1"},
-			{"goroutines blocked in chan receive at main.worker (worker.go:42)", SeverityWarning, 3, 900, "created by main.start (main.go:30)", "main.worker"},
+			{"leaked goroutines blocked in chan receive at main.lost (lost.go:3)", SeverityError, 1, 0, "", "main.lost", BasisRuntime},
+			{"goroutines blocked in chan receive at main.worker (worker.go:42)", SeverityWarning, 3, 900, "created by main.start (main.go:30)", "main.worker", BasisBlocked},
 			// An AfterFunc callback waits like any goroutine once it runs.
-			{"goroutines blocked in sync.Mutex.Lock at main.onTimeout (t.go:5)", SeverityWarning, 1, 1200, "", "sync.(*Mutex).Lock"},
-			{"goroutines in IO wait at net/http.(*conn).serve (server.go:2100)", SeverityInfo, 150, 1800, "", "internal/poll.runtime_pollWait"},
+			{"goroutines blocked in sync.Mutex.Lock at main.onTimeout (t.go:5)", SeverityWarning, 1, 1200, "", "sync.(*Mutex).Lock", BasisBlocked},
+			// Size alone is a suspect, at info.
+			{"goroutines in IO wait at net/http.(*conn).serve (server.go:2100)", SeverityInfo, 150, 1800, "", "internal/poll.runtime_pollWait", BasisShape},
+			{"goroutines blocked in chan send at main.fanout.func1 (fan.go:12)", SeverityInfo, 120, 0, `{job="fan"}`, "main.fanout.func1", BasisShape},
 		})
 	})
 	t.Run("tuned", func(t *testing.T) {
 		check(t, GoroutineFindings(d, GoroutineOptions{BlockedFor: time.Minute, LargeGroup: -1}), []want{
-			{"leaked goroutines blocked in chan receive at main.lost (lost.go:3)", SeverityError, 1, 0, "", "main.lost"},
-			{"goroutines blocked in chan receive at main.worker (worker.go:42)", SeverityWarning, 3, 900, "created by main.start (main.go:30)", "main.worker"},
-			{"goroutines blocked in select at main.poll (poll.go:7)", SeverityWarning, 2, 300, "", "main.poll"},
-			{"goroutines blocked in sync.Mutex.Lock at main.onTimeout (t.go:5)", SeverityWarning, 1, 1200, "", "sync.(*Mutex).Lock"},
+			{"leaked goroutines blocked in chan receive at main.lost (lost.go:3)", SeverityError, 1, 0, "", "main.lost", BasisRuntime},
+			{"goroutines blocked in chan receive at main.worker (worker.go:42)", SeverityWarning, 3, 900, "created by main.start (main.go:30)", "main.worker", BasisBlocked},
+			{"goroutines blocked in select at main.poll (poll.go:7)", SeverityWarning, 2, 300, "", "main.poll", BasisBlocked},
+			{"goroutines blocked in sync.Mutex.Lock at main.onTimeout (t.go:5)", SeverityWarning, 1, 1200, "", "sync.(*Mutex).Lock", BasisBlocked},
 		})
 	})
 	t.Run("off", func(t *testing.T) {
 		check(t, GoroutineFindings(d, GoroutineOptions{BlockedFor: -1, LargeGroup: -1}), []want{
-			{"leaked goroutines blocked in chan receive at main.lost (lost.go:3)", SeverityError, 1, 0, "", "main.lost"},
+			{"leaked goroutines blocked in chan receive at main.lost (lost.go:3)", SeverityError, 1, 0, "", "main.lost", BasisRuntime},
 		})
 	})
 

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/leakcheck/leakcheck/tracker"
@@ -101,11 +102,7 @@ func stackOf(s *tracker.Snapshot, frames []tracker.Frame, id int) []Frame {
 	if len(frames) == 0 {
 		return nil
 	}
-	out := make([]Frame, len(frames))
-	for i, f := range frames {
-		out[i] = Frame{Func: f.Func, File: f.File, Line: f.Line}
-	}
-	return out
+	return slices.Clone(frames)
 }
 
 // recordFinding builds the finding common to leftover, unreleased and retained

@@ -324,11 +324,15 @@ func writeDetails(b *bytes.Buffer, n int, f Finding, series []Series) {
 	}
 }
 
-// valueFacts returns a finding's named values and related series as
-// labelled facts, for every renderer to list: ("limit", "1024"),
-// ("with", "fds, rss_bytes").
+// valueFacts returns what a finding's verdict rests on, its named values,
+// related series and instances as labelled facts, for every renderer to
+// list: ("evidence", "growing at 120/h"), ("limit", "1024"), ("with",
+// "fds, rss_bytes").
 func valueFacts(f Finding) [][2]string {
 	var facts [][2]string
+	if f.Evidence.Because != "" {
+		facts = append(facts, [2]string{"evidence", f.Evidence.Because})
+	}
 	for _, k := range slices.Sorted(maps.Keys(f.Evidence.Values)) {
 		label, value := formatValue(k, f.Evidence.Values[k])
 		facts = append(facts, [2]string{label, value})

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -129,11 +131,26 @@ type Record struct {
 	Stack []Frame `json:"-"`
 }
 
-// Frame is one symbolized frame of an acquisition stack.
+// Frame is one frame of a stack: the function, its file and line. It is the
+// one frame type of leakcheck: acquisition stacks here, goroutine stacks in
+// tracker/stack, and findings' evidence in report all use it. File and Line
+// are left out of JSON when unknown.
 type Frame struct {
 	Func string `json:"func"`
-	File string `json:"file"`
-	Line int    `json:"line"`
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+}
+
+// String formats f as "pkg.Func (file.go:42)", with the file's base name only.
+func (f Frame) String() string {
+	if f.File == "" {
+		return f.Func
+	}
+	file := f.File
+	if i := strings.LastIndexAny(file, `/\`); i >= 0 {
+		file = file[i+1:]
+	}
+	return f.Func + " (" + file + ":" + strconv.Itoa(f.Line) + ")"
 }
 
 // MisuseKind names a way of misusing the registry.

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/leakcheck/leakcheck/tracker"
+	"github.com/leakcheck/leakcheck/tracker/stack"
 )
 
 // coord is the process's single coordinator, the only package-level state.
@@ -38,11 +39,11 @@ type coordinator struct {
 
 	mu      sync.Mutex // guards the fields below and the runs' shared fields
 	nextID  uint64
-	running map[*run]struct{}   // VerifyNone checks in force
-	labels  map[string]*run     // every VerifyNone check by label, finished ones too
-	goids   map[uint64]*run     // goroutine id -> check of the test it works for
-	unknown map[uint64]struct{} // goroutines found to work for no running test
-	tests   int                 // len(running), for the creator func's fast path
+	running map[*run]struct{}  // VerifyNone checks in force
+	labels  map[string]*run    // every VerifyNone check by label, finished ones too
+	goids   map[int64]*run     // goroutine id -> check of the test it works for
+	unknown map[int64]struct{} // goroutines found to work for no running test
+	tests   int                // len(running), for the creator func's fast path
 	regs    map[*tracker.Registry]*regUse
 	// Leftovers a check judged (reported, or ignored by its options) and
 	// leftovers it could not attribute, with the reason, for the enclosing
@@ -78,8 +79,8 @@ func newCoordinator() *coordinator {
 	return &coordinator{
 		running:     make(map[*run]struct{}),
 		labels:      make(map[string]*run),
-		goids:       make(map[uint64]*run),
-		unknown:     make(map[uint64]struct{}),
+		goids:       make(map[int64]*run),
+		unknown:     make(map[int64]struct{}),
 		regs:        make(map[*tracker.Registry]*regUse),
 		settledFD:   make(map[fdKey]struct{}),
 		deferredFD:  make(map[fdKey]string),
@@ -171,7 +172,7 @@ func (c *coordinator) labelRun(l string) *run {
 // to follow the chain of creators to a test's goroutine. A goroutine whose
 // test cannot be found is named "goroutine N".
 func (c *coordinator) creator() string {
-	id := currentGoroutineID()
+	id := stack.CurrentID()
 	c.mu.Lock()
 	r, tests := c.goids[id], c.tests
 	_, known := c.unknown[id]
@@ -180,29 +181,29 @@ func (c *coordinator) creator() string {
 	case r != nil:
 		return r.label
 	case known || tests == 0 || id == 0:
-		return "goroutine " + strconv.FormatUint(id, 10)
+		return "goroutine " + strconv.FormatInt(id, 10)
 	}
 	// A goroutine seen for the first time: look at its creator.
 	g, ok := currentGoroutine()
 	if !ok {
-		return "goroutine " + strconv.FormatUint(id, 10)
+		return "goroutine " + strconv.FormatInt(id, 10)
 	}
 	c.mu.Lock()
-	r = c.lookupLocked(g.id, g.parent)
-	_, known = c.unknown[g.id]
+	r = c.lookupLocked(g.ID, g.CreatorID)
+	_, known = c.unknown[g.ID]
 	c.mu.Unlock()
 	if r == nil && !known {
 		r = c.walk(g)
 	}
 	if r == nil {
-		return "goroutine " + strconv.FormatUint(g.id, 10)
+		return "goroutine " + strconv.FormatInt(g.ID, 10)
 	}
 	return r.label
 }
 
 // lookupLocked returns the check that goroutine id, created by parent, works
 // for, and remembers it for the goroutine's next records.
-func (c *coordinator) lookupLocked(id, parent uint64) *run {
+func (c *coordinator) lookupLocked(id, parent int64) *run {
 	if r := c.goids[id]; r != nil {
 		return r
 	}
@@ -220,7 +221,7 @@ func (c *coordinator) lookupLocked(id, parent uint64) *run {
 // maxUnknown bounds the memory of goroutines that work for no test.
 const maxUnknown = 1 << 16
 
-func (c *coordinator) rememberUnknownLocked(id uint64) {
+func (c *coordinator) rememberUnknownLocked(id int64) {
 	if len(c.unknown) >= maxUnknown {
 		clear(c.unknown)
 	}
@@ -230,17 +231,17 @@ func (c *coordinator) rememberUnknownLocked(id uint64) {
 // walk follows g's chain of creators through a traceback of all goroutines,
 // as far as they still run, and remembers the answer for every goroutine on
 // the chain.
-func (c *coordinator) walk(g tgoroutine) *run {
-	parents := make(map[uint64]uint64)
-	for _, t := range parseTraceback(allGoroutinesText()) {
-		parents[t.id] = t.parent
+func (c *coordinator) walk(g stack.Goroutine) *run {
+	parents := make(map[int64]int64)
+	for _, t := range allGoroutines() {
+		parents[t.ID] = t.CreatorID
 	}
-	parents[g.id] = g.parent
-	chain := []uint64{g.id}
+	parents[g.ID] = g.CreatorID
+	chain := []int64{g.ID}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var found *run
-	for id := g.parent; id != 0 && len(chain) < 1000; id = parents[id] {
+	for id := g.CreatorID; id != 0 && len(chain) < 1000; id = parents[id] {
 		if r := c.goids[id]; r != nil {
 			found = r
 			break
@@ -263,10 +264,10 @@ func (c *coordinator) walk(g tgoroutine) *run {
 
 // testGoroutines maps the goroutines known to work for a test to its check:
 // every test's own goroutine, and those the creator func has traced.
-func (c *coordinator) testGoroutines() map[uint64]*run {
+func (c *coordinator) testGoroutines() map[int64]*run {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := make(map[uint64]*run, len(c.labels)+len(c.goids))
+	m := make(map[int64]*run, len(c.labels)+len(c.goids))
 	for _, r := range c.labels {
 		if r.goid != 0 {
 			m[r.goid] = r

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/leakcheck/leakcheck/tracker/stack"
 )
 
 // VerifyNone checks that the test leaves nothing behind: no goroutine it
@@ -96,7 +98,7 @@ type run struct {
 	main  bool
 	cfg   *config
 	label string // value of the pprof label on the test's goroutines
-	goid  uint64 // the test's goroutine
+	goid  int64  // the test's goroutine
 	// prev holds the labels the test's goroutine had before, to restore.
 	prev    context.Context
 	labeled bool
@@ -104,12 +106,12 @@ type run struct {
 	// Guarded by coord.mu.
 	overlap map[*run]struct{}   // other VerifyNone checks in force at the same time
 	others  map[string]struct{} // unverified tests seen running, by function
-	goids   []uint64            // goroutines known to work for this test
+	goids   []int64             // goroutines known to work for this test
 	usesReg bool
 
 	// The state at the start.
-	baseIDs map[uint64]struct{} // goroutines
-	baseG   map[string]int      // goroutines without a leaktest label, by signature
+	baseIDs map[int64]struct{} // goroutines
+	baseG   map[string]int     // goroutines without a leaktest label, by signature
 	// baseSettled is how many of them checks had judged.
 	baseSettled map[string]int
 	baseFDs     map[int]string
@@ -141,14 +143,15 @@ var (
 // goroutine.
 func (r *run) start() {
 	if !r.main {
-		r.goid = currentGoroutineID()
+		r.goid = stack.CurrentID()
 	}
 	coord.register(r)
 	if !r.main && r.cfg.checks&Goroutines != 0 {
-		r.baseIDs = make(map[uint64]struct{})
-		for _, g := range parseTraceback(allGoroutinesText()) {
-			r.baseIDs[g.id] = struct{}{}
-		}
+		r.baseIDs = make(map[int64]struct{})
+		goroutineIDs(stack.All(), func(id int64) bool {
+			r.baseIDs[id] = struct{}{}
+			return true
+		})
 	}
 	if !r.main {
 		coord.startMu.Lock()
@@ -229,7 +232,7 @@ func (r *run) setLabels(prev map[string]string) {
 //go:noinline
 func (r *run) finish(failed bool) (report string, notes []string) {
 	defer func() {
-		if r.labeled && currentGoroutineID() == r.goid {
+		if r.labeled && stack.CurrentID() == r.goid {
 			pprof.SetGoroutineLabels(r.prev)
 		}
 		coord.unregister(r)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/leakcheck/leakcheck/tracker"
+	"github.com/leakcheck/leakcheck/tracker/stack"
 )
 
 // maxFrames bounds the frames a report prints per stack.
@@ -89,14 +90,14 @@ func (l *goroutineLeak) count() int  { return l.n }
 func (l *goroutineLeak) write(b *strings.Builder, p *poll) {
 	ts, exact := p.traceback().lookup(l.g)
 	fmt.Fprintf(b, "  %s", plural(l.n, "goroutine"))
-	if s := tally(ts, exact, func(t *tgoroutine) string { return t.state }); s != "" {
+	if s := tally(ts, exact, func(t *stack.Goroutine) string { return t.State }); s != "" {
 		fmt.Fprintf(b, " [%s]", s)
 	}
-	created := tally(ts, exact, func(t *tgoroutine) string {
-		if t.creator.Func == "" {
+	created := tally(ts, exact, func(t *stack.Goroutine) string {
+		if t.CreatedBy.Func == "" {
 			return ""
 		}
-		return t.creator.Func + " at " + place(t.creator)
+		return t.CreatedBy.Func + " at " + place(t.CreatedBy)
 	})
 	if created != "" {
 		fmt.Fprintf(b, ", created by %s", created)
@@ -122,10 +123,10 @@ func (l *goroutineLeak) write(b *strings.Builder, p *poll) {
 
 // testOf names the test whose function ran the go statements of ts, when
 // they agree on one.
-func testOf(ts []*tgoroutine) string {
+func testOf(ts []*stack.Goroutine) string {
 	test := ""
 	for _, t := range ts {
-		fn := t.creator.Func
+		fn := t.CreatedBy.Func
 		fn = fn[strings.LastIndexByte(fn, '/')+1:]
 		_, fn, _ = strings.Cut(fn, ".")
 		fn, _, _ = strings.Cut(fn, ".")
@@ -195,11 +196,7 @@ func (l *recordLeak) write(b *strings.Builder, _ *poll) {
 		b.WriteString(" (no acquisition stack)\n")
 	} else {
 		b.WriteString(", acquired at:\n")
-		fs := make([]frame, len(rec.Stack))
-		for i, f := range rec.Stack {
-			fs[i] = frame(f)
-		}
-		writeFrames(b, shown(fs))
+		writeFrames(b, stack.Trim(rec.Stack))
 	}
 	if l.why != "" {
 		fmt.Fprintf(b, "      not blamed on one test, as %s\n", l.why)
@@ -208,8 +205,8 @@ func (l *recordLeak) write(b *strings.Builder, _ *poll) {
 
 // writeFrames writes a stack down to the test function: the testing
 // package's frames below it say nothing.
-func writeFrames(b *strings.Builder, fs []frame) {
-	if i := slices.IndexFunc(fs, func(f frame) bool { return f.Func == "testing.tRunner" }); i > 0 {
+func writeFrames(b *strings.Builder, fs []stack.Frame) {
+	if i := slices.IndexFunc(fs, func(f stack.Frame) bool { return f.Func == "testing.tRunner" }); i > 0 {
 		fs = fs[:i]
 	}
 	for i, f := range fs {
@@ -221,7 +218,7 @@ func writeFrames(b *strings.Builder, fs []frame) {
 	}
 }
 
-func place(f frame) string {
+func place(f stack.Frame) string {
 	if f.Line == 0 {
 		return f.File
 	}
@@ -232,7 +229,7 @@ func place(f frame) string {
 // goroutines of a sample, it counts them when they differ: "chan receive" or
 // "chan receive (3), select (1)"; otherwise it lists the values that the
 // sample's goroutines are among: "A or B".
-func tally(ts []*tgoroutine, exact bool, key func(*tgoroutine) string) string {
+func tally(ts []*stack.Goroutine, exact bool, key func(*stack.Goroutine) string) string {
 	counts := make(map[string]int)
 	for _, t := range ts {
 		if k := key(t); k != "" {
