@@ -164,15 +164,8 @@ func analyzeGoroutines(group []*Input, opts Options) Result {
 		}
 	}
 	last := group[len(group)-1]
-	res := Result{
-		Findings: GoroutineFindings(last.Goroutines, GoroutineOptions{BlockedFor: opts.BlockedFor}),
-		Tables:   []Table{goroutineTable(last, opts.Top)},
-	}
-	if len(dumps) > 1 {
-		series, findings := GoroutineSeries(dumps, opts.Trend)
-		res.Add(Result{Findings: findings, Series: series})
-	}
-	return res
+	series, findings := AnalyzeGoroutines(dumps, GoroutineOptions{BlockedFor: opts.BlockedFor}, opts.Trend)
+	return Result{Findings: findings, Series: series, Tables: []Table{goroutineTable(last, opts.Top)}}
 }
 
 // goroutineTable lists the goroutines of a dump grouped by state and stack,

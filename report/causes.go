@@ -64,3 +64,16 @@ func KnownCause(stack []Frame, createdBy Frame) (Cause, bool) {
 	}
 	return Cause{}, false
 }
+
+// nameCause gives a goroutine finding whose stack shows a known cause that
+// cause's name and fix: the wait state of a persistConn's readLoop says
+// nothing of the response body nobody closed.
+func nameCause(f *Finding) {
+	c, ok := KnownCause(f.Evidence.Stack, Frame{})
+	if !ok {
+		return
+	}
+	f.Subject = "goroutines of " + c.What
+	f.Suggestion = c.Fix
+	f.Evidence.Because += "; their stack is that of " + c.What
+}

@@ -937,6 +937,9 @@ func AnalyzeGoroutines(dumps []*GoroutineDump, opts GoroutineOptions, trend Tren
 		}
 		fs[i] = mergeGoroutineFinding(fs[i], g.f)
 	}
+	for i := range fs {
+		nameCause(&fs[i])
+	}
 	Sort(fs)
 	return series, fs
 }

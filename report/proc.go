@@ -185,9 +185,8 @@ func (r *ProcRecorder) Analyze(opts ProcOptions) Result {
 		// that names its stack, and stands in for the growth of the
 		// total, which GoroutineSeries tests and reports itself when no
 		// group explains it.
-		gseries, gfs := GoroutineSeries(r.dumps, opts.Trend)
+		gseries, gfs := AnalyzeGoroutines(r.dumps, GoroutineOptions{}, opts.Trend)
 		res.Findings = append(res.Findings, gfs...)
-		res.Findings = append(res.Findings, GoroutineFindings(r.dumps[len(r.dumps)-1], GoroutineOptions{})...)
 		tested = slices.DeleteFunc(slices.Clone(series), func(s Series) bool { return s.Name == "goroutines" })
 		copyTrends(series, gseries)
 		series = append(series, evidenceSeries(gseries, gfs)...)
