@@ -28,21 +28,60 @@ import (
 // refusedPeak bounds the peak resident memory of leakcheck refusing an input.
 const refusedPeak = 64 << 20
 
+// peakFileEnv makes the test binary, run as a child, run the command its
+// arguments name and write that command's peak resident memory to the file
+// the variable names (see peakRSS).
+const peakFileEnv = "LEAKCHECK_TEST_PEAK_FILE"
+
 // peakRSS runs c to its end and returns its exit code, its stderr and its
-// peak resident memory in bytes.
+// peak resident memory in bytes. Linux counts in a process's peak the peak
+// of the process it was forked from, up to its exec: a command started by
+// this test binary (hundreds of megabytes under -race) would inherit the
+// test's. So c runs under the test binary started afresh, whose own peak is
+// small, and which reports c's.
 func peakRSS(t *testing.T, c *exec.Cmd) (code int, stderr string, peak int64) {
 	t.Helper()
+	file := filepath.Join(t.TempDir(), "peak")
+	via := exec.Command(os.Args[0], c.Args...)
+	via.Env = append(c.Environ(), peakFileEnv+"="+file)
+	via.Stdin, via.Stdout = c.Stdin, c.Stdout
 	var errb bytes.Buffer
-	c.Stderr = &errb
-	err := c.Run()
-	if _, ok := err.(*exec.ExitError); err != nil && !ok && c.ProcessState == nil {
+	via.Stderr = &errb
+	err := via.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
 		t.Fatalf("%s: %v", strings.Join(c.Args, " "), err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%s: no peak measured: %v\n%s", strings.Join(c.Args, " "), err, errb.String())
+	}
+	if _, err := fmt.Sscan(string(b), &peak); err != nil {
+		t.Fatalf("peak file %q: %v", b, err)
+	}
+	return via.ProcessState.ExitCode(), errb.String(), peak
+}
+
+// measurePeak runs args with this process's standard streams, writes its
+// peak resident memory in bytes to file, and returns its exit code.
+func measurePeak(file string, args []string) int {
+	c := exec.Command(args[0], args[1:]...)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	os.Unsetenv(peakFileEnv) // the command may be this test binary too
+	c.Env = os.Environ()
+	err := c.Run()
+	if c.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 125
 	}
 	ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
-		t.Skip("no rusage on this system")
+		return 125
 	}
-	return c.ProcessState.ExitCode(), errb.String(), ru.Maxrss << 10 // kilobytes on Linux
+	if err := os.WriteFile(file, fmt.Appendf(nil, "%d", ru.Maxrss<<10), 0o644); err != nil { // kilobytes on Linux
+		fmt.Fprintln(os.Stderr, err)
+		return 125
+	}
+	return c.ProcessState.ExitCode()
 }
 
 // endless is a reader of random bytes that never ends.

@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 		holdFDs(n)
 		return
 	}
+	if f := os.Getenv(peakFileEnv); f != "" {
+		os.Exit(measurePeak(f, os.Args[1:]))
+	}
 	leaktest.VerifyTestMain(m)
 }
 
