@@ -11,13 +11,16 @@
 //
 // -forms lists the profiles to write into -out as PROFILE+DEBUG, e.g.
 // goroutine0 or goroutineleak2; goroutineleak needs
-// GOEXPERIMENT=goroutineleakprofile at build time on Go 1.26.
+// GOEXPERIMENT=goroutineleakprofile at build time on Go 1.26. With -serve
+// ADDR it serves net/http/pprof there instead, until SIGTERM or SIGINT.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"log"
+	"net/http"
+	_ "net/http/pprof" // for -serve
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -59,6 +62,7 @@ func main() {
 	workers := flag.Int("workers", 200, "goroutines per group")
 	out := flag.String("out", "", "directory to write the profiles into")
 	forms := flag.String("forms", "goroutine0,goroutine1,goroutine2", "profiles to write, PROFILE+DEBUG")
+	serve := flag.String("serve", "", "serve net/http/pprof on this loopback address until SIGTERM, instead of writing profiles")
 	flag.Parse()
 
 	started := 0
@@ -94,6 +98,14 @@ func main() {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond)
+	if *serve != "" {
+		go http.ListenAndServe(*serve, nil)
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+		<-stop
+		fmt.Println(len(jobs))
+		return
+	}
 	for _, form := range strings.Split(*forms, ",") {
 		name, debug := form[:len(form)-1], int(form[len(form)-1]-'0')
 		p := pprof.Lookup(name)

@@ -1,0 +1,71 @@
+package cmd
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"testing"
+
+	"github.com/leakcheck/leakcheck/report"
+)
+
+// TestHealthyPoolPasses runs the built leakcheck on a healthy program with a
+// pool of 200 goroutines idle on one channel (and a signal loop and a ticker
+// loop): its goroutine dump, read by leakcheck report, and the program
+// itself, watched by leakcheck run --pprof, pass the default gate. The pool
+// is at most an info finding: its size alone is no evidence of a leak.
+func TestHealthyPoolPasses(t *testing.T) {
+	if runtime.GOOS != "linux" || testing.Short() {
+		t.Skip("builds and runs programs; run samples /proc")
+	}
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), ".", "./testdata/programs/verdicts")
+	build.Dir = ".." // the module root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	lc, prog := filepath.Join(dir, "leakcheck"), filepath.Join(dir, "verdicts")
+	if out, err := exec.Command(prog, "-mode", "pool", "-workers", "200", "-forms", "goroutine2,goroutine0", "-out", dir).CombinedOutput(); err != nil {
+		t.Fatalf("verdicts: %v\n%s", err, out)
+	}
+	check := func(what string, args ...string) *report.Report {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "report.json")
+		cmd := exec.Command(lc, append(args[:1:1], append([]string{"--format", "json", "-o", out}, args[1:]...)...)...)
+		msg, _ := cmd.CombinedOutput()
+		f, err := os.Open(out)
+		if err != nil {
+			t.Fatalf("%s: exit %d, no report: %v\n%s", what, cmd.ProcessState.ExitCode(), err, msg)
+		}
+		defer f.Close()
+		r, err := report.ReadReport(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range r.Findings {
+			if f.Severity >= report.SeverityWarning {
+				t.Errorf("%s: %s %s %q x%d: %s", what, f.Severity, f.Kind, f.Subject, f.Count, f.Evidence.Because)
+			}
+		}
+		if code := cmd.ProcessState.ExitCode(); code != exitOK {
+			t.Errorf("%s: exit %d, want 0\n%s", what, code, msg)
+		}
+		return r
+	}
+	check("report of a debug=2 dump", "report", filepath.Join(dir, "goroutine2.prof"))
+	check("report of a debug=0 profile", "report", filepath.Join(dir, "goroutine0.prof"))
+	port := freeLoopbackPort(t)
+	r := check("run --pprof", "run", "--duration", "4s", "--interval", "200ms", "--warmup", "500ms",
+		"--pprof", fmt.Sprintf("http://127.0.0.1:%d", port), "--", prog, "-mode", "pool", "-workers", "200", "-serve", fmt.Sprintf("127.0.0.1:%d", port))
+	// The pool was really sampled through --pprof.
+	i := slices.IndexFunc(r.Series, func(s report.Series) bool { return s.Name == "goroutines" })
+	if i < 0 {
+		t.Fatalf("run --pprof: no goroutines series (metadata %v)", r.Metadata)
+	}
+	if pts := r.Series[i].Points; len(pts) < 10 || pts[len(pts)-1].Value < 200 {
+		t.Errorf("goroutines series %v: want 10 samples or more of 200 goroutines or more", pts)
+	}
+}
