@@ -131,6 +131,28 @@ func SampleGo(ctx context.Context, client *http.Client, base, trackerPath string
 	return s, nil
 }
 
+// SampleLeaks reads the goroutineleak profile under base
+// (/debug/pprof/goroutineleak?debug=0), which marks the goroutines blocked on
+// something no running goroutine can reach: leaks the runtime proves. Go
+// 1.27 serves it; Go 1.26 does when built with
+// GOEXPERIMENT=goroutineleakprofile. found is false when the daemon does not
+// serve it (404 Not Found). Taking it costs the daemon about one garbage
+// collection, so callers take it rarely.
+func SampleLeaks(ctx context.Context, client *http.Client, base string) (p *profile.Profile, found bool, err error) {
+	if client == nil {
+		client = defaultClient
+	}
+	u := strings.TrimRight(base, "/") + "/debug/pprof/goroutineleak?debug=0"
+	body, found, err := fetch(ctx, client, u, true)
+	if err != nil || !found {
+		return nil, found, err
+	}
+	if p, err = bounded.ParseProfile(body, MaxBodySize); err != nil {
+		return nil, true, fmt.Errorf("probes: goroutineleak profile from %s: %w", u, err)
+	}
+	return p, true, nil
+}
+
 // fetch GETs u and returns its body, at most MaxBodySize bytes. With
 // notFoundOK, a 404 answer returns found == false and no error.
 func fetch(ctx context.Context, client *http.Client, u string, notFoundOK bool) (body []byte, found bool, err error) {

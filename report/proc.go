@@ -33,6 +33,10 @@ type ProcRecorder struct {
 	// and the latest: the sites that grew between them name what holds a
 	// growing heap.
 	heapFirst, heapLast *Input
+	// leaks is the latest goroutineleak profile; noLeaks says the daemon
+	// does not serve one.
+	leaks   *GoroutineDump
+	noLeaks bool
 	// groups counts each group of leftovers (descriptors and sockets
 	// opened since the baseline) at every full sample after it.
 	groups SeriesBuilder
@@ -125,6 +129,13 @@ func (r *ProcRecorder) AddGo(gs *probes.GoSample, d *GoroutineDump) {
 	}
 }
 
+// AddLeakProfile records a goroutineleak profile of the daemon (see
+// probes.SampleLeaks), or, with d nil, that the daemon does not serve one.
+// Only the latest is kept: the goroutines it marks are leaks for certain.
+func (r *ProcRecorder) AddLeakProfile(d *GoroutineDump) {
+	r.leaks, r.noLeaks = d, d == nil
+}
+
 // heapSites names, in the memory findings among fs, the allocation sites
 // that grew most between the first and the latest heap profile, and
 // returns the table of that growth.
@@ -204,6 +215,13 @@ func (r *ProcRecorder) Analyze(opts ProcOptions) Result {
 	left := r.descriptorFindings(opts.Own, opts.Trend, tracked)
 	res.Findings = append(res.Findings, absorbGrowth(left, growth)...)
 	res.Findings = append(res.Findings, processFindings(opts.Left)...)
+	switch {
+	case r.leaks != nil:
+		_, leaked := AnalyzeGoroutines([]*GoroutineDump{r.leaks}, GoroutineOptions{}, opts.Trend)
+		res.Findings = append(res.Findings, leaked...)
+	case r.noLeaks:
+		res.Notes = append(res.Notes, "the daemon does not serve the goroutineleak profile, in which the runtime marks the goroutines that can never run again: build it with Go 1.27, or Go 1.26 with GOEXPERIMENT=goroutineleakprofile")
+	}
 	return res
 }
 

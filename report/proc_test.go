@@ -2,9 +2,12 @@ package report
 
 import (
 	"fmt"
+	"net"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -429,5 +432,64 @@ func TestHeapGrowthNamesSites(t *testing.T) {
 	}
 	if len(res.Tables) == 0 || !strings.Contains(res.Tables[0].Title, "growth") {
 		t.Errorf("tables %+v: want the growth between the two profiles", res.Tables)
+	}
+}
+
+// TestLeakProfileFindings serves a real program's goroutineleak profile (built
+// with the experiment that adds it on Go 1.26), reads it as run --pprof does,
+// and checks that exactly the goroutines the runtime marked are error
+// findings, the live pool with the same stack not among them; a build
+// without the profile is a note on how to get it.
+func TestLeakProfileFindings(t *testing.T) {
+	t.Parallel()
+	for _, experiment := range []string{"goroutineleakprofile", ""} {
+		bin := buildVerdicts(t, experiment)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		cmd := exec.Command(bin, "-mode", "mix", "-workers", "50", "-serve", addr)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var p *profile.Profile
+		var found bool
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if p, found, err = probes.SampleLeaks(t.Context(), nil, "http://"+addr); err == nil {
+				break
+			}
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if err != nil {
+			t.Fatalf("experiment %q: %v", experiment, err)
+		}
+		r := NewProcRecorder(time.Now(), 0)
+		if found {
+			d, err := GoroutinesFromProfile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.AddLeakProfile(d)
+		} else {
+			r.AddLeakProfile(nil)
+		}
+		res := r.Analyze(ProcOptions{})
+		leaked := 0
+		for _, f := range res.Findings {
+			if f.Kind == KindGoroutine && f.Severity == SeverityError {
+				leaked += f.Count
+			}
+		}
+		switch {
+		case experiment != "" && (!found || leaked != 50):
+			t.Errorf("with the profile: found %v, %d goroutines in error findings, want the 50 marked", found, leaked)
+		case experiment == "" && found:
+			t.Log("this toolchain serves goroutineleak without the experiment (Go 1.27)")
+		case experiment == "" && (len(res.Notes) == 0 || !strings.Contains(res.Notes[0], "GOEXPERIMENT=goroutineleakprofile")):
+			t.Errorf("without the profile: notes %q, want how to enable it", res.Notes)
+		}
 	}
 }
