@@ -104,6 +104,7 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
   leakcheck report --base before.pb.gz after.pb.gz
   leakcheck report --fail-on growth --min-growth 4MiB base.pb.gz new.pb.gz
   leakcheck report heap-*.pb.gz                      # a series, by time
+  leakcheck report profiles/                         # every file in a directory
   leakcheck report goroutines.txt snapshot.json
   leakcheck report --every 30s --count 16 --save profiles/ 'http://127.0.0.1:6060/debug/pprof/heap?gc=1'
   leakcheck report --format json -o report.json heap.pb.gz && leakcheck report report.json
@@ -316,7 +317,10 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 	// series costs little more than one profile.
 	sites := report.NewSiteTable(report.HeapOptions{SampleIndex: opts.sampleIndex, Top: opts.top})
 	profiles := 0
-	names := opts.inputs
+	names, err := expandDirs(opts.inputs)
+	if err != nil {
+		return nil, nil, err
+	}
 	if opts.base != "" {
 		names = append([]string{opts.base}, names...)
 	}
@@ -364,6 +368,34 @@ func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOpti
 		return nil, nil, err
 	}
 	return append(out, polled...), notes, nil
+}
+
+// expandDirs replaces each directory among names by the files in it (not
+// below it), in name order, leaving out hidden files: `leakcheck report
+// profiles/` reads what --save kept, or anyone's directory of dumps.
+func expandDirs(names []string) ([]string, error) {
+	var out []string
+	for _, name := range names {
+		fi, err := os.Stat(name)
+		if isURL(name) || name == "-" || err != nil || !fi.IsDir() {
+			out = append(out, name) // reading it says what is wrong
+			continue
+		}
+		ents, err := os.ReadDir(name)
+		if err != nil {
+			return nil, err
+		}
+		n := len(out)
+		for _, e := range ents {
+			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+				out = append(out, filepath.Join(name, e.Name()))
+			}
+		}
+		if len(out) == n {
+			return nil, fmt.Errorf("%s: a directory with no file to read", name)
+		}
+	}
+	return out, nil
 }
 
 func isURL(name string) bool {

@@ -318,3 +318,30 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
+
+// TestReportDirectory checks that a directory stands for the files in it, as
+// --save leaves them, and that an empty one is an input error.
+func TestReportDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"leaky-01.pb.gz", "leaky-03.pb.gz"} {
+		data, err := os.ReadFile(heapFixture(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".notes"), []byte("not a profile"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, byDir := reportJSON(t, "--min-growth", "64KiB", dir)
+	_, byFiles := reportJSON(t, "--min-growth", "64KiB", filepath.Join(dir, "leaky-01.pb.gz"), filepath.Join(dir, "leaky-03.pb.gz"))
+	if code != exitLeaks || !slices.Equal(findingSubjects(byDir), findingSubjects(byFiles)) || len(byDir.Findings) == 0 {
+		t.Errorf("a directory: exit %d, findings %q; the files: %q", code, findingSubjects(byDir), findingSubjects(byFiles))
+	}
+	empty := t.TempDir()
+	if code, _, stderr := reportRun(t, empty); code != exitUsage || !strings.Contains(stderr, "no file to read") {
+		t.Errorf("an empty directory: exit %d, %q", code, stderr)
+	}
+}
