@@ -115,10 +115,34 @@ func AnalyzeProfiles(profiles []*Input, opts HeapOptions) (*Result, error) {
 	default:
 		a.series(sets, opts)
 	}
+	other := ""
 	if bins := binaries(sets); len(bins) > 1 {
-		a.Notes = append(a.Notes, fmt.Sprintf("the profiles come from %d different binaries (%s): compare profiles of one process", len(bins), strings.Join(bins, ", ")))
+		other = fmt.Sprintf("the profiles come from %d different binaries (%s)", len(bins), strings.Join(bins, ", "))
+	} else if len(sets) > 1 && !shareSites(sets[0], sets[len(sets)-1]) {
+		other = fmt.Sprintf("%s and %s have no allocation site in common", sets[0].name, sets[len(sets)-1].name)
+	}
+	if other != "" {
+		// Growth between two programs is no leak of either: the
+		// findings stay, as info, for what they show.
+		a.Notes = append(a.Notes, other+": they are not of one program, and their growth findings are info; compare profiles of one process")
+		for i := range a.Findings {
+			a.Findings[i].Severity = SeverityInfo
+		}
 	}
 	return a, nil
+}
+
+// shareSites reports whether two profiles have an allocation site in
+// common: profiles of one program do, whatever it is doing.
+func shareSites(a, b *siteSet) bool {
+	for id := range a.vals {
+		if _, ok := a.get(int32(id)); ok {
+			if _, ok := b.get(int32(id)); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // A SiteTable holds the allocation sites of heap or tracker profiles of one

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"testing"
@@ -668,5 +670,36 @@ func TestTopLimitsTablesNotFindings(t *testing.T) {
 	want := fmt.Sprintf("%d sites grew past it, the table lists 1", len(res.Findings))
 	if !strings.Contains(strings.Join(res.Notes, "\n"), want) {
 		t.Errorf("notes %q do not say %q", res.Notes, want)
+	}
+}
+
+// TestProfilesOfTwoPrograms checks that comparing a heap profile of one
+// program with one of another says so, and that its growth findings are
+// info: no program leaked.
+func TestProfilesOfTwoPrograms(t *testing.T) {
+	base, err := ReadInput(t.Context(), filepath.Join("testdata", "heap", "leaky-01.pb.gz"), InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil { // this test binary's own
+		t.Fatal(err)
+	}
+	target, err := ParseInput("report.test heap", buf.Bytes(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := AnalyzeProfiles([]*Input{base, target}, HeapOptions{MinGrowth: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Notes, "\n"), "not of one program") {
+		t.Errorf("notes %q do not say the profiles are of two programs", res.Notes)
+	}
+	for _, f := range res.Findings {
+		if f.Severity != SeverityInfo {
+			t.Errorf("%s finding %q between two programs", f.Severity, f.Subject)
+		}
 	}
 }
