@@ -820,11 +820,20 @@ func functions(p *profile.Profile, sites []*site, index, comp, top int) []fnStat
 			return fs
 		}
 		var fs []int32
+		named := false
 		for _, ln := range loc.Line {
-			if ln.Function == nil {
+			if ln.Function == nil || ln.Function.Name == "" {
 				continue
 			}
+			named = true
 			if j := slotOf(ln.Function); j >= 0 {
+				fs = append(fs, j)
+			}
+		}
+		if !named && loc.Address != 0 {
+			// An unsymbolized location is a site named by its
+			// address (newLocSite): it counts under that name.
+			if j, ok := slot[fmt.Sprintf("0x%x", loc.Address)]; ok {
 				fs = append(fs, j)
 			}
 		}
@@ -1176,7 +1185,11 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 		tr := ss.trend
 		f.Evidence.Series, f.Evidence.Trend = ss.series.Name, &tr
 		pts := ss.series.Points
-		f.Evidence.Values = map[string]float64{"first": pts[0].Value, "last": pts[len(pts)-1].Value}
+		suffix := "" // objects or records
+		if last.unit() == "bytes" {
+			suffix = "_bytes"
+		}
+		f.Evidence.Values = map[string]float64{"first" + suffix: pts[0].Value, "last" + suffix: pts[len(pts)-1].Value}
 		a.Findings = append(a.Findings, f)
 		a.Series = append(a.Series, ss.series)
 	}

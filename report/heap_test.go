@@ -703,3 +703,36 @@ func TestProfilesOfTwoPrograms(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsymbolizedCum checks that an unsymbolized address, a site of its
+// own, gets its cumulative value as go tool pprof gives it, not 0.
+func TestUnsymbolizedCum(t *testing.T) {
+	fn := &profile.Function{ID: 1, Name: "main.caller", Filename: "main.go"}
+	named := &profile.Location{ID: 1, Address: 0x1000, Line: []profile.Line{{Function: fn, Line: 7}}}
+	bare := &profile.Location{ID: 2, Address: 0x4a2b10}
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "inuse_objects", Unit: "count"}, {Type: "inuse_space", Unit: "bytes"}},
+		PeriodType: &profile.ValueType{Type: "space", Unit: "bytes"},
+		Location:   []*profile.Location{named, bare},
+		Function:   []*profile.Function{fn},
+		Sample: []*profile.Sample{
+			{Location: []*profile.Location{bare}, Value: []int64{4, 4096}},
+			{Location: []*profile.Location{named}, Value: []int64{1, 1024}},
+		},
+	}
+	res, err := AnalyzeProfiles([]*Input{{Name: "bare", Kind: InputHeap, Profile: p}}, HeapOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row []string
+	for _, tb := range res.Tables {
+		for _, r := range tb.Rows {
+			if r[len(r)-1] == "0x4a2b10" && strings.HasPrefix(tb.Title, "top functions") {
+				row = r
+			}
+		}
+	}
+	if row == nil || row[3] != "4.0 KiB" {
+		t.Errorf("the unsymbolized address's row %q: want a CUM of 4.0 KiB; tables %+v", row, res.Tables)
+	}
+}
