@@ -222,6 +222,7 @@ func (r *ProcRecorder) Analyze(opts ProcOptions) Result {
 	case r.noLeaks:
 		res.Notes = append(res.Notes, "the daemon does not serve the goroutineleak profile, in which the runtime marks the goroutines that can never run again: build it with Go 1.27, or Go 1.26 with GOEXPERIMENT=goroutineleakprofile")
 	}
+	res.Findings = Correlate(res.Findings)
 	return res
 }
 
@@ -241,21 +242,25 @@ func trackedNames(s *tracker.Snapshot) map[string]bool {
 	return names
 }
 
-// absorbGrowth makes the growth of the descriptor and socket series
-// evidence of the leftover group that grows (the largest, when several do)
-// instead of findings of their own: the descriptors that pile up are those
-// the group names. Without such a group the growth findings stand.
+// absorbGrowth makes the growth of each descriptor or socket series
+// evidence of the leftover group that grows and that the series counts
+// (sockets.tcp.CLOSE_WAIT of a group "... in CLOSE_WAIT", fds.file of an
+// "fd file ..." group; the totals of the largest such group) instead of a
+// finding of its own: the descriptors that pile up are those the group
+// names. A growth no growing group accounts for stands.
 func absorbGrowth(left, growth []Finding) []Finding {
-	lead := -1
-	for i, f := range left {
-		if f.Severity >= SeverityWarning && (lead < 0 || f.Count > left[lead].Count) {
-			lead = i
-		}
-	}
 	out := left
 	for _, g := range growth {
 		fam := family(g.Subject)
-		if lead < 0 || !(fam == "fds" || fam == "sockets" || strings.HasPrefix(fam, "fds.")) {
+		lead := -1
+		if fam == "sockets" || strings.HasPrefix(fam, "fds") {
+			for i, f := range left {
+				if f.Severity >= SeverityWarning && counts(g.Subject, f.Subject) && (lead < 0 || f.Count > left[lead].Count) {
+					lead = i
+				}
+			}
+		}
+		if lead < 0 {
 			out = append(out, g)
 			continue
 		}
@@ -270,6 +275,25 @@ func absorbGrowth(left, growth []Finding) []Finding {
 		}
 	}
 	return out
+}
+
+// counts reports whether the series counts the descriptors of a leftover
+// group with the given subject (see socketSubject and leftoverGroups).
+func counts(series, group string) bool {
+	socket := !strings.HasPrefix(group, "fd ")
+	switch parts := strings.Split(series, "."); {
+	case series == "fds":
+		return true
+	case series == "fds.socket", series == "sockets":
+		return socket
+	case parts[0] == "fds":
+		return strings.HasPrefix(group, "fd "+parts[1]+" ")
+	case len(parts) == 2: // sockets.PROTO
+		return socket && strings.HasPrefix(group, parts[1]+" ")
+	case len(parts) == 3: // sockets.PROTO.STATE
+		return socket && strings.HasPrefix(group, parts[1]+" ") && strings.HasSuffix(group, " in "+parts[2])
+	}
+	return false
 }
 
 // evidenceSeries returns the series that findings name as evidence, but
