@@ -12,37 +12,24 @@ import (
 	"time"
 )
 
-// writeSeries writes every sampled series to path: CSV (time, series, value)
-// when it ends in .csv, JSON otherwise.
-func (w *watch) writeSeries(path string) error {
+// writeSeries writes every sampled series to f: CSV (time, series, value)
+// when the --series file ends in .csv, JSON otherwise.
+func (w *watch) writeSeries(f io.Writer) error {
 	series := w.rec.Series()
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("writing series: %w", err)
-	}
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".csv":
-		cw := csv.NewWriter(f)
-		cw.Write([]string{"time", "series", "value"})
-		for _, s := range series {
-			for _, p := range s.Points {
-				cw.Write([]string{p.Time.UTC().Format(time.RFC3339Nano), s.Name, strconv.FormatFloat(p.Value, 'f', -1, 64)})
-			}
-		}
-		cw.Flush()
-		err = cw.Error()
-	default:
+	if strings.ToLower(filepath.Ext(w.opts.series)) != ".csv" {
 		enc := json.NewEncoder(f)
 		enc.SetIndent("", "  ")
-		err = enc.Encode(series)
+		return enc.Encode(series)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	cw := csv.NewWriter(f)
+	cw.Write([]string{"time", "series", "value"})
+	for _, s := range series {
+		for _, p := range s.Points {
+			cw.Write([]string{p.Time.UTC().Format(time.RFC3339Nano), s.Name, strconv.FormatFloat(p.Value, 'f', -1, 64)})
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("writing series to %s: %w", path, err)
-	}
-	return nil
+	cw.Flush()
+	return cw.Error()
 }
 
 // statusLine shows progress on stderr when stderr is a terminal, and nothing
