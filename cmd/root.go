@@ -175,7 +175,7 @@ endpoints and the in-process tracker), and reads the profiles Go daemons write.`
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCommand(), newWatchCommand(), newReportCommand(), newVersionCommand(), newDemoCommand())
+	root.AddCommand(newRunCommand(), newWatchCommand(), newReportCommand(), newVersionCommand(), newDemoCommand(), newGuardCommand())
 	return root
 }
 

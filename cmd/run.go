@@ -157,6 +157,10 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 func supervise(ctx context.Context, opts runOptions, trend report.TrendOptions, rules []report.IgnoreRule, child *exec.Cmd, args []string, exitReport, readyFile string, stdout, stderr io.Writer, sigc chan os.Signal) (int, error) {
 	w := newWatch(opts, trend, child.Process.Pid)
 	w.forward = true
+	if opts.reaper {
+		w.guard = startGuard(child.Process.Pid, stderr)
+		defer w.guard.done()
+	}
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
 	demo := len(opts.args) == 0
@@ -363,7 +367,7 @@ func (w *watch) adopt() []probes.Child {
 	alive := procs[:0]
 	for _, c := range procs {
 		switch {
-		case c.PID == w.pid:
+		case c.PID == w.pid || c.PID == w.guard.pid():
 		case c.Zombie:
 			// Ours to reap; another's is reaped by its parent or, once
 			// that dies, comes to us.
@@ -373,6 +377,7 @@ func (w *watch) adopt() []probes.Child {
 			}
 		default:
 			w.seen[c.PID] = c
+			w.guard.tell(c)
 			alive = append(alive, c)
 		}
 	}

@@ -215,6 +215,7 @@ type watch struct {
 	lastFull time.Time            // when the last full sample was taken
 	prevFull time.Time            // and the one before it
 	own      *ownConns            // leakcheck's connections to --pprof
+	guard    *guardian            // kills the descendants if leakcheck dies (run)
 }
 
 // newWatch returns a watch of pid that starts now.
@@ -398,6 +399,7 @@ func (w *watch) sample(ctx context.Context) {
 		}
 		for _, c := range ps.Children {
 			w.seen[c.PID] = c
+			w.guard.tell(c)
 		}
 		w.adopt()
 	}
