@@ -20,3 +20,5 @@ func sysProcAttr(bool) *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgi
 func terminalForeground() bool { return false }
 
 func reclaimTerminal() {}
+
+func terminalWidth(int) int { return 0 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -33,10 +34,17 @@ func (w *watch) writeSeries(f io.Writer) error {
 }
 
 // statusLine shows progress on stderr when stderr is a terminal, and nothing
-// otherwise.
+// otherwise: one line, cut to the terminal's width so that it never wraps
+// (a wrapped line cannot be redrawn in place), redrawn in place. When the
+// watched command shares the terminal (run), the line is erased again after
+// a moment, so that the command's output rarely lands on it.
 type statusLine struct {
+	mu    sync.Mutex
 	w     io.Writer
+	fd    int
 	shown bool
+	show  time.Duration // how long the line stays; 0: until the next one
+	hide  *time.Timer
 }
 
 func newStatusLine(w io.Writer) *statusLine {
@@ -47,7 +55,7 @@ func newStatusLine(w io.Writer) *statusLine {
 	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		return &statusLine{}
 	}
-	return &statusLine{w: w}
+	return &statusLine{w: w, fd: int(f.Fd())}
 }
 
 func (s *statusLine) update(w *watch) {
@@ -65,12 +73,38 @@ func (s *statusLine) update(w *watch) {
 			line += fmt.Sprintf("  fds +%d since baseline", d)
 		}
 	}
+	width := terminalWidth(s.fd)
+	if width <= 0 {
+		width = 80
+	}
+	line = line[:min(len(line), width-1)] // ASCII: bytes are columns
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	fmt.Fprintf(s.w, "\r\x1b[K%s", line)
 	s.shown = true
+	if s.show > 0 {
+		if s.hide == nil {
+			s.hide = time.AfterFunc(s.show, s.clear)
+		} else {
+			s.hide.Reset(s.show)
+		}
+	}
 }
 
+// clear erases the line, if shown.
 func (s *statusLine) clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.shown {
 		fmt.Fprint(s.w, "\r\x1b[K")
+		s.shown = false
 	}
+}
+
+// stop erases the line for good.
+func (s *statusLine) stop() {
+	if s.hide != nil {
+		s.hide.Stop()
+	}
+	s.clear()
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,8 +27,15 @@ type ptyRun struct {
 
 func startPTY(t *testing.T, bin string, args ...string) *ptyRun {
 	t.Helper()
+	return startPTYSize(t, 80, bin, args...)
+}
+
+// startPTYSize starts bin on a terminal cols columns wide.
+func startPTYSize(t *testing.T, cols uint16, bin string, args ...string) *ptyRun {
+	t.Helper()
 	r := &ptyRun{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	tty, err := pty.Start(r.cmd) // a new session, the terminal its controlling one
+	// A new session, the terminal its controlling one.
+	tty, err := pty.StartWithSize(r.cmd, &pty.Winsize{Rows: 24, Cols: cols})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,4 +123,59 @@ func TestRunTerminal(t *testing.T) {
 			t.Errorf("no report on the terminal: %q", r.tail())
 		}
 	})
+}
+
+// TestStatusLine checks the live status line on a 40-column terminal: each
+// redraw fits the width (a wrapped line leaves a stale row at every redraw),
+// and the line is erased at the end.
+func TestStatusLine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Linux only")
+	}
+	if testing.Short() {
+		t.Skip("end-to-end runs take seconds; skipped with -short")
+	}
+	bin := buildE2E(t, t.TempDir())
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"watch", []string{"watch", "--interval", "100ms", "--duration", "1500ms", strconv.Itoa(sleep.Process.Pid)}},
+		{"run", []string{"run", "--interval", "100ms", "--duration", "1500ms", "--", "sh", "-c", "while :; do echo child-line; sleep 0.3; done"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := slices.Concat(tt.args[:1], []string{"--output", filepath.Join(t.TempDir(), "r.txt")}, tt.args[1:])
+			r := startPTYSize(t, 40, bin.leakcheck, args...)
+			if code := r.wait(20 * time.Second); code != exitOK {
+				t.Fatalf("exit %d; terminal: %q", code, r.tail())
+			}
+			time.Sleep(100 * time.Millisecond) // the reader drains the terminal
+			out := r.output()
+			draws := strings.Split(out, "\r\x1b[K")
+			n := 0
+			for _, d := range draws[1:] {
+				// The child's output may follow, on the same line if it
+				// wrote while the status was shown: run erases the line
+				// after a moment, but cannot know when the child writes.
+				status, _, _ := strings.Cut(d, "\r")
+				status, _, _ = strings.Cut(status, "child-line")
+				if !strings.HasPrefix(status, "leakcheck: ") {
+					continue
+				}
+				n++
+				if len(status) > 39 || strings.Contains(status, "\n") {
+					t.Errorf("status line %q: longer than 39 columns, or more than a line", status)
+				}
+			}
+			if n < 5 || !strings.HasSuffix(strings.TrimRight(out, "\r\n"), "\r\x1b[K") && tt.name == "watch" {
+				t.Errorf("%d status lines, want 5 or more, and the last erased; terminal: %q", n, r.tail())
+			}
+		})
+	}
 }

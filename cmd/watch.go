@@ -287,8 +287,11 @@ func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Si
 		defer t.Stop()
 		deadline = t.C
 	}
-	status := newStatusLine(stderr)
-	defer status.clear()
+	status := newStatusLine(stderr) // watch: the terminal is leakcheck's alone
+	if w.forward {
+		status.show = min(w.opts.interval/2, time.Second) // run: shared with the command
+	}
+	defer status.stop()
 	for first := true; ; first = false {
 		if !first {
 			select {
