@@ -406,9 +406,13 @@ func (w *watch) sample(ctx context.Context) {
 		}
 		w.adopt()
 	}
-	if w.opts.pprof == "" {
-		return
+	if w.opts.pprof != "" {
+		w.sampleGo(ctx, now)
 	}
+}
+
+// sampleGo samples the Go daemon's --pprof endpoint; failures become gaps.
+func (w *watch) sampleGo(ctx context.Context, now time.Time) {
 	gctx, cancel := context.WithTimeout(ctx, max(w.opts.interval, time.Second))
 	defer cancel()
 	gs, err := probes.SampleGo(gctx, w.http, w.opts.pprof, probes.DefaultTrackerPath)
