@@ -77,11 +77,11 @@ func checkOutput(path string) error {
 	if path == "" {
 		return nil
 	}
-	target, fi, err := outputTarget(path)
+	target, _, direct, err := outputTarget(path)
 	switch {
 	case err != nil:
 		return err
-	case fi != nil && !fi.Mode().IsRegular():
+	case direct:
 		if err := syscall.Access(target, 2 /* W_OK */); err != nil {
 			return fmt.Errorf("output %s: cannot write to it: %w", path, err)
 		}
@@ -96,31 +96,32 @@ func checkOutput(path string) error {
 }
 
 // outputTarget resolves path, following symbolic links, to the file an
-// output replaces or writes into, and returns that file's info (nil when it
-// does not exist yet).
-func outputTarget(path string) (string, os.FileInfo, error) {
-	fi, err := os.Stat(path)
+// output replaces, and returns that file's info (nil when it does not exist
+// yet); or, when direct is set, returns path itself, to be written straight
+// into: a device or FIFO, or /dev/stdout and the like.
+func outputTarget(path string) (target string, fi os.FileInfo, direct bool, err error) {
+	fi, err = os.Stat(path)
 	switch {
-	case err == nil && !fi.Mode().IsRegular():
-		return path, fi, nil // a device, FIFO or /proc link: written straight into
+	case err == nil && (!fi.Mode().IsRegular() || strings.HasPrefix(path, "/dev/") || strings.HasPrefix(path, "/proc/")):
+		return path, fi, true, nil
 	case err == nil:
-		real, err := filepath.EvalSymlinks(path)
-		return real, fi, err
+		target, err = filepath.EvalSymlinks(path)
+		return target, fi, false, err
 	case !errors.Is(err, os.ErrNotExist):
-		return "", nil, fmt.Errorf("output %s: %w", path, err)
+		return "", nil, false, fmt.Errorf("output %s: %w", path, err)
 	}
 	// A new file, or a symbolic link to one: create the link's target.
 	for range 40 {
 		link, err := os.Readlink(path)
 		if err != nil {
-			return path, nil, nil
+			return path, nil, false, nil
 		}
 		if !filepath.IsAbs(link) {
 			link = filepath.Join(filepath.Dir(path), link)
 		}
 		path = link
 	}
-	return "", nil, fmt.Errorf("output %s: too many levels of symbolic links", path)
+	return "", nil, false, fmt.Errorf("output %s: too many levels of symbolic links", path)
 }
 
 // writeOutput writes the output path with write. A regular file (or a new
@@ -128,12 +129,12 @@ func outputTarget(path string) (string, os.FileInfo, error) {
 // beside it, then renamed over it, so that a failed run leaves the old one
 // whole. Anything else (a device, a FIFO) is written straight into.
 func writeOutput(path string, write func(io.Writer) error) error {
-	target, fi, err := outputTarget(path)
+	target, fi, direct, err := outputTarget(path)
 	if err != nil {
 		return err
 	}
-	if fi != nil && !fi.Mode().IsRegular() {
-		f, err := os.OpenFile(target, os.O_WRONLY, 0)
+	if direct {
+		f, err := os.OpenFile(target, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			return err
 		}

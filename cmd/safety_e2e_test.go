@@ -155,6 +155,11 @@ func TestRunSafety(t *testing.T) {
 		if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
 			t.Errorf("the FIFO is now %v (%v)", fi.Mode(), err)
 		}
+		// /dev/stdout, here a pipe: written into, as a shell's redirection would.
+		res := run("/dev/stdout")
+		if res.code != exitOK || !strings.Contains(res.stdout, `"findings"`) {
+			t.Errorf("--output /dev/stdout: exit %d, stdout %q, stderr %s", res.code, res.stdout, res.stderr)
+		}
 		// A character device (a null device of our own, never /dev/null).
 		if os.Geteuid() != 0 {
 			t.Skip("making a device node needs root")

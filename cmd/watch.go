@@ -163,20 +163,25 @@ func comm(pid int) string {
 }
 
 // finish reports what w sampled: it writes the series and the report, and
-// returns the fail policy's exit code; a run without a sample, or whose
-// --pprof endpoint never answered, is an input error instead.
+// returns the fail policy's exit code. A run without a sample, or whose
+// --pprof endpoint never answered, is reported too, but is an input error,
+// never "no leaks found".
 func (w *watch) finish(ctx context.Context, stdout io.Writer, exitReport string, left []probes.Child, rules []report.IgnoreRule, args []string, status string) (int, error) {
-	if w.rec.Samples() == 0 {
-		return exitUsage, fmt.Errorf("no sample of %s was taken (it %s): nothing to report", args[0], status)
-	}
-	if w.opts.pprof != "" && !w.goOK {
-		return exitUsage, fmt.Errorf("--pprof %s never answered: %v", w.opts.pprof, w.goErr)
+	var failed error
+	switch {
+	case w.rec.Samples() == 0:
+		failed = fmt.Errorf("no sample of %s was taken (it %s): nothing to report", args[0], status)
+	case w.opts.pprof != "" && !w.goOK:
+		failed = fmt.Errorf("--pprof %s never answered: %v", w.opts.pprof, w.goErr)
 	}
 	r, err := w.report(ctx, exitReport, left, rules, args)
 	if err != nil {
 		return exitUsage, err
 	}
 	r.Metadata["exit"] = status
+	if failed != nil {
+		r.Metadata["error"] = failed.Error()
+	}
 	r.Policy = w.opts.failOn.String() // what the CI formats mark as failing
 	if w.opts.series != "" {
 		if err := writeOutput(w.opts.series, w.writeSeries); err != nil {
@@ -185,6 +190,9 @@ func (w *watch) finish(ctx context.Context, stdout io.Writer, exitReport string,
 	}
 	if err := writeReport(stdout, r, w.opts.output, w.opts.format); err != nil {
 		return exitUsage, err
+	}
+	if failed != nil {
+		return exitUsage, failed
 	}
 	return policyExit(w.opts.failOn, r.Findings), nil
 }
