@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"fmt"
-	"os/signal"
 	"syscall"
 	"unsafe"
 )
@@ -35,10 +34,9 @@ func terminalForeground() bool {
 }
 
 // reclaimTerminal makes leakcheck's process group the terminal's foreground
-// again. A background group that does so gets SIGTTOU unless it ignores it.
+// again. A background group that does so gets SIGTTOU unless it ignores it,
+// as the caller must.
 func reclaimTerminal() {
-	signal.Ignore(syscall.SIGTTOU)
-	defer signal.Reset(syscall.SIGTTOU)
 	pgrp := int32(syscall.Getpgrp())
 	syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCSPGRP, uintptr(unsafe.Pointer(&pgrp)))
 }

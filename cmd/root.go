@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -204,5 +205,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 
 // Execute runs leakcheck with the process's arguments and exits.
 func Execute() {
+	// A closed stdout (| head) is then an error of the write, which
+	// writeReport takes for the end of output, not the death of leakcheck
+	// by SIGPIPE, which would read as a command killed by signal 13.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
 }

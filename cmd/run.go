@@ -125,12 +125,10 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	}
 	// Catch the signals to forward before the command starts: one that came
 	// in between would be lost, or kill leakcheck and leave the command, in
-	// its own process group, running. SIGPIPE is caught so that a closed
-	// stdout is an error of the write, not the end of leakcheck.
+	// its own process group, running.
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, forwarded...)
 	defer signal.Stop(sigc)
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
 	child := exec.Command(args[0], args[1:]...)
 	child.Stdin, child.Stdout, child.Stderr = os.Stdin, stdout, stderr
@@ -147,6 +145,10 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	}
 	defer release()
 	if fg {
+		// In the background now: writing to the terminal (with stty
+		// tostop) and taking it back would stop leakcheck on SIGTTOU.
+		signal.Ignore(syscall.SIGTTOU)
+		defer signal.Reset(syscall.SIGTTOU)
 		defer reclaimTerminal()
 	}
 	return supervise(ctx, opts, trend, rules, child, args, exitReport, readyFile, stdout, stderr, sigc)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -207,5 +208,22 @@ func TestRunSafety(t *testing.T) {
 		if !strings.Contains(stderr.String(), "stopping with") {
 			t.Errorf("leaky was not stopped by leakcheck; stderr: %s", stderr.String())
 		}
+
+		// watch, its stdout closed before the report: exit 3 too.
+		dir := t.TempDir()
+		d := startDaemon(t, filepath.Join(dir, "signals"), bin.leaky, "-dir", dir, "-signals", filepath.Join(dir, "signals"))
+		if r, w, err = os.Pipe(); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		c = exec.CommandContext(ctx, lc, slices.Concat([]string{"watch"}, watchFlags, []string{"--duration", "1s", strconv.Itoa(d.cmd.Process.Pid)})...)
+		stderr.Reset()
+		c.Stdout, c.Stderr = w, &stderr
+		err = c.Run()
+		w.Close()
+		if code := c.ProcessState.ExitCode(); code != exitLeaks {
+			t.Errorf("watch: exit %d (%v), want %d; stderr: %s", code, err, exitLeaks, stderr.String())
+		}
+		d.checkUntouched(t)
 	})
 }
