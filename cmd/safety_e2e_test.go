@@ -104,6 +104,31 @@ func TestRunSafety(t *testing.T) {
 		}
 	})
 
+	t.Run("path replaced", func(t *testing.T) {
+		t.Parallel()
+		// A file held open since before the baseline, removed and
+		// recreated at its path during the run (as /dev/null or a
+		// rotated log can be): the same descriptor, not a new leak.
+		dir := t.TempDir()
+		held, ready := filepath.Join(dir, "held"), filepath.Join(dir, "ready")
+		run := startE2E(t, lc, true, "", slices.Concat([]string{"run"}, e2eFlags, []string{"--duration", "2s", "--",
+			"sh", "-c", `exec 3>"$1"; : > "$2"; sleep ` + sleepMarker(45), "sh", held, ready})...)
+		if !pollUntil(10*time.Second, func() bool { _, err := os.Stat(ready); return err == nil }) {
+			t.Fatal("the command never started")
+		}
+		time.Sleep(time.Second) // past the baseline
+		if err := os.Remove(held); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(held, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := run.wait()
+		if fs := findingsOf(res.report, report.KindLeftover, func(string) bool { return true }); res.code != exitOK || len(fs) > 0 {
+			t.Errorf("exit %d, leftovers %v\n%s", res.code, fs, describeReport(res.report))
+		}
+	})
+
 	t.Run("output", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
