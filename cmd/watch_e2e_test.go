@@ -111,6 +111,22 @@ func TestWatchEndToEnd(t *testing.T) {
 		})
 	}
 
+	t.Run("low ulimit -n", func(t *testing.T) {
+		t.Parallel()
+		// A Python daemon started with 256 descriptors at most: the
+		// report's fds series carries that limit (the lead's analysis
+		// projects when a growing series reaches it).
+		dir := t.TempDir()
+		sig := filepath.Join(dir, "signals")
+		d := startDaemon(t, sig, "sh", "-c", `ulimit -n 256 && exec "$0" "$@"`, python, filepath.Join(scripts, "leaky.py"), dir, sig, "0.05")
+		res := runE2E(t, bin.leakcheck, true, slices.Concat([]string{"watch"}, watchFlags, []string{"--duration", "2s", strconv.Itoa(d.cmd.Process.Pid)})...)
+		d.checkUntouched(t)
+		i := slices.IndexFunc(res.report.Series, func(s report.Series) bool { return s.Name == "fds" })
+		if i < 0 || res.report.Series[i].Limit != 256 {
+			t.Errorf("fds series %v, want limit 256\n%s", i, describeReport(res.report))
+		}
+	})
+
 	t.Run("go pprof", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
