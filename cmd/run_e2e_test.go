@@ -588,7 +588,8 @@ func TestRunEndToEnd(t *testing.T) {
 
 	t.Run("passes input and output through", func(t *testing.T) {
 		t.Parallel()
-		script := `read line; echo "out: $line"; echo "err: to stderr" >&2`
+		// The sleep: a command gone before the first sample is an error.
+		script := `read line; echo "out: $line"; echo "err: to stderr" >&2; sleep 0.3`
 		res := startE2E(t, lc, true, "hello from stdin\n", slices.Concat([]string{"run"}, e2eFlags, []string{"--", "sh", "-c", script})...).wait()
 		if res.code != exitOK {
 			t.Errorf("exit %d, want 0; stderr: %s", res.code, res.stderr)

@@ -164,8 +164,8 @@ func comm(pid int) string {
 
 // finish reports what w sampled: it writes the series and the report, and
 // returns the fail policy's exit code. A run without a sample, or whose
-// --pprof endpoint never answered, is reported too, but is an input error,
-// never "no leaks found".
+// --pprof endpoint never answered, is reported too, with an error, and is an
+// input error unless what was seen fails the policy: never "no leaks found".
 func (w *watch) finish(ctx context.Context, stdout io.Writer, exitReport string, left []probes.Child, rules []report.IgnoreRule, args []string, status string) (int, error) {
 	var failed error
 	switch {
@@ -191,10 +191,11 @@ func (w *watch) finish(ctx context.Context, stdout io.Writer, exitReport string,
 	if err := writeReport(stdout, r, w.opts.output, w.opts.format); err != nil {
 		return exitUsage, err
 	}
-	if failed != nil {
-		return exitUsage, failed
+	code := policyExit(w.opts.failOn, r.Findings)
+	if failed != nil && code == exitOK {
+		code = exitUsage // what was not seen cannot be "no leaks found"
 	}
-	return policyExit(w.opts.failOn, r.Findings), nil
+	return code, failed
 }
 
 // watch samples one process tree: `leakcheck watch` as it is, `leakcheck
