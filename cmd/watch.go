@@ -124,6 +124,7 @@ func runWatch(ctx context.Context, opts runOptions, pid int, stdout, stderr io.W
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigc)
+	name := "pid " + strconv.Itoa(pid) + " (" + comm(pid) + ")" // while it runs
 	w := newWatch(opts, trend, pid)
 	end := w.loop(ctx, nil, sigc, stderr, func() {})
 	status := "still running"
@@ -132,7 +133,7 @@ func runWatch(ctx context.Context, opts runOptions, pid int, stdout, stderr io.W
 	} else {
 		w.finalSamples(ctx)
 	}
-	return w.finish(ctx, stdout, "", nil, rules, []string{"pid " + strconv.Itoa(pid) + " (" + comm(pid) + ")"}, status)
+	return w.finish(ctx, stdout, "", nil, rules, []string{name}, status)
 }
 
 // checkReadable returns an error that says what to do when process pid does

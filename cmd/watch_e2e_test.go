@@ -162,7 +162,7 @@ func TestWatchEndToEnd(t *testing.T) {
 		}
 		go c.Wait() // reaped as it exits, as its parent would
 		res := runE2E(t, bin.leakcheck, true, slices.Concat([]string{"watch"}, watchFlags, []string{"--duration", "30s", strconv.Itoa(c.Process.Pid)})...)
-		if res.code != exitOK || res.report.Metadata["exit"] != "exited while watched" || res.elapsed > 10*time.Second {
+		if res.code != exitOK || res.report.Metadata["exit"] != "exited while watched" || !strings.HasSuffix(res.report.Metadata["command"], "(sleep)") || res.elapsed > 10*time.Second {
 			t.Errorf("exit %d after %v, want 0 soon after the process exits\n%s", res.code, res.elapsed, describeReport(res.report))
 		}
 	})
