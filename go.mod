@@ -3,6 +3,7 @@ module github.com/leakcheck/leakcheck
 go 1.26.0
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/google/pprof v0.0.0-20260906184651-6331bc6350fe
 	github.com/olekukonko/tablewriter v1.1.5
 	github.com/prometheus/client_golang v1.25.0

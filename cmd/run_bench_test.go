@@ -3,8 +3,10 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -44,11 +46,16 @@ func holdFDs(count string) {
 	os.Stdin.Read(b[:]) // returns when the parent closes the pipe
 }
 
-// BenchmarkWatchCPU measures the budget of `leakcheck run`: its own CPU, as a
-// share of one core, while it watches a daemon holding 10,000 descriptors at
-// the default 1 s interval. The baseline takes a full sample every tick, as
-// run did before it counted descriptors between full samples. Each op is
-// watchTicks real ticks (20 s), so run it as
+// BenchmarkWatchCPU measures the budget of `leakcheck watch` and `leakcheck
+// run`: their own CPU, as a share of one core, while they watch a daemon
+// holding 10,000 descriptors at the default 1 s interval. Both sample in
+// watch.loop (run adds a goroutine waiting for its command, and signal
+// forwarding), which the first two cases run in process: the baseline takes
+// a full sample every tick, as run did before it counted descriptors
+// between full samples; adaptive is the default. The last case runs the
+// built `leakcheck watch` on the daemon and reads the whole process's CPU
+// time from the kernel, start-up and report included. Each op is watchTicks
+// real ticks (20 s), so run it as
 //
 //	go test -run '^$' -bench WatchCPU -benchtime 1x ./cmd/
 //
@@ -66,26 +73,40 @@ func BenchmarkWatchCPU(b *testing.B) {
 			pid := startHolder(b, 10000)
 			var cpu, wall time.Duration
 			for b.Loop() {
-				w := newWatch(runOptions{interval: time.Second}, report.TrendOptions{}, pid)
+				w := newWatch(runOptions{interval: time.Second, duration: watchTicks*time.Second + 500*time.Millisecond}, report.TrendOptions{}, pid)
 				w.budget = bc.budget
-				w.sample(context.Background()) // the baseline, always full
-				tick := time.NewTicker(time.Second)
 				start, used := time.Now(), cpuTime(b)
-				for range watchTicks {
-					<-tick.C
-					w.sample(context.Background())
-				}
-				tick.Stop()
+				w.loop(context.Background(), nil, nil, io.Discard, func() {})
 				cpu += cpuTime(b) - used
 				wall += time.Since(start)
-				if len(w.gaps) > 0 || w.last.NumFDs < 10000 {
-					b.Fatalf("gaps %v, %d fds", w.gaps, w.last.NumFDs)
+				if len(w.gaps) > 0 || w.last.NumFDs < 10000 || w.rec.Samples() != watchTicks+1 {
+					b.Fatalf("gaps %v, %d fds, %d samples", w.gaps, w.last.NumFDs, w.rec.Samples())
 				}
 				b.ReportMetric(float64(w.rec.Full()-1), "full-samples")
 			}
 			b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "cpu-%")
 		})
 	}
+	b.Run("watch-command", func(b *testing.B) {
+		dir := b.TempDir()
+		c := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "..")
+		if out, err := c.CombinedOutput(); err != nil {
+			b.Fatalf("go build: %v\n%s", err, out)
+		}
+		pid := startHolder(b, 10000)
+		var cpu, wall time.Duration
+		for b.Loop() {
+			start := time.Now()
+			c := exec.Command(filepath.Join(dir, "leakcheck"), "watch", "--duration", fmt.Sprint(watchTicks, "s"),
+				"--format", "json", "--output", filepath.Join(dir, "report.json"), strconv.Itoa(pid))
+			if out, err := c.CombinedOutput(); err != nil {
+				b.Fatalf("leakcheck watch: %v\n%s", err, out)
+			}
+			wall += time.Since(start)
+			cpu += c.ProcessState.UserTime() + c.ProcessState.SystemTime()
+		}
+		b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "cpu-%")
+	})
 }
 
 // startHolder starts the test binary as a daemon holding n descriptors and

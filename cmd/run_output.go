@@ -9,47 +9,42 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
-// writeSeries writes every sampled series to path: CSV (time, series, value)
-// when it ends in .csv, JSON otherwise.
-func (w *watch) writeSeries(path string) error {
+// writeSeries writes every sampled series to f: CSV (time, series, value)
+// when the --series file ends in .csv, JSON otherwise.
+func (w *watch) writeSeries(f io.Writer) error {
 	series := w.rec.Series()
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("writing series: %w", err)
-	}
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".csv":
-		cw := csv.NewWriter(f)
-		cw.Write([]string{"time", "series", "value"})
-		for _, s := range series {
-			for _, p := range s.Points {
-				cw.Write([]string{p.Time.UTC().Format(time.RFC3339Nano), s.Name, strconv.FormatFloat(p.Value, 'f', -1, 64)})
-			}
-		}
-		cw.Flush()
-		err = cw.Error()
-	default:
+	if strings.ToLower(filepath.Ext(w.opts.series)) != ".csv" {
 		enc := json.NewEncoder(f)
 		enc.SetIndent("", "  ")
-		err = enc.Encode(series)
+		return enc.Encode(series)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	cw := csv.NewWriter(f)
+	cw.Write([]string{"time", "series", "value"})
+	for _, s := range series {
+		for _, p := range s.Points {
+			cw.Write([]string{p.Time.UTC().Format(time.RFC3339Nano), s.Name, strconv.FormatFloat(p.Value, 'f', -1, 64)})
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("writing series to %s: %w", path, err)
-	}
-	return nil
+	cw.Flush()
+	return cw.Error()
 }
 
 // statusLine shows progress on stderr when stderr is a terminal, and nothing
-// otherwise.
+// otherwise: one line, cut to the terminal's width so that it never wraps
+// (a wrapped line cannot be redrawn in place), redrawn in place. When the
+// watched command shares the terminal (run), the line is erased again after
+// a moment, so that the command's output rarely lands on it.
 type statusLine struct {
+	mu    sync.Mutex
 	w     io.Writer
+	fd    int
 	shown bool
+	show  time.Duration // how long the line stays; 0: until the next one
+	hide  *time.Timer
 }
 
 func newStatusLine(w io.Writer) *statusLine {
@@ -60,7 +55,7 @@ func newStatusLine(w io.Writer) *statusLine {
 	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		return &statusLine{}
 	}
-	return &statusLine{w: w}
+	return &statusLine{w: w, fd: int(f.Fd())}
 }
 
 func (s *statusLine) update(w *watch) {
@@ -78,12 +73,38 @@ func (s *statusLine) update(w *watch) {
 			line += fmt.Sprintf("  fds +%d since baseline", d)
 		}
 	}
+	width := terminalWidth(s.fd)
+	if width <= 0 {
+		width = 80
+	}
+	line = line[:min(len(line), width-1)] // ASCII: bytes are columns
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	fmt.Fprintf(s.w, "\r\x1b[K%s", line)
 	s.shown = true
+	if s.show > 0 {
+		if s.hide == nil {
+			s.hide = time.AfterFunc(s.show, s.clear)
+		} else {
+			s.hide.Reset(s.show)
+		}
+	}
 }
 
+// clear erases the line, if shown.
 func (s *statusLine) clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.shown {
 		fmt.Fprint(s.w, "\r\x1b[K")
+		s.shown = false
 	}
+}
+
+// stop erases the line for good.
+func (s *statusLine) stop() {
+	if s.hide != nil {
+		s.hide.Stop()
+	}
+	s.clear()
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -174,5 +175,28 @@ func TestOwnConns(t *testing.T) {
 	}
 	if own.has(s.LocalAddr().String()) || own.has("") {
 		t.Error("has is true for an address not dialed from")
+	}
+}
+
+// TestNoSample checks that a watch that took no sample is an input error,
+// never "no leaks found", and still reports how the process ended.
+func TestNoSample(t *testing.T) {
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	w := newWatch(runOptions{interval: time.Second, format: "json"}, report.TrendOptions{}, c.Process.Pid)
+	w.sample(t.Context())
+	if !w.gone || w.rec.Samples() != 0 || len(w.gaps) != 0 {
+		t.Fatalf("sample of an exited process: gone %v, %d samples, gaps %v", w.gone, w.rec.Samples(), w.gaps)
+	}
+	var out bytes.Buffer
+	code, err := w.finish(t.Context(), &out, "", nil, nil, []string{"true"}, "exited with status 0")
+	if code != exitUsage || err == nil || !strings.Contains(err.Error(), "no sample of true was taken") {
+		t.Errorf("finish: %d, %v; want %d and no sample taken", code, err, exitUsage)
+	}
+	r, rerr := report.ReadReport(&out)
+	if rerr != nil || !strings.Contains(r.Metadata["error"], "no sample") {
+		t.Errorf("the report: %v, %v", r, rerr)
 	}
 }

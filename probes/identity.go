@@ -9,8 +9,9 @@ import (
 
 // NewFDs returns the descriptors of cur that base did not have, in cur's
 // order. A descriptor is the same when both its number and its target are:
-// a number that was closed and reused for another object counts as new. A nil
-// base yields all of cur's descriptors.
+// a number that was closed and reused for another object counts as new. A
+// target removed or replaced meanwhile (" (deleted)", as when /dev/null is
+// recreated) is the same target. A nil base yields all of cur's descriptors.
 func NewFDs(base, cur *ProcSample) []FD {
 	if cur == nil {
 		return nil
@@ -23,17 +24,21 @@ func NewFDs(base, cur *ProcSample) []FD {
 	if base != nil {
 		seen = make(map[key]struct{}, len(base.FDs))
 		for _, fd := range base.FDs {
-			seen[key{fd.Num, fd.Target}] = struct{}{}
+			seen[key{fd.Num, strings.TrimSuffix(fd.Target, deleted)}] = struct{}{}
 		}
 	}
 	var out []FD
 	for _, fd := range cur.FDs {
-		if _, ok := seen[key{fd.Num, fd.Target}]; !ok {
+		if _, ok := seen[key{fd.Num, strings.TrimSuffix(fd.Target, deleted)}]; !ok {
 			out = append(out, fd)
 		}
 	}
 	return out
 }
+
+// deleted is what the kernel appends to the link of a descriptor whose file
+// was removed.
+const deleted = " (deleted)"
 
 // NewSockets returns the sockets of cur that base did not have, by inode, in
 // cur's order. A nil base yields all of cur's sockets.

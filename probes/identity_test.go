@@ -29,6 +29,8 @@ func TestNewFDs(t *testing.T) {
 		{"nil cur", base, nil, nil},
 		{"same", cur, cur, nil},
 		{"closed only", cur, base, []int{3}},
+		// /dev/null recreated while open: the same descriptor.
+		{"target replaced", base, &ProcSample{FDs: []FD{{Num: 0, Type: "dev", Target: "/dev/null (deleted)"}}}, nil},
 	}
 	for _, tt := range tests {
 		var got []int

@@ -4,7 +4,9 @@
 // closes while the accepted side never does (CLOSE_WAIT), starts a goroutine
 // that blocks forever, and adds an entry to a map. It serves net/http/pprof on
 // -pprof, prints "listening on ADDR" for its own listener, and runs until
-// SIGTERM or SIGINT.
+// SIGTERM or SIGINT. With -after it starts leaking late, with -max it stops
+// after so many rounds and holds what it leaked, and with -signals it records
+// the signals it receives.
 package main
 
 import (
@@ -28,10 +30,16 @@ func main() {
 	dir := flag.String("dir", "", "directory for the leaked files (default: a new temporary directory)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060")
 	tick := flag.Duration("tick", 20*time.Millisecond, "time between leaks")
+	after := flag.Duration("after", 0, "start leaking after this long")
+	most := flag.Int("max", -1, "stop leaking after this many rounds, and hold what leaked (-1: never stop)")
+	signals := flag.String("signals", "", "append the name of each signal received to this file")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("leaky: ")
 
+	if *signals != "" {
+		recordSignals(*signals)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
@@ -73,9 +81,17 @@ func main() {
 	var files []*os.File // never closed, and kept reachable so no finalizer closes them
 	tasks := map[int][]byte{}
 	block := make(chan struct{}) // never closed
+	select {
+	case <-ctx.Done():
+	case <-time.After(*after):
+	}
 	t := time.NewTicker(*tick)
 	defer t.Stop()
 	for n := 0; ; n++ {
+		if n == *most {
+			log.Printf("holding %d files", n)
+			t.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			mu.Lock()
@@ -99,3 +115,23 @@ func main() {
 		tasks[n] = make([]byte, 512)
 	}
 }
+
+// recordSignals appends the name of every signal in watched that the
+// process receives to path, at once: a test that must not signal the daemon
+// reads it.
+func recordSignals(path string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c := make(chan os.Signal, 16)
+	signal.Notify(c, watched...)
+	go func() {
+		for sig := range c {
+			fmt.Fprintln(f, sig)
+		}
+	}()
+}
+
+// watched are the signals recordSignals records.
+var watched = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGCONT, syscall.SIGALRM}

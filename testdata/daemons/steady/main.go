@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log"
 	"math/rand/v2"
 	"net"
@@ -40,11 +41,15 @@ func main() {
 	workers := flag.Int("workers", 4, "size of the goroutine pool")
 	cacheSize := flag.Int("cache", 100, "entries at which the cache is flushed")
 	release := flag.Duration("release", 250*time.Millisecond, "time between returns of free memory to the kernel (0: never)")
+	signals := flag.String("signals", "", "append the name of each signal received to this file")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("steady: ")
 	debug.SetGCPercent(25)
 
+	if *signals != "" {
+		recordSignals(*signals)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
@@ -140,3 +145,23 @@ func roundTrip(l net.Listener, msg []byte) error {
 	_, err = s.Read(buf)
 	return err
 }
+
+// recordSignals appends the name of every signal in watched that the
+// process receives to path, at once: a test that must not signal the daemon
+// reads it.
+func recordSignals(path string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c := make(chan os.Signal, 16)
+	signal.Notify(c, watched...)
+	go func() {
+		for sig := range c {
+			fmt.Fprintln(f, sig)
+		}
+	}()
+}
+
+// watched are the signals recordSignals records.
+var watched = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGCONT, syscall.SIGALRM}
