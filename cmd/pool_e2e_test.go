@@ -69,3 +69,49 @@ func TestHealthyPoolPasses(t *testing.T) {
 		t.Errorf("goroutines series %v: want 10 samples or more of 200 goroutines or more", pts)
 	}
 }
+
+// TestRunLeakProfile runs leakcheck run --pprof over a program that serves
+// the goroutineleak profile (built with the experiment that adds it on Go
+// 1.26), 50 of whose goroutines can never run again beside a live pool of
+// 50 with the same stack: exactly the 50 marked are an error finding.
+func TestRunLeakProfile(t *testing.T) {
+	if runtime.GOOS != "linux" || testing.Short() {
+		t.Skip("builds and runs programs; run samples /proc")
+	}
+	dir := t.TempDir()
+	lc, prog := filepath.Join(dir, "leakcheck"), filepath.Join(dir, "verdicts")
+	for _, b := range []struct{ out, pkg, experiment string }{{lc, ".", ""}, {prog, "./testdata/programs/verdicts", "goroutineleakprofile"}} {
+		build := exec.Command("go", "build", "-o", b.out, b.pkg)
+		build.Dir = ".." // the module root
+		build.Env = os.Environ()
+		if b.experiment != "" {
+			build.Env = append(build.Env, "GOEXPERIMENT="+b.experiment)
+		}
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	port := freeLoopbackPort(t)
+	out := filepath.Join(t.TempDir(), "report.json")
+	cmd := exec.Command(lc, "run", "--duration", "3s", "--interval", "200ms", "--warmup", "500ms", "--format", "json", "-o", out,
+		"--pprof", fmt.Sprintf("http://127.0.0.1:%d", port), "--", prog, "-mode", "mix", "-workers", "50", "-serve", fmt.Sprintf("127.0.0.1:%d", port))
+	msg, _ := cmd.CombinedOutput()
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatalf("exit %d, no report: %v\n%s", cmd.ProcessState.ExitCode(), err, msg)
+	}
+	defer f.Close()
+	r, err := report.ReadReport(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaked := 0
+	for _, f := range r.Findings {
+		if f.Kind == report.KindGoroutine && f.Severity == report.SeverityError {
+			leaked += f.Count
+		}
+	}
+	if leaked != 50 || cmd.ProcessState.ExitCode() != exitLeaks {
+		t.Errorf("exit %d, %d goroutines in error findings, want exit %d and the 50 the runtime marked\n%s", cmd.ProcessState.ExitCode(), leaked, exitLeaks, describeReport(r))
+	}
+}

@@ -24,10 +24,11 @@ import (
 )
 
 // defaultRunFailOn is the --fail-on default of run and watch: leftovers,
-// growth, and resources at their limit, with evidence of a leak (warnings
+// growth, goroutines (with --pprof) and resources at their limit, with
+// evidence of a leak (warnings
 // and errors; info findings, such as a set opened after the baseline that
 // holds steady, are reported but do not fail).
-const defaultRunFailOn = "leftover,growth,limit,severity>=warning"
+const defaultRunFailOn = "leftover,growth,goroutine,limit,severity>=warning"
 
 // demoDuration is how long `leakcheck run` with no command runs the demo.
 const demoDuration = 20 * time.Second
