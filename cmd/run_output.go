@@ -1,37 +1,12 @@
 package cmd
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
-
-// writeSeries writes every sampled series to f: CSV (time, series, value)
-// when the --series file ends in .csv, JSON otherwise.
-func (w *watch) writeSeries(f io.Writer) error {
-	series := w.rec.Series()
-	if strings.ToLower(filepath.Ext(w.opts.series)) != ".csv" {
-		enc := json.NewEncoder(f)
-		enc.SetIndent("", "  ")
-		return enc.Encode(series)
-	}
-	cw := csv.NewWriter(f)
-	cw.Write([]string{"time", "series", "value"})
-	for _, s := range series {
-		for _, p := range s.Points {
-			cw.Write([]string{p.Time.UTC().Format(time.RFC3339Nano), s.Name, strconv.FormatFloat(p.Value, 'f', -1, 64)})
-		}
-	}
-	cw.Flush()
-	return cw.Error()
-}
 
 // statusLine shows progress on stderr when stderr is a terminal, and nothing
 // otherwise: one line, cut to the terminal's width so that it never wraps

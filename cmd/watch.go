@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -97,7 +98,7 @@ func (o *runOptions) check() (report.TrendOptions, []report.IgnoreRule, error) {
 		return report.TrendOptions{}, nil, err
 	}
 	for _, path := range []string{o.output, o.series} {
-		if err := checkOutput(path); err != nil {
+		if err := report.CheckOutput(path); err != nil {
 			return report.TrendOptions{}, nil, err
 		}
 	}
@@ -186,7 +187,9 @@ func (w *watch) finish(ctx context.Context, stdout io.Writer, exitReport string,
 	}
 	r.Policy = w.opts.failOn.String() // what the CI formats mark as failing
 	if w.opts.series != "" {
-		if err := writeOutput(w.opts.series, w.writeSeries); err != nil {
+		if err := report.WriteOutput(w.opts.series, func(f io.Writer) error {
+			return report.WriteSeries(f, w.rec.Series(), strings.ToLower(filepath.Ext(w.opts.series)) == ".csv")
+		}); err != nil {
 			return exitUsage, fmt.Errorf("writing series: %w", err)
 		}
 	}
@@ -218,8 +221,7 @@ type watch struct {
 	budget   float64            // fullSampleBudget; 1 takes a full sample every tick
 	reaper   bool               // leakcheck is the subreaper: its orphaned descendants count
 	forward  bool               // signals to leakcheck go on to the process group (run)
-	stacks   map[string][]report.Frame
-	snapshot []byte // the tracker's latest snapshot, served live
+	snapshot []byte             // the tracker's latest snapshot, served live
 	gaps     []string
 	seen     map[int]probes.Child // every descendant ever sampled
 	sampled  time.Time            // when the last sample ended
@@ -436,11 +438,9 @@ func (w *watch) sampleGo(ctx context.Context, now time.Time) {
 		return
 	}
 	w.goOK = true
-	d, err := w.goroutines(gs)
-	if err != nil {
-		w.gaps = append(w.gaps, fmt.Sprintf("%s: goroutine profile: %v", now.Format(time.RFC3339), err))
+	if err := w.rec.AddGo(gs); err != nil {
+		w.gaps = append(w.gaps, fmt.Sprintf("%s: %v", now.Format(time.RFC3339), err))
 	}
-	w.rec.AddGo(gs, d)
 	w.goNow = gs.Goroutines
 	if gs.Tracker != nil {
 		w.snapshot = gs.Tracker // only the latest is kept
@@ -473,36 +473,6 @@ func (w *watch) sampleLeaks(ctx context.Context, now time.Time, final bool) {
 		w.noLeaks = true
 		w.rec.AddLeakProfile(nil)
 	}
-}
-
-// goroutines parses a sample's goroutine profile, sharing each distinct
-// stack with the dumps before, so that an hour of samples of a daemon whose
-// goroutines stay put costs little more than one dump.
-func (w *watch) goroutines(gs *probes.GoSample) (*report.GoroutineDump, error) {
-	d, err := report.GoroutinesFromProfile(gs.GoroutineProfile)
-	if err != nil {
-		return nil, err
-	}
-	if d.Time.IsZero() {
-		d.Time = gs.Time
-	}
-	if w.stacks == nil {
-		w.stacks = map[string][]report.Frame{}
-	}
-	var key strings.Builder
-	for i := range d.Goroutines {
-		g := &d.Goroutines[i]
-		key.Reset()
-		for _, f := range g.Stack {
-			fmt.Fprintf(&key, "%s %s:%d\n", f.Func, f.File, f.Line)
-		}
-		if s, ok := w.stacks[key.String()]; ok {
-			g.Stack = s
-		} else {
-			w.stacks[key.String()] = g.Stack
-		}
-	}
-	return d, nil
 }
 
 // threadCPU runs sample on one locked thread and returns the CPU time the

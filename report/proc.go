@@ -27,8 +27,9 @@ type ProcRecorder struct {
 	full       int                // how many full samples were added
 	samples    int
 	dumps      []*GoroutineDump
-	heap       bool        // a heap_inuse_bytes series was sampled
-	fullTimes  []time.Time // when the full samples were taken
+	stacks     map[string][]Frame // the dumps' distinct stacks, shared
+	heap       bool               // a heap_inuse_bytes series was sampled
+	fullTimes  []time.Time        // when the full samples were taken
 	// heapFirst and heapLast are the first heap profile after the warm-up
 	// and the latest: the sites that grew between them name what holds a
 	// growing heap.
@@ -110,15 +111,16 @@ func (r *ProcRecorder) zeroFill(t time.Time, ms []probes.Metric) {
 	r.fullTimes = append(r.fullTimes, t)
 }
 
-// AddGo records a sample of a Go daemon's endpoints and, when it was read,
-// its goroutine profile. Nothing else of gs is kept.
-func (r *ProcRecorder) AddGo(gs *probes.GoSample, d *GoroutineDump) {
+// AddGo records a sample of a Go daemon's endpoints: its metrics, and its
+// goroutine profile as a dump whose distinct stacks are shared with the
+// dumps before, so that an hour of samples of a daemon whose goroutines
+// stay put costs little more than one dump. Nothing else of gs is kept. An
+// error says the goroutine profile could not be read; the metrics are
+// recorded all the same.
+func (r *ProcRecorder) AddGo(gs *probes.GoSample) error {
 	ms := gs.Metrics()
 	r.series.AddMetrics(gs.Time, ms)
 	r.heap = r.heap || slices.ContainsFunc(ms, func(m probes.Metric) bool { return m.Name == "heap_inuse_bytes" })
-	if d != nil {
-		r.dumps = append(r.dumps, d)
-	}
 	if gs.HeapProfile != nil && r.Warm(gs.Time) {
 		in := &Input{Name: "heap profile of " + gs.Time.Format(time.TimeOnly), Kind: InputHeap, Profile: gs.HeapProfile, Time: gs.Time}
 		if r.heapFirst == nil {
@@ -127,6 +129,34 @@ func (r *ProcRecorder) AddGo(gs *probes.GoSample, d *GoroutineDump) {
 			r.heapLast = in
 		}
 	}
+	if gs.GoroutineProfile == nil {
+		return nil
+	}
+	d, err := GoroutinesFromProfile(gs.GoroutineProfile)
+	if err != nil {
+		return fmt.Errorf("goroutine profile: %w", err)
+	}
+	if d.Time.IsZero() {
+		d.Time = gs.Time
+	}
+	if r.stacks == nil {
+		r.stacks = map[string][]Frame{}
+	}
+	var key strings.Builder
+	for i := range d.Goroutines {
+		g := &d.Goroutines[i]
+		key.Reset()
+		for _, f := range g.Stack {
+			fmt.Fprintf(&key, "%s %s:%d\n", f.Func, f.File, f.Line)
+		}
+		if s, ok := r.stacks[key.String()]; ok {
+			g.Stack = s
+		} else {
+			r.stacks[key.String()] = g.Stack
+		}
+	}
+	r.dumps = append(r.dumps, d)
+	return nil
 }
 
 // AddLeakProfile records a goroutineleak profile of the daemon (see

@@ -358,7 +358,7 @@ func TestRSSWithoutHeapGrowth(t *testing.T) {
 			if heapGrows {
 				heap += int64(i * 200 << 10)
 			}
-			r.AddGo(&probes.GoSample{Time: at, Goroutines: 10, HeapInuse: heap}, nil)
+			r.AddGo(&probes.GoSample{Time: at, Goroutines: 10, HeapInuse: heap})
 		}
 		var got []string
 		for _, f := range r.Analyze(ProcOptions{}).Findings {
@@ -418,7 +418,7 @@ func TestHeapGrowthNamesSites(t *testing.T) {
 		case 29:
 			gs.HeapProfile = profiles[1]
 		}
-		r.AddGo(gs, nil)
+		r.AddGo(gs)
 	}
 	res := r.Analyze(ProcOptions{})
 	var heap *Finding

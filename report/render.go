@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"unicode"
 )
@@ -59,38 +57,16 @@ func Render(w io.Writer, r *Report, format string) error {
 	return nil
 }
 
-// WriteFile renders r in format and writes it to the file name atomically: it
-// writes a temporary file in the same directory, syncs it, and renames it over
-// name, so a reader never sees half a report and a failed run leaves any
-// previous file intact. The file's mode is 0644.
+// WriteFile renders r in format and writes it to the file name (see
+// WriteOutput): a regular file is replaced atomically, so a reader never
+// sees half a report and a failed run leaves any previous file intact; a
+// device or a FIFO is written into, never replaced.
 func WriteFile(name string, r *Report, format string) error {
 	var buf bytes.Buffer
 	if err := Render(&buf, r, format); err != nil {
 		return err
 	}
-	dir, base := filepath.Split(name)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("writing report to %s: %w", name, err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	_, err = tmp.Write(buf.Bytes())
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), name)
-	}
-	if err != nil {
+	if err := WriteOutput(name, func(w io.Writer) error { _, err := w.Write(buf.Bytes()); return err }); err != nil {
 		return fmt.Errorf("writing report to %s: %w", name, err)
 	}
 	return nil

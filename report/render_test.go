@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -252,8 +253,35 @@ func TestWriteFile(t *testing.T) {
 	if err != nil || !bytes.Equal(got, render(t, r, "json")) {
 		t.Errorf("file holds %d bytes, %v; want the JSON report", len(got), err)
 	}
-	if fi, err := os.Stat(name); err != nil || fi.Mode().Perm() != 0o644 {
-		t.Errorf("mode %v, %v; want 0644", fi.Mode(), err)
+	// The file it replaced keeps its mode; a new file is 0644.
+	if fi, err := os.Stat(name); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, %v; want the old file's 0600", fi.Mode(), err)
+	}
+	fresh := filepath.Join(t.TempDir(), "new.json")
+	if err := WriteFile(fresh, r, "json"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("a new file's mode %v, %v; want 0644", fi.Mode(), err)
+	}
+	// A FIFO is written into, never replaced by a regular file.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan []byte)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		read <- b
+	}()
+	if err := WriteFile(fifo, r, "json"); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-read; !bytes.Equal(b, render(t, r, "json")) {
+		t.Errorf("the FIFO's reader got %d bytes", len(b))
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO is now %v, %v", fi.Mode(), err)
 	}
 	// A failed render leaves the old file and no temporary files.
 	if err := WriteFile(name, r, "yaml"); err == nil {

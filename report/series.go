@@ -1,8 +1,12 @@
 package report
 
 import (
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -192,4 +196,23 @@ func growthSuggestion(name string) string {
 		return "child processes accumulate: Wait for every child the program starts"
 	}
 	return fmt.Sprintf("prune %s: delete entries when their work is done, or bound its size", name)
+}
+
+// WriteSeries writes series to w, for --series: as CSV rows of time, series
+// and value when asCSV is set, as a JSON array of Series otherwise.
+func WriteSeries(w io.Writer, series []Series, asCSV bool) error {
+	if !asCSV {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(series)
+	}
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"time", "series", "value"})
+	for _, s := range series {
+		for _, p := range s.Points {
+			cw.Write([]string{p.Time.UTC().Format(time.RFC3339Nano), s.Name, strconv.FormatFloat(p.Value, 'f', -1, 64)})
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }
