@@ -5,13 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"path"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/leakcheck/leakcheck/probes/bounded"
 	"github.com/leakcheck/leakcheck/report"
 )
 
@@ -173,20 +167,22 @@ func runReport(ctx context.Context, opts reportOptions, stdout, stderr io.Writer
 	if err != nil {
 		return exitUsage, err
 	}
-	inputs, notes, err := loadInputs(ctx, opts, inOpts, stderr)
+	status := newStatusLine(stderr)
+	inputs, notes, err := report.Load(ctx, opts.inputs, report.LoadOptions{
+		Input: inOpts, Heap: report.HeapOptions{SampleIndex: opts.sampleIndex, Top: opts.top},
+		Base: opts.base, Every: opts.every, Count: opts.count, Save: opts.save, Log: stderr,
+		Progress: func(i, n int) { status.print(fmt.Sprintf("leakcheck: poll %d of %d", i, n)) },
+	})
+	status.clear()
 	if err != nil {
 		return exitUsage, err
 	}
 	var base *report.Input
-	all := make([]*report.Input, 0, len(inputs))
-	for _, in := range inputs {
-		in.Source = in.source
-		all = append(all, in.Input)
-	}
+	all := inputs
 	if opts.base != "" {
-		base, inputs = all[0], inputs[1:]
+		base, inputs = inputs[0], inputs[1:]
 	}
-	res, err := report.Analyze(all[len(all)-len(inputs):], base, report.Options{
+	res, err := report.Analyze(inputs, base, report.Options{
 		Trend: trend, Heap: heapOpts, BlockedFor: opts.blockedFor, AtExit: opts.atExit, Top: opts.top,
 		Binary: opts.binary, PathTo: opts.pathTo,
 	})
@@ -295,215 +291,4 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return n * mult, nil
-}
-
-// sourced is an input and its source, which groups the inputs of one
-// process: the files named on the command line are one source, each polled
-// URL another.
-type sourced struct {
-	*report.Input
-	source string
-}
-
-// loadInputs reads the files and URLs, polling the URLs with --every. It
-// returns notes on polls that failed.
-func loadInputs(ctx context.Context, opts reportOptions, inOpts report.InputOptions, stderr io.Writer) ([]sourced, []string, error) {
-	var (
-		out   []sourced
-		urls  []string
-		notes []string
-	)
-	// Profiles are kept as values by site, in one table of sites: a long
-	// series costs little more than one profile.
-	sites := report.NewSiteTable(report.HeapOptions{SampleIndex: opts.sampleIndex, Top: opts.top})
-	profiles := 0
-	names, err := expandDirs(opts.inputs)
-	if err != nil {
-		return nil, nil, err
-	}
-	if opts.base != "" {
-		names = append([]string{opts.base}, names...)
-	}
-	for _, name := range names {
-		if opts.every > 0 && isURL(name) {
-			if name == opts.base {
-				return nil, nil, fmt.Errorf("--base %s: a base is read once; give a file, or poll without --base", name)
-			}
-			urls = append(urls, name)
-			continue
-		}
-		// A profile read is garbage once summarized, but for its values
-		// by site: in a series of three or more, collect each before the
-		// next is read and before the analysis, so that the heap's goal
-		// is set by what is kept and a series peaks at one profile's
-		// parse, not two. (A base and a target are not worth it.)
-		if profiles == 2 {
-			runtime.GC()
-		}
-		in, err := report.ReadInput(ctx, name, inOpts)
-		if err == nil && (in.Kind == report.InputHeap || in.Kind == report.InputTrackerProfile) {
-			err = in.Summarize(sites)
-			if profiles++; profiles >= 3 {
-				runtime.GC()
-			}
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		out = append(out, sourced{in, ""})
-	}
-	if len(urls) == 0 {
-		if opts.every > 0 {
-			return nil, nil, errors.New("--every polls URLs, and no input is an http(s) URL")
-		}
-		return out, nil, nil
-	}
-	if opts.save != "" {
-		if err := os.MkdirAll(opts.save, 0o755); err != nil {
-			return nil, nil, fmt.Errorf("--save: %w", err)
-		}
-	}
-	polled, notes, err := poll(ctx, urls, opts, inOpts, sites, stderr)
-	if err != nil {
-		return nil, nil, err
-	}
-	return append(out, polled...), notes, nil
-}
-
-// expandDirs replaces each directory among names by the files in it (not
-// below it), in name order, leaving out hidden files: `leakcheck report
-// profiles/` reads what --save kept, or anyone's directory of dumps.
-func expandDirs(names []string) ([]string, error) {
-	var out []string
-	for _, name := range names {
-		fi, err := os.Stat(name)
-		if isURL(name) || name == "-" || err != nil || !fi.IsDir() {
-			out = append(out, name) // reading it says what is wrong
-			continue
-		}
-		ents, err := os.ReadDir(name)
-		if err != nil {
-			return nil, err
-		}
-		n := len(out)
-		for _, e := range ents {
-			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-				out = append(out, filepath.Join(name, e.Name()))
-			}
-		}
-		if len(out) == n {
-			return nil, fmt.Errorf("%s: a directory with no file to read", name)
-		}
-	}
-	return out, nil
-}
-
-func isURL(name string) bool {
-	return strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://")
-}
-
-// poll fetches every URL --count times, --every apart, until ctx ends. A
-// failed fetch is reported on stderr and skipped; a URL that never answered
-// is an error.
-func poll(ctx context.Context, urls []string, opts reportOptions, inOpts report.InputOptions, sites *report.SiteTable, stderr io.Writer) ([]sourced, []string, error) {
-	inOpts.Client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	inOpts.KeepRaw = opts.save != ""
-	defer inOpts.Client.CloseIdleConnections()
-	var (
-		out    []sourced
-		failed = map[string]int{}
-		got    = map[string]int{}
-		errs   = map[string]error{}
-	)
-	tick := time.NewTicker(opts.every)
-	defer tick.Stop()
-	status := newStatusLine(stderr)
-polls:
-	for i := 1; i <= opts.count; i++ {
-		for _, u := range urls {
-			in, err := report.ReadInput(ctx, u, inOpts)
-			if ctx.Err() != nil {
-				break polls
-			}
-			if err != nil {
-				failed[u]++
-				errs[u] = err
-				fmt.Fprintf(stderr, "leakcheck: poll %d of %d: %v\n", i, opts.count, err)
-				continue
-			}
-			got[u]++
-			in.Name = fmt.Sprintf("%s [%d]", u, i)
-			if opts.save != "" {
-				name, err := saveInput(opts.save, u, i, in)
-				if err != nil {
-					return nil, nil, err
-				}
-				in.Name, in.Raw = name, nil
-			}
-			if err := in.Summarize(sites); err != nil {
-				return nil, nil, err
-			}
-			out = append(out, sourced{in, u})
-		}
-		if status.w != nil {
-			fmt.Fprintf(status.w, "\r\x1b[Kleakcheck: poll %d of %d", i, opts.count)
-			status.shown = true
-		}
-		if i == opts.count {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			break polls
-		case <-tick.C:
-		}
-	}
-	status.clear()
-	var notes []string
-	for _, u := range urls {
-		if got[u] == 0 {
-			if err := errs[u]; err != nil {
-				return nil, nil, fmt.Errorf("no poll of %s succeeded: %w", u, err)
-			}
-			return nil, nil, fmt.Errorf("%s was not polled: interrupted", u)
-		}
-		if n := failed[u]; n > 0 {
-			notes = append(notes, fmt.Sprintf("%d of %d polls of %s failed (last: %v)", n, n+got[u], u, errs[u]))
-		}
-	}
-	return out, notes, nil
-}
-
-// saveInput writes a polled input into dir as it was received, named after
-// the URL's last path element, the poll's number and the content:
-// "heap-003.pb.gz", "goroutine-003.txt", "snapshot.json-003.json".
-func saveInput(dir, rawURL string, n int, in *report.Input) (string, error) {
-	base := "profile"
-	if u, err := url.Parse(rawURL); err == nil && path.Base(u.Path) != "/" && path.Base(u.Path) != "." {
-		base = path.Base(u.Path)
-	}
-	base = strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r < ' ' {
-			return '_'
-		}
-		return r
-	}, base)
-	ext := ".txt"
-	switch {
-	case bounded.IsGzip(in.Raw):
-		ext = ".pb.gz"
-	case in.Snapshot != nil || in.Report != nil:
-		ext = ".json"
-	case in.Profile != nil || in.Goroutines != nil && in.Goroutines.Form == "proto":
-		ext = ".pb"
-	}
-	name := filepath.Join(dir, fmt.Sprintf("%s-%03d%s", base, n, ext))
-	if err := os.WriteFile(name, in.Raw, 0o644); err != nil {
-		return "", fmt.Errorf("--save: %w", err)
-	}
-	// The saved file keeps the time the profile was taken, so that a later
-	// `leakcheck report` of the directory orders files without a time of
-	// their own (legacy text, goroutine dumps) as they were polled.
-	os.Chtimes(name, in.Time, in.Time)
-	return name, nil
 }

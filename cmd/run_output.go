@@ -48,6 +48,14 @@ func (s *statusLine) update(w *watch) {
 			line += fmt.Sprintf("  fds +%d since baseline", d)
 		}
 	}
+	s.print(line)
+}
+
+// print shows line, cut to the terminal's width, in place of the last.
+func (s *statusLine) print(line string) {
+	if s.w == nil {
+		return
+	}
 	width := terminalWidth(s.fd)
 	if width <= 0 {
 		width = 80
