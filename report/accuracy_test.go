@@ -148,11 +148,13 @@ func TestGoroutineAccuracy(t *testing.T) {
 	t.Log("\n" + b.String())
 
 	// The floors: the leaked goroutines are exactly those the runtime
-	// marked, and its detector now and then leaves one waiter of a mutex
-	// that is never unlocked unmarked (see docs/accuracy.md); single dumps
-	// never fail a healthy program.
-	if s := scores["goroutineleak0"]; s.recall() < 0.97 || s.precision() < 1 {
-		t.Errorf("goroutineleak profile: recall %.3f, precision %.3f; want at least 0.97 and 1", s.recall(), s.precision())
+	// marked. Its detector cannot see a goroutine looping on a ticker
+	// nobody stops (the running ticker keeps its channel reachable: 5 of
+	// 195), and now and then leaves one waiter of a mutex that is never
+	// unlocked unmarked (see docs/accuracy.md); single dumps never fail a
+	// healthy program.
+	if s := scores["goroutineleak0"]; s.recall() < 0.95 || s.precision() < 1 {
+		t.Errorf("goroutineleak profile: recall %.3f, precision %.3f; want at least 0.95 and 1", s.recall(), s.precision())
 	}
 	for _, f := range forms {
 		if s := scores[f]; s.failHeal > 0 || s.precision() < 1 {
