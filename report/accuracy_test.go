@@ -178,7 +178,8 @@ func TestGoroutineAccuracy(t *testing.T) {
 
 var corpusSeries = flag.Duration("corpus.series", 0, "TestGoroutineSeriesAccuracy: the span of each pattern's series, with dumps every 15s (e.g. 3m); 0 runs the short version, 16 dumps 1s apart")
 
-// seriesScore is the figure of one input form of a series.
+// seriesForms are the forms TestGoroutineSeriesAccuracy scores, as the
+// corpus program names the profiles it writes.
 var seriesForms = []struct{ file, name string }{
 	{"goroutine2", "series of debug=2 dumps"},
 	{"goroutine0", "series of debug=0 profiles"},
