@@ -9,6 +9,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -97,6 +98,63 @@ var leaks = map[string]func(){
 		go leakSelectSend(a, b)
 	},
 	"mutex-lock-twice": func() { go leakLockTwice() },
+	"ticker-never-stopped": func() {
+		t := time.NewTicker(100 * time.Millisecond) // nobody keeps it to Stop it
+		go leakTickerLoop(t.C)
+	},
+	"context-never-canceled": func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		_ = cancel // dropped: the context is never canceled
+		go leakContextWait(ctx)
+	},
+	"worker-pool-never-closed": func() {
+		jobs := make(chan int, 2)
+		for range 2 {
+			go leakPoolWorker(jobs)
+		}
+		jobs <- 1
+		jobs <- 2 // and no close(jobs)
+	},
+	"first-response-wins": func() {
+		c := make(chan int)
+		for i := range 3 {
+			go leakReplica(c, i)
+		}
+		<-c // the first answer; the two others block forever
+	},
+	"mutex-lock-order": func() {
+		var a, b sync.Mutex
+		var held sync.WaitGroup
+		held.Add(2)
+		go leakLockPair(&a, &b, &held)
+		go leakLockPair(&b, &a, &held)
+	},
+	"rwmutex-recursive-rlock": func() { var mu sync.RWMutex; go leakRecursiveRead(&mu) },
+	"cond-lost-wakeup": func() {
+		var mu sync.Mutex
+		c := sync.NewCond(&mu)
+		mu.Lock()
+		c.Broadcast() // before anyone waits
+		mu.Unlock()
+		go leakCondNoCheck(c)
+	},
+	"select-nil-cases": func() { go leakSelectNil() },
+	"buffered-channel-full": func() {
+		c := make(chan int, 1)
+		go leakFill(c)
+	},
+	"semaphore-never-released": func() {
+		sem := make(chan struct{}, 1)
+		sem <- struct{}{} // acquired, never released
+		go leakAcquire(sem)
+	},
+	"once-recursive":     func() { go leakOnceRecursive() },
+	"stopped-timer-wait": func() { t := time.NewTimer(time.Hour); t.Stop(); go leakTimerWait(t.C) },
+	"waitgroup-wait-for-self": func() {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go leakWaitSelf(&wg)
+	},
 }
 
 func leakSend(c chan int) { c <- 1 }
@@ -135,6 +193,60 @@ func leakSelectSend(a, b chan int) {
 	}
 }
 func leakLockTwice() { var mu sync.Mutex; mu.Lock(); mu.Lock() }
+func leakTickerLoop(c <-chan time.Time) {
+	for range c {
+	}
+}
+func leakContextWait(ctx context.Context) { <-ctx.Done() }
+func leakPoolWorker(jobs chan int) {
+	for range jobs {
+	}
+}
+func leakReplica(c chan int, i int) { c <- i }
+
+// leakLockPair locks first, waits until its partner holds the other lock,
+// then locks second: the two lock in opposite orders and deadlock.
+func leakLockPair(first, second *sync.Mutex, held *sync.WaitGroup) {
+	first.Lock()
+	held.Done()
+	held.Wait()
+	second.Lock()
+}
+
+// leakRecursiveRead takes a read lock twice while a writer waits between
+// them: the writer waits for the first, the second waits for the writer.
+func leakRecursiveRead(mu *sync.RWMutex) {
+	mu.RLock()
+	go leakPendingWriter(mu)
+	time.Sleep(20 * time.Millisecond)
+	mu.RLock()
+}
+func leakPendingWriter(mu *sync.RWMutex) { mu.Lock() }
+
+// leakCondNoCheck waits without checking the condition, which became true
+// before it came.
+func leakCondNoCheck(c *sync.Cond) { c.L.Lock(); c.Wait() }
+func leakSelectNil() {
+	var a, b chan int
+	select {
+	case <-a:
+	case b <- 1:
+	}
+}
+func leakFill(c chan int) {
+	for i := range 3 {
+		c <- i
+	}
+}
+func leakAcquire(sem chan struct{}) { sem <- struct{}{} }
+func leakOnceRecursive() {
+	var once sync.Once
+	once.Do(func() { once.Do(func() {}) })
+}
+func leakTimerWait(c <-chan time.Time) { <-c }
+
+// leakWaitSelf waits for a group that counts itself.
+func leakWaitSelf(wg *sync.WaitGroup) { wg.Wait(); wg.Done() }
 
 // earlyReturn starts a worker and returns on an error before reading its
 // result.
@@ -175,7 +287,17 @@ var healthy = map[string]func(){
 		go connOpener(conns)
 	},
 	"timer-wait": func() { go sleeper() },
+	"ctx-workers": func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		keep = append(keep, cancel)
+		go ctxWorker(ctx, jobs)
+	},
+	"short-lived-churn": func() { go shortTask() },
 }
+
+// rerun are the healthy patterns whose goroutines end: in series mode they
+// run again every round, as a daemon's requests come and go.
+var rerun = map[string]bool{"pipeline-drains": true, "short-lived-churn": true}
 
 func worker(c chan int) {
 	for range c {
@@ -227,9 +349,22 @@ func connOpener(conns chan int) {
 
 func sleeper() { time.Sleep(time.Hour) }
 
+func ctxWorker(ctx context.Context, jobs chan int) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-jobs:
+		}
+	}
+}
+
+func shortTask() { time.Sleep(20 * time.Millisecond) }
+
 // httpKeepAlive serves HTTP on loopback and holds n idle keep-alive client
-// connections to it.
-func httpKeepAlive(count int) {
+// connections to it; it returns a function that sends n requests again over
+// them.
+func httpKeepAlive(count int) func() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
@@ -238,18 +373,22 @@ func httpKeepAlive(count int) {
 	go srv.Serve(ln)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: count}}
 	keep = append(keep, srv, client)
-	var wg sync.WaitGroup
-	for range count {
-		wg.Go(func() {
-			resp, err := client.Get("http://" + ln.Addr().String())
-			if err != nil {
-				log.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		})
+	requests := func() {
+		var wg sync.WaitGroup
+		for range count {
+			wg.Go(func() {
+				resp, err := client.Get("http://" + ln.Addr().String())
+				if err != nil {
+					log.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	requests()
+	return requests
 }
 
 func names(m map[string]func()) []string {
@@ -266,6 +405,8 @@ func main() {
 	list := flag.Bool("list", false, "print the leak and healthy patterns, one a line, as leak:NAME or ok:NAME")
 	out := flag.String("out", "", "directory to write the profiles into")
 	forms := flag.String("forms", "goroutine0,goroutine1,goroutine2", "profiles to write, PROFILE+DEBUG")
+	every := flag.Duration("every", 0, "series mode: every this long, start a leak pattern's goroutines again (a healthy one keeps its steady state) and write the profiles again, named FORM-UNIXNANO.prof")
+	dumps := flag.Int("dumps", 16, "series mode: how many times to write the profiles")
 	flag.Parse()
 	if *list {
 		for _, name := range names(leaks) {
@@ -276,39 +417,80 @@ func main() {
 		}
 		return
 	}
+	start := func() {}
 	switch f, leak := leaks[*pattern]; {
 	case leak:
-		for range *n {
-			f()
+		start = func() {
+			for range *n {
+				f()
+			}
 		}
 	case healthy[*pattern] != nil:
-		for range *n {
-			healthy[*pattern]()
+		f := healthy[*pattern]
+		start = func() {
+			for range *n {
+				f()
+			}
 		}
 	case *pattern == "http-keepalive":
-		httpKeepAlive(*n)
 	default:
 		log.Fatalf("unknown pattern %q (want one of -list)", *pattern)
 	}
-	// Let every goroutine reach where it stays.
-	time.Sleep(100 * time.Millisecond)
-	runtime.GC()
-	for _, form := range strings.Split(*forms, ",") {
-		name, debug := form[:len(form)-1], int(form[len(form)-1]-'0')
-		p := pprof.Lookup(name)
-		if p == nil {
-			log.Fatalf("no %s profile in this build", name)
+	// round is what the pattern does again each round in series mode.
+	round := func() {}
+	switch {
+	case *pattern == "http-keepalive":
+		round = httpKeepAlive(*n)
+	case leaks[*pattern] != nil, rerun[*pattern]:
+		start()
+		round = start
+	default:
+		start()
+	}
+	if *every <= 0 {
+		// Let every goroutine reach where it stays.
+		time.Sleep(100 * time.Millisecond)
+		runtime.GC()
+		for _, form := range strings.Split(*forms, ",") {
+			writeProfile(form, filepath.Join(*out, form+".prof"))
 		}
-		f, err := os.Create(filepath.Join(*out, form+".prof"))
-		if err != nil {
-			log.Fatal(err)
+		fmt.Println(len(keep), slices.Contains(keep, nil)) // keeps the healthy state reachable
+		return
+	}
+	tick := time.NewTicker(*every)
+	defer tick.Stop()
+	for i := range *dumps {
+		if i > 0 {
+			<-tick.C
+			round()
 		}
-		if err := p.WriteTo(f, debug); err != nil {
-			log.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			log.Fatal(err)
+		time.Sleep(100 * time.Millisecond)
+		// A daemon that allocates collects often; the collection is also
+		// what stamps a blocked goroutine with the time it began to wait.
+		runtime.GC()
+		for _, form := range strings.Split(*forms, ",") {
+			writeProfile(form, filepath.Join(*out, fmt.Sprintf("%s-%d.prof", form, time.Now().UnixNano())))
 		}
 	}
-	fmt.Println(len(keep), slices.Contains(keep, nil)) // keeps the healthy state reachable
+	fmt.Println(len(keep), slices.Contains(keep, nil))
+}
+
+// writeProfile writes the profile form (a profile name and a debug level,
+// as in goroutine2) to path.
+func writeProfile(form, path string) {
+	name, debug := form[:len(form)-1], int(form[len(form)-1]-'0')
+	p := pprof.Lookup(name)
+	if p == nil {
+		log.Fatalf("no %s profile in this build", name)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := p.WriteTo(f, debug); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
 }
