@@ -362,10 +362,6 @@ const (
 	DefaultLargeGroup = 100
 )
 
-// serviceGroup is the largest group of goroutines blocked about as long as
-// the process has run that is taken for service loops (a signal handler, a
-// reload watcher, a Run method started at start-up), not for a leak.
-const serviceGroup = 4
 
 // GoroutineOptions tunes GoroutineFindings. Zero values mean the defaults;
 // negative values turn the rule off.
@@ -446,12 +442,14 @@ func processAge(d *GoroutineDump) time.Duration {
 	return age
 }
 
-// serviceLoop reports whether a group is a few goroutines that have waited
-// about as long as the process has run (age): loops started at start-up
-// that wait for a stop or reload all the process's life, not leaks, which
-// keep arriving.
-func serviceLoop(count int, minWait, age time.Duration) bool {
-	return count <= serviceGroup && age > 0 && minWait >= age-max(age/10, time.Minute)
+// serviceLoop reports whether a group's goroutines have all waited about as
+// long as the process has run (age): loops and pools started at start-up
+// that wait for a stop, a reload or work all the process's life, however
+// many. Leaks keep arriving, so their waits are spread out (or their group
+// grows across dumps); a group that leaked once at start-up and never grew
+// looks the same as a pool, and is let go.
+func serviceLoop(minWait, age time.Duration) bool {
+	return age > 0 && minWait >= age-max(age/10, time.Minute)
 }
 
 // goroutineFinding is a finding with the key of its group (state, leaked
@@ -527,7 +525,7 @@ func goroutineFindings(d *GoroutineDump, opts GoroutineOptions) []goroutineFindi
 			because = "blocked forever by construction: " + g.State
 		case timed && blocking && opts.BlockedFor > 0 && g.MaxWait >= opts.BlockedFor && !hasTimer(g.Stack) &&
 			!(len(g.IDs) > 0 && g.IDs[0] == 1 && g.Count == 1):
-			if serviceLoop(g.Count, g.MinWait, age) {
+			if serviceLoop(g.MinWait, age) {
 				continue
 			}
 			prefix, sev, basis = "goroutines blocked", SeverityWarning, BasisBlocked
@@ -889,7 +887,7 @@ func stuckGoroutines(dumps []*GoroutineDump) []goroutineFinding {
 	age := processAge(last)
 	var fs []goroutineFinding
 	for _, g := range GroupGoroutines(stuck) {
-		if serviceLoop(g.Count, g.MinWait, age) {
+		if serviceLoop(g.MinWait, age) {
 			continue
 		}
 		f := groupFinding(g, goroutineSubject("stuck goroutines", g.State, g.Stack, g.CreatedBy), SeverityWarning)
