@@ -197,28 +197,34 @@ func runReport(ctx context.Context, opts reportOptions, stdout, stderr io.Writer
 		}
 		res.Add(fleet)
 	}
+	r, failOn := newReport(res, all, notes, rules, opts)
+	if err := writeReport(stdout, r, opts.output, opts.format); err != nil {
+		return exitUsage, err
+	}
+	return policyExit(failOn, r.Findings), nil
+}
+
+// newReport makes the report of what the analyses found, and returns it with
+// the policy that judges it: --fail-on; or, when the one input is a saved
+// report and --fail-on is not given, the policy it was saved with. A saved
+// report rendered again keeps what it said about its run.
+func newReport(res report.Result, inputs []*report.Input, notes []string, rules []report.IgnoreRule, opts reportOptions) (*report.Report, report.Policy) {
 	r := report.New(res.Findings, res.Series, rules)
 	r.Tables = res.Tables
 	r.Time = time.Now()
-	r.Metadata = map[string]string{"inputs": report.DescribeInputs(all)}
+	r.Metadata = map[string]string{"inputs": report.DescribeInputs(inputs)}
 	for i, n := range slices.Concat(notes, res.Notes) {
 		r.Metadata[fmt.Sprintf("note %d", i+1)] = n
 	}
 	failOn := opts.failOn
-	if saved := savedReport(all); saved != nil {
-		// Rendering one saved report again keeps what it said about its
-		// run, and its policy unless --fail-on says otherwise.
-		r.Time = saved.Time
-		r.Metadata = saved.Metadata
+	if saved := savedReport(inputs); saved != nil {
+		r.Time, r.Metadata = saved.Time, saved.Metadata
 		if p, err := report.ParsePolicy(saved.Policy); err == nil && !opts.failOnSet {
 			failOn = p
 		}
 	}
 	r.Policy = failOn.String()
-	if err := writeReport(stdout, r, opts.output, opts.format); err != nil {
-		return exitUsage, err
-	}
-	return policyExit(failOn, r.Findings), nil
+	return r, failOn
 }
 
 // savedReport returns the report when the only input is a saved report.
