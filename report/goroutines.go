@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
 	"maps"
@@ -150,21 +149,12 @@ func IsGoroutineText(data []byte) bool {
 	if stack.IsProfileHeader(data) {
 		return true
 	}
-	for rest := data; len(rest) > 0; {
-		line := rest
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = nil
-		}
-		if !bytes.HasPrefix(line, []byte("goroutine ")) {
-			continue
-		}
-		if _, ok, err := stack.ParseHeader(bytes.TrimSuffix(line, []byte("\r"))); ok && err == nil {
-			return true
-		}
-	}
-	return false
+	found := false
+	stack.Headers(data, func(_ stack.Goroutine, err error) bool {
+		found = err == nil
+		return !found
+	})
+	return found
 }
 
 // IsGoroutineProfile reports whether a parsed profile is a goroutine profile
@@ -361,7 +351,6 @@ const (
 	DefaultBlockedFor = 10 * time.Minute
 	DefaultLargeGroup = 100
 )
-
 
 // GoroutineOptions tunes GoroutineFindings. Zero values mean the defaults;
 // negative values turn the rule off.

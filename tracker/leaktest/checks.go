@@ -1,7 +1,6 @@
 package leaktest
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -98,27 +97,12 @@ func (p *poll) traceback() *textIndex {
 // goroutineIDs calls yield with the id of each goroutine header of a
 // traceback, until it returns false; a header it cannot read is id 0.
 func goroutineIDs(text []byte, yield func(int64) bool) {
-	for rest := text; len(rest) > 0; {
-		line := rest
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = nil
-		}
-		if !bytes.HasPrefix(line, []byte("goroutine ")) {
-			continue
-		}
-		g, ok, err := stack.ParseHeader(line)
-		if !ok {
-			continue
-		}
+	stack.Headers(text, func(g stack.Goroutine, err error) bool {
 		if err != nil {
 			g.ID = 0
 		}
-		if !yield(g.ID) {
-			return
-		}
-	}
+		return yield(g.ID)
+	})
 }
 
 // nothingNew reports whether every goroutine of the process existed when the

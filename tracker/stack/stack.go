@@ -217,6 +217,27 @@ func (p *parser) skipBlock() {
 	}
 }
 
+// Headers calls yield with each goroutine header of a traceback, in order,
+// as ParseHeader reads it (err is that of a line that begins like a header
+// but cannot be read), until yield returns false. Other lines are skipped.
+func Headers(text []byte, yield func(g Goroutine, err error) bool) {
+	for rest := text; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if !bytes.HasPrefix(line, []byte("goroutine ")) {
+			continue
+		}
+		g, ok, err := ParseHeader(bytes.TrimSuffix(line, []byte("\r")))
+		if ok && !yield(g, err) {
+			return
+		}
+	}
+}
+
 // ParseHeader parses a goroutine header, "goroutine 7 [chan receive, 3
 // minutes, locked to thread labels:{"k": "v"}]:", with the " gp=... m=...
 // mp=..." that tracebacks at GOTRACEBACK=system or in a crash add after the
