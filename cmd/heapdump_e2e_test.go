@@ -19,11 +19,7 @@ func TestReportHeapDumpEndToEnd(t *testing.T) {
 		t.Skip("builds and runs programs")
 	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), ".", "./testdata/programs/heapdump")
-	build.Dir = ".." // the module root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildPrograms(t, dir, nil, ".", "./testdata/programs/heapdump")
 	lc, prog := filepath.Join(dir, "leakcheck"), filepath.Join(dir, "heapdump")
 	dump := func(name string, n string) string {
 		out := filepath.Join(dir, name)

@@ -22,11 +22,7 @@ func TestHealthyPoolPasses(t *testing.T) {
 		t.Skip("builds and runs programs; run samples /proc")
 	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), ".", "./testdata/programs/verdicts")
-	build.Dir = ".." // the module root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildPrograms(t, dir, nil, ".", "./testdata/programs/verdicts")
 	lc, prog := filepath.Join(dir, "leakcheck"), filepath.Join(dir, "verdicts")
 	if out, err := exec.Command(prog, "-mode", "pool", "-workers", "200", "-forms", "goroutine2,goroutine0", "-out", dir).CombinedOutput(); err != nil {
 		t.Fatalf("verdicts: %v\n%s", err, out)
@@ -80,17 +76,8 @@ func TestRunLeakProfile(t *testing.T) {
 	}
 	dir := t.TempDir()
 	lc, prog := filepath.Join(dir, "leakcheck"), filepath.Join(dir, "verdicts")
-	for _, b := range []struct{ out, pkg, experiment string }{{lc, ".", ""}, {prog, "./testdata/programs/verdicts", "goroutineleakprofile"}} {
-		build := exec.Command("go", "build", "-o", b.out, b.pkg)
-		build.Dir = ".." // the module root
-		build.Env = os.Environ()
-		if b.experiment != "" {
-			build.Env = append(build.Env, "GOEXPERIMENT="+b.experiment)
-		}
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b.pkg, err, out)
-		}
-	}
+	buildPrograms(t, dir, nil, ".")
+	buildPrograms(t, dir, []string{"GOEXPERIMENT=goroutineleakprofile"}, "./testdata/programs/verdicts")
 	port := freeLoopbackPort(t)
 	out := filepath.Join(t.TempDir(), "report.json")
 	cmd := exec.Command(lc, "run", "--duration", "3s", "--interval", "200ms", "--warmup", "500ms", "--format", "json", "-o", out,

@@ -33,26 +33,35 @@ type e2eBinaries struct {
 	leakcheck, leaky, steady string
 }
 
-// build builds leakcheck (without the race detector, whatever the test
-// binary has) and the test daemons into dir.
+// buildE2E builds leakcheck and the test daemons into dir.
 func buildE2E(t *testing.T, dir string) e2eBinaries {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command to build leakcheck with: %v", err)
-	}
-	start := time.Now()
-	c := exec.Command(goTool, "build", "-o", dir+string(filepath.Separator), ".", "./testdata/daemons/leaky", "./testdata/daemons/steady")
-	c.Dir = ".." // the module root
-	if out, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Logf("built leakcheck and the test daemons in %v", time.Since(start).Round(time.Millisecond))
+	buildPrograms(t, dir, nil, ".", "./testdata/daemons/leaky", "./testdata/daemons/steady")
 	return e2eBinaries{
 		leakcheck: filepath.Join(dir, "leakcheck"),
 		leaky:     filepath.Join(dir, "leaky"),
 		steady:    filepath.Join(dir, "steady"),
 	}
+}
+
+// buildPrograms builds the packages pkgs of the module ("." is leakcheck)
+// into dir, without the race detector whatever the test binary has, with
+// env added to the go command's environment. Each program is named after
+// its directory.
+func buildPrograms(t *testing.T, dir string, env []string, pkgs ...string) {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command to build with: %v", err)
+	}
+	start := time.Now()
+	c := exec.Command(goTool, append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	c.Dir = ".." // the module root
+	c.Env = append(os.Environ(), env...)
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+	}
+	t.Logf("built %s in %v", strings.Join(pkgs, " "), time.Since(start).Round(time.Millisecond))
 }
 
 // e2eFlags are the run flags that keep a run to a few seconds. At ten ticks a

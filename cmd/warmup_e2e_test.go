@@ -30,11 +30,7 @@ func TestSteadyTwins(t *testing.T) {
 		t.Skip("leakcheck run samples /proc: Linux only")
 	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), ".", "./testdata/daemons/warmup")
-	build.Dir = ".." // the module root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildPrograms(t, dir, nil, ".", "./testdata/daemons/warmup")
 	lc, warmup := filepath.Join(dir, "leakcheck"), filepath.Join(dir, "warmup")
 	python, err := exec.LookPath("python3")
 	if err != nil && os.Getenv("LEAKCHECK_REQUIRE_PYTHON") == "" {
