@@ -14,8 +14,10 @@ import (
 // ProcRecorder collects the samples of one process taken from outside (by
 // `leakcheck run` and `leakcheck watch`) as they come, keeping only what the
 // analysis needs: each series' points, the baseline and the last two full
-// samples, the goroutine dumps of a Go daemon, and its latest tracker
-// snapshot. A run of hours keeps no sample's descriptors but those three.
+// samples, the count of each leftover group at each full sample, the
+// goroutine dumps of a Go daemon (their stacks shared), its first and latest
+// heap profiles and its latest goroutineleak profile. A run of hours keeps
+// no sample's descriptors but those of three samples.
 type ProcRecorder struct {
 	start  time.Time
 	warmup time.Duration
