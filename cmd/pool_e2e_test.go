@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/leakcheck/leakcheck/report"
@@ -100,5 +101,28 @@ func TestRunLeakProfile(t *testing.T) {
 	}
 	if leaked != 50 || cmd.ProcessState.ExitCode() != exitLeaks {
 		t.Errorf("exit %d, %d goroutines in error findings, want exit %d and the 50 the runtime marked\n%s", cmd.ProcessState.ExitCode(), leaked, exitLeaks, describeReport(r))
+	}
+}
+
+// TestRunWildcardListener runs leakcheck run over a server listening on every
+// address (":0") that never closes the connections it accepts: they are one
+// finding named by the listening port, not one per client port, whatever
+// the address family the kernel gives them.
+func TestRunWildcardListener(t *testing.T) {
+	if runtime.GOOS != "linux" || testing.Short() {
+		t.Skip("builds and runs programs; run samples /proc")
+	}
+	bin := buildE2E(t, t.TempDir())
+	res := runE2E(t, bin.leakcheck, true, slices.Concat([]string{"run"}, e2eFlags, []string{
+		"--duration", "3s", "--", bin.leaky, "-dir", t.TempDir(), "-listen", ":0"})...)
+	r := res.report
+	var accepted []report.Finding
+	for _, f := range r.Findings {
+		if strings.Contains(f.Subject, "connections accepted on") || strings.Contains(f.Subject, "sockets to") {
+			accepted = append(accepted, f)
+		}
+	}
+	if len(accepted) != 1 || !strings.HasPrefix(accepted[0].Subject, "tcp connections accepted on *:") || accepted[0].Count < 20 {
+		t.Errorf("accepted connections: %d findings, want one on *:PORT with 20 or more\n%s", len(accepted), describeReport(r))
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -33,6 +34,7 @@ func main() {
 	after := flag.Duration("after", 0, "start leaking after this long")
 	most := flag.Int("max", -1, "stop leaking after this many rounds, and hold what leaked (-1: never stop)")
 	signals := flag.String("signals", "", "append the name of each signal received to this file")
+	listen := flag.String("listen", "127.0.0.1:0", "address to accept connections on (\":0\": every address); its clients dial it on loopback")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("leaky: ")
@@ -59,11 +61,12 @@ func main() {
 		go http.Serve(l, nil)
 	}
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("listening on %s\n", l.Addr())
+	loopback := net.JoinHostPort("127.0.0.1", strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 	var mu sync.Mutex
 	var accepted []net.Conn // never closed: each ends in CLOSE_WAIT
 	go func() {
@@ -106,7 +109,7 @@ func main() {
 			log.Fatal(err)
 		}
 		files = append(files, f)
-		c, err := net.Dial("tcp", l.Addr().String())
+		c, err := net.Dial("tcp", loopback)
 		if err != nil {
 			log.Fatal(err)
 		}
