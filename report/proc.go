@@ -172,7 +172,7 @@ func (r *ProcRecorder) AddLeakProfile(d *GoroutineDump) {
 // that grew most between the first and the latest heap profile, and
 // returns the table of that growth.
 func (r *ProcRecorder) heapSites(fs []Finding, opts HeapOptions) []Table {
-	i := slices.IndexFunc(fs, func(f Finding) bool { return family(f.Subject) == "memory" && f.Severity >= SeverityWarning })
+	i := slices.IndexFunc(fs, func(f Finding) bool { return family(f.Subject) == "memory" })
 	if i < 0 || r.heapFirst == nil || r.heapLast == nil {
 		return nil
 	}
@@ -586,7 +586,8 @@ func (r *ProcRecorder) growth(series []Series, trend TrendOptions) []Finding {
 		if !kept[i] {
 			continue
 		}
-		rss := family(f.Subject) == "memory" && f.Subject != "heap_inuse_bytes" && !slices.Contains(f.Evidence.Related, "heap_inuse_bytes")
+		memory := family(f.Subject) == "memory"
+		rss := memory && f.Subject != "heap_inuse_bytes" && !slices.Contains(f.Evidence.Related, "heap_inuse_bytes")
 		switch window := trendWindow(f.Evidence.Trend); {
 		case rss && r.heap:
 			// A Go daemon's resident memory ramps for minutes and then
@@ -594,21 +595,23 @@ func (r *ProcRecorder) growth(series []Series, trend TrendOptions) []Finding {
 			// it holds more.
 			f.Severity = SeverityInfo
 			f.Suggestion = "resident memory grew but the Go heap in use did not: the runtime and the allocator keep pages, which usually levels off; watch heap_inuse_bytes"
-		case rss && window < MemoryWindow:
-			// From outside, a process warming up (an allocator
-			// reaching its working size, an interpreter settling)
-			// and a leak look alike until the growth has lasted.
+		case memory && window < MemoryWindow && f.Severity < SeverityError:
+			// A process warming up (an allocator reaching its working
+			// size, caches filling, a garbage-collected heap whose in-use
+			// figure moves at each collection, an interpreter settling)
+			// and a leak look alike until the growth has lasted; a limit
+			// reached within a day (an error) is no warm-up.
 			f.Severity = SeverityInfo
-			f.Suggestion = fmt.Sprintf("resident memory rose over %s, too short a window to tell a leak from a process warming up: watch it for %s or more, or give --pprof for a Go daemon's heap", window.Round(time.Second), MemoryWindow)
+			f.Suggestion = fmt.Sprintf("memory rose over %s, too short a window to tell a leak from a process warming up: watch it for %s or more", window.Round(time.Second), MemoryWindow)
 		}
 		out = append(out, f)
 	}
 	return out
 }
 
-// MemoryWindow is the least time resident memory must grow for, after the
-// warm-up, to be a leak rather than a process warming up, when nothing from
-// inside the process (a Go heap profile) says which it is.
+// MemoryWindow is the least time memory (resident, or a Go heap in use) must
+// grow for, after the warm-up, to be a leak rather than a process warming
+// up.
 const MemoryWindow = 2 * time.Minute
 
 // trendWindow returns how long the tested part of a series lasted.

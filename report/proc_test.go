@@ -352,7 +352,7 @@ func TestRSSWithoutHeapGrowth(t *testing.T) {
 	for _, heapGrows := range []bool{false, true} {
 		r := NewProcRecorder(start, 0)
 		for i := range 40 {
-			at := start.Add(time.Duration(i) * time.Second)
+			at := start.Add(time.Duration(i) * 10 * time.Second) // past MemoryWindow
 			r.AddProc(&probes.ProcSample{Time: at, RSS: uint64(30<<20 + i*256<<10), Counted: true})
 			heap := int64(20 << 20)
 			if heapGrows {
