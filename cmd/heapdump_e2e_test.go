@@ -15,9 +15,7 @@ import (
 // to a site, the growth between two dumps, and a truncated dump refused
 // with the record and offset where it broke.
 func TestReportHeapDumpEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs programs")
-	}
+	skipUnlessE2E(t)
 	dir := t.TempDir()
 	buildPrograms(t, dir, nil, ".", "./testdata/programs/heapdump")
 	lc, prog := filepath.Join(dir, "leakcheck"), filepath.Join(dir, "heapdump")

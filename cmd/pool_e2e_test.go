@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -19,9 +18,7 @@ import (
 // itself, watched by leakcheck run --pprof, pass the default gate. The pool
 // is at most an info finding: its size alone is no evidence of a leak.
 func TestHealthyPoolPasses(t *testing.T) {
-	if runtime.GOOS != "linux" || testing.Short() {
-		t.Skip("builds and runs programs; run samples /proc")
-	}
+	skipUnlessE2E(t)
 	dir := t.TempDir()
 	buildPrograms(t, dir, nil, ".", "./testdata/programs/verdicts")
 	lc, prog := filepath.Join(dir, "leakcheck"), filepath.Join(dir, "verdicts")
@@ -72,9 +69,7 @@ func TestHealthyPoolPasses(t *testing.T) {
 // 1.26), 50 of whose goroutines can never run again beside a live pool of
 // 50 with the same stack: exactly the 50 marked are an error finding.
 func TestRunLeakProfile(t *testing.T) {
-	if runtime.GOOS != "linux" || testing.Short() {
-		t.Skip("builds and runs programs; run samples /proc")
-	}
+	skipUnlessE2E(t)
 	dir := t.TempDir()
 	lc, prog := filepath.Join(dir, "leakcheck"), filepath.Join(dir, "verdicts")
 	buildPrograms(t, dir, nil, ".")
@@ -109,9 +104,7 @@ func TestRunLeakProfile(t *testing.T) {
 // finding named by the listening port, not one per client port, whatever
 // the address family the kernel gives them.
 func TestRunWildcardListener(t *testing.T) {
-	if runtime.GOOS != "linux" || testing.Short() {
-		t.Skip("builds and runs programs; run samples /proc")
-	}
+	skipUnlessE2E(t)
 	bin := buildE2E(t, t.TempDir())
 	res := runE2E(t, bin.leakcheck, true, slices.Concat([]string{"run"}, e2eFlags, []string{
 		"--duration", "3s", "--", bin.leaky, "-dir", t.TempDir(), "-listen", ":0"})...)

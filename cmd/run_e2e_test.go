@@ -33,6 +33,19 @@ type e2eBinaries struct {
 	leakcheck, leaky, steady string
 }
 
+// skipUnlessE2E skips an end-to-end test with -short, where runs of
+// seconds are not wanted, and off Linux, where leakcheck cannot sample
+// /proc.
+func skipUnlessE2E(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end runs take seconds; skipped with -short")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("leakcheck samples /proc: Linux only")
+	}
+}
+
 // buildE2E builds leakcheck and the test daemons into dir.
 func buildE2E(t *testing.T, dir string) e2eBinaries {
 	t.Helper()
@@ -271,12 +284,7 @@ func pollUntil(d time.Duration, cond func() bool) bool {
 func sleepMarker(secs int) string { return fmt.Sprintf("%d.%d", secs, os.Getpid()) }
 
 func TestRunEndToEnd(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("leakcheck run samples /proc: Linux only")
-	}
-	if testing.Short() {
-		t.Skip("end-to-end runs take seconds; skipped with -short")
-	}
+	skipUnlessE2E(t)
 	bin := buildE2E(t, t.TempDir())
 	lc := bin.leakcheck
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,12 +21,7 @@ import (
 // what it starts dies with it, it can always be stopped, and its output
 // never clobbers what is at the path.
 func TestRunSafety(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("parent-death signals and subreapers: Linux only")
-	}
-	if testing.Short() {
-		t.Skip("end-to-end runs take seconds; skipped with -short")
-	}
+	skipUnlessE2E(t)
 	bin := buildE2E(t, t.TempDir())
 	lc := bin.leakcheck
 

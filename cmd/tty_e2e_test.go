@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,12 +83,7 @@ func (r *ptyRun) wait(d time.Duration) int {
 }
 
 func TestRunTerminal(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("Linux only")
-	}
-	if testing.Short() {
-		t.Skip("end-to-end runs take seconds; skipped with -short")
-	}
+	skipUnlessE2E(t)
 	bin := buildE2E(t, t.TempDir())
 	flags := []string{"--interval", "100ms", "--warmup", "300ms", "--format", "json"}
 
@@ -129,12 +123,7 @@ func TestRunTerminal(t *testing.T) {
 // redraw fits the width (a wrapped line leaves a stale row at every redraw),
 // and the line is erased at the end.
 func TestStatusLine(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("Linux only")
-	}
-	if testing.Short() {
-		t.Skip("end-to-end runs take seconds; skipped with -short")
-	}
+	skipUnlessE2E(t)
 	bin := buildE2E(t, t.TempDir())
 	sleep := exec.Command("sleep", "30")
 	if err := sleep.Start(); err != nil {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -26,9 +25,7 @@ var soak = flag.Bool("soak", false, "also run the steady twins for 30 s and 2 mi
 // 2-minute runs, and the Go daemon watched through --pprof for 2 minutes,
 // run with -soak.
 func TestSteadyTwins(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("leakcheck run samples /proc: Linux only")
-	}
+	skipUnlessE2E(t)
 	dir := t.TempDir()
 	buildPrograms(t, dir, nil, ".", "./testdata/daemons/warmup")
 	lc, warmup := filepath.Join(dir, "leakcheck"), filepath.Join(dir, "warmup")

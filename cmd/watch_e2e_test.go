@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,12 +60,7 @@ func (d *daemon) checkUntouched(t *testing.T) {
 }
 
 func TestWatchEndToEnd(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("leakcheck watch samples /proc: Linux only")
-	}
-	if testing.Short() {
-		t.Skip("end-to-end watches take seconds; skipped with -short")
-	}
+	skipUnlessE2E(t)
 	bin := buildE2E(t, t.TempDir())
 	python, err := exec.LookPath("python3")
 	if err != nil {
