@@ -21,7 +21,6 @@ import (
 
 	"github.com/leakcheck/leakcheck/probes"
 	"github.com/leakcheck/leakcheck/report"
-	"github.com/leakcheck/leakcheck/tracker"
 )
 
 func newWatchCommand() *cobra.Command {
@@ -221,7 +220,6 @@ type watch struct {
 	budget   float64            // fullSampleBudget; 1 takes a full sample every tick
 	reaper   bool               // leakcheck is the subreaper: its orphaned descendants count
 	forward  bool               // signals to leakcheck go on to the process group (run)
-	snapshot []byte             // the tracker's latest snapshot, served live
 	gaps     []string
 	seen     map[int]probes.Child // every descendant ever sampled
 	sampled  time.Time            // when the last sample ended
@@ -442,9 +440,6 @@ func (w *watch) sampleGo(ctx context.Context, now time.Time) {
 		w.gaps = append(w.gaps, fmt.Sprintf("%s: %v", now.Format(time.RFC3339), err))
 	}
 	w.goNow = gs.Goroutines
-	if gs.Tracker != nil {
-		w.snapshot = gs.Tracker // only the latest is kept
-	}
 	w.sampleLeaks(ctx, now, false)
 }
 
@@ -495,7 +490,7 @@ func threadCPU(sample func() (*probes.ProcSample, error)) (time.Duration, *probe
 // report turns the samples, the leftovers and the daemon's own tracker
 // snapshot (its exit report, or else the last one it served) into a report.
 func (w *watch) report(ctx context.Context, exitReport string, left []probes.Child, rules []report.IgnoreRule, args []string) (*report.Report, error) {
-	snap, atExit, err := w.trackerSnapshot(ctx, exitReport)
+	snap, atExit, err := w.rec.Snapshot(ctx, exitReport)
 	if err != nil {
 		return nil, err
 	}
@@ -514,33 +509,4 @@ func (w *watch) report(ctx context.Context, exitReport string, left []probes.Chi
 		r.Metadata["gaps"] = fmt.Sprintf("%d (first: %s)", len(w.gaps), w.gaps[0])
 	}
 	return r, nil
-}
-
-// trackerSnapshot returns the daemon's exit report when it wrote one, read
-// with the limits and schema check of every input; otherwise the last
-// snapshot its tracker handler served, if any. atExit says which.
-func (w *watch) trackerSnapshot(ctx context.Context, exitReport string) (snap *tracker.Snapshot, atExit bool, err error) {
-	var in *report.Input
-	err = os.ErrNotExist // watch has no exit report
-	if exitReport != "" {
-		in, err = report.ReadInput(ctx, exitReport, report.InputOptions{})
-	}
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if w.snapshot == nil {
-			return nil, false, nil
-		}
-		in, err = report.ParseInput("the tracker's last snapshot", w.snapshot, probes.MaxBodySize)
-		if err != nil {
-			return nil, false, err
-		}
-	case err != nil:
-		return nil, false, fmt.Errorf("reading the command's exit report: %w", err)
-	default:
-		atExit = true
-	}
-	if in.Kind != report.InputSnapshot {
-		return nil, false, fmt.Errorf("the command's tracker snapshot %s is a %s", in.Name, in.Kind)
-	}
-	return in.Snapshot, atExit, nil
 }

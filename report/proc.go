@@ -1,7 +1,10 @@
 package report
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +43,8 @@ type ProcRecorder struct {
 	// does not serve one.
 	leaks   *GoroutineDump
 	noLeaks bool
+	// live is the latest snapshot the daemon's tracker handler served.
+	live []byte
 	// groups counts each group of leftovers (descriptors and sockets
 	// opened since the baseline) at every full sample after it.
 	groups SeriesBuilder
@@ -131,6 +136,9 @@ func (r *ProcRecorder) AddGo(gs *probes.GoSample) error {
 			r.heapLast = in
 		}
 	}
+	if gs.Tracker != nil {
+		r.live = gs.Tracker // only the latest is kept
+	}
 	if gs.GoroutineProfile == nil {
 		return nil
 	}
@@ -159,6 +167,36 @@ func (r *ProcRecorder) AddGo(gs *probes.GoSample) error {
 	}
 	r.dumps = append(r.dumps, d)
 	return nil
+}
+
+// Snapshot returns the daemon's own tracker snapshot: the exit snapshot it
+// wrote to exitPath (LEAKCHECK_REPORT), read with the limits and schema
+// check of every input, when there is one; otherwise the last snapshot its
+// tracker handler served, if any. atExit says which. An empty exitPath
+// means there is none (watch).
+func (r *ProcRecorder) Snapshot(ctx context.Context, exitPath string) (snap *tracker.Snapshot, atExit bool, err error) {
+	var in *Input
+	err = os.ErrNotExist
+	if exitPath != "" {
+		in, err = ReadInput(ctx, exitPath, InputOptions{})
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if r.live == nil {
+			return nil, false, nil
+		}
+		if in, err = ParseInput("the tracker's last snapshot", r.live, probes.MaxBodySize); err != nil {
+			return nil, false, err
+		}
+	case err != nil:
+		return nil, false, fmt.Errorf("reading the exit snapshot: %w", err)
+	default:
+		atExit = true
+	}
+	if in.Kind != InputSnapshot {
+		return nil, false, fmt.Errorf("the tracker snapshot %s is a %s", in.Name, in.Kind)
+	}
+	return in.Snapshot, atExit, nil
 }
 
 // AddLeakProfile records a goroutineleak profile of the daemon (see

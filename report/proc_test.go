@@ -1,8 +1,10 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -523,5 +525,38 @@ func TestCorrelate(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(lines, want) {
 		t.Errorf("Correlate:\n got %q\nwant %q", lines, want)
+	}
+}
+
+// TestRecorderSnapshot checks which tracker snapshot of the daemon a run
+// uses: the exit snapshot it wrote, else the last one its handler served;
+// and that an exit file that is no snapshot is an error.
+func TestRecorderSnapshot(t *testing.T) {
+	t.Parallel()
+	live, err := json.Marshal(testSnapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewProcRecorder(time.Now(), 0)
+	if snap, _, err := r.Snapshot(t.Context(), ""); snap != nil || err != nil {
+		t.Errorf("no snapshot at all: %v, %v", snap, err)
+	}
+	r.AddGo(&probes.GoSample{Time: time.Now(), Tracker: live})
+	dir := t.TempDir()
+	exit := filepath.Join(dir, "exit.json")
+	if snap, atExit, err := r.Snapshot(t.Context(), exit); snap == nil || atExit || err != nil {
+		t.Errorf("no exit snapshot: %v, at exit %v, %v; want the live one", snap, atExit, err)
+	}
+	if err := os.WriteFile(exit, live, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if snap, atExit, err := r.Snapshot(t.Context(), exit); snap == nil || !atExit || err != nil {
+		t.Errorf("an exit snapshot: %v, at exit %v, %v", snap, atExit, err)
+	}
+	if err := os.WriteFile(exit, []byte("goroutine 1 [running]:\nmain.main()\n\t/x.go:1 +0x1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Snapshot(t.Context(), exit); err == nil {
+		t.Error("an exit file that is a goroutine dump: no error")
 	}
 }
