@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -143,38 +142,6 @@ func TestSampleSchedule(t *testing.T) {
 		if len(s.Points) != want {
 			t.Errorf("series %s has %d points, want %d", s.Name, len(s.Points), want)
 		}
-	}
-}
-
-func TestOwnConns(t *testing.T) {
-	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var own *ownConns
-	if own.has("127.0.0.1:1") {
-		t.Error("a nil ownConns has an address")
-	}
-	own = &ownConns{}
-	c, err := own.dial(t.Context(), "tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	// The accepted end's peer is the dialed end: how the command's end of a
-	// connection of leakcheck's is known.
-	if !own.has(s.RemoteAddr().String()) {
-		t.Errorf("has(%s) = false for a dialed connection", s.RemoteAddr())
-	}
-	if own.has(s.LocalAddr().String()) || own.has("") {
-		t.Error("has is true for an address not dialed from")
 	}
 }
 

@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -209,7 +206,7 @@ type watch struct {
 	trend    report.TrendOptions
 	pid      int
 	start    time.Time
-	http     *http.Client
+	http     *probes.Client // to --pprof; it knows its own connections
 	rec      *report.ProcRecorder
 	last     *probes.ProcSample // the last sample, full or counted, for the status line
 	goNow    int                // goroutines in the last Go sample, for the status line
@@ -225,7 +222,6 @@ type watch struct {
 	sampled  time.Time            // when the last sample ended
 	lastFull time.Time            // when the last full sample was taken
 	prevFull time.Time            // and the one before it
-	own      *ownConns            // leakcheck's connections to --pprof
 	guard    *guardian            // kills the descendants if leakcheck dies (run)
 	leakNext time.Time            // the earliest time for the next goroutineleak profile
 	noLeaks  bool                 // the daemon does not serve that profile
@@ -234,51 +230,16 @@ type watch struct {
 // newWatch returns a watch of pid that starts now.
 func newWatch(opts runOptions, trend report.TrendOptions, pid int) *watch {
 	start := time.Now()
-	own := &ownConns{}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.DialContext = own.dial
 	return &watch{
 		opts:   opts,
 		trend:  trend,
 		pid:    pid,
 		start:  start,
-		http:   &http.Client{Timeout: max(opts.interval, time.Second), Transport: transport},
-		own:    own,
+		http:   probes.NewClient(max(opts.interval, time.Second)),
 		rec:    report.NewProcRecorder(start, trend.Warmup),
 		budget: opts.maxCPU / 100,
 		reaper: opts.reaper,
 	}
-}
-
-// ownConns records the local addresses of leakcheck's own connections to the
-// command's --pprof endpoint: the command's ends of them are not its leftovers.
-type ownConns struct {
-	mu    sync.Mutex
-	addrs map[string]bool
-}
-
-func (o *ownConns) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if err == nil {
-		o.mu.Lock()
-		if o.addrs == nil {
-			o.addrs = map[string]bool{}
-		}
-		o.addrs[c.LocalAddr().String()] = true
-		o.mu.Unlock()
-	}
-	return c, err
-}
-
-// has reports whether addr is the local address of one of the connections.
-func (o *ownConns) has(addr string) bool {
-	if o == nil || addr == "" {
-		return false
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.addrs[addr]
 }
 
 // ending is why sampling stopped.
@@ -429,7 +390,7 @@ func (w *watch) sample(ctx context.Context) {
 func (w *watch) sampleGo(ctx context.Context, now time.Time) {
 	gctx, cancel := context.WithTimeout(ctx, max(w.opts.interval, time.Second))
 	defer cancel()
-	gs, err := probes.SampleGo(gctx, w.http, w.opts.pprof, probes.DefaultTrackerPath)
+	gs, err := probes.SampleGo(gctx, w.http.Client, w.opts.pprof, probes.DefaultTrackerPath)
 	if err != nil {
 		w.goErr = err
 		w.gaps = append(w.gaps, fmt.Sprintf("%s: --pprof: %v", now.Format(time.RFC3339), err))
@@ -454,7 +415,7 @@ func (w *watch) sampleLeaks(ctx context.Context, now time.Time, final bool) {
 	w.leakNext = now.Add(w.opts.leakEvery)
 	gctx, cancel := context.WithTimeout(ctx, max(w.opts.interval, 5*time.Second))
 	defer cancel()
-	p, found, err := probes.SampleLeaks(gctx, w.http, w.opts.pprof)
+	p, found, err := probes.SampleLeaks(gctx, w.http.Client, w.opts.pprof)
 	if err == nil && found {
 		var d *report.GoroutineDump
 		if d, err = report.GoroutinesFromProfile(p); err == nil {
@@ -494,7 +455,7 @@ func (w *watch) report(ctx context.Context, exitReport string, left []probes.Chi
 	if err != nil {
 		return nil, err
 	}
-	res := w.rec.Analyze(report.ProcOptions{Trend: w.trend, Left: left, Own: w.own.has, Snapshot: snap, AtExit: atExit})
+	res := w.rec.Analyze(report.ProcOptions{Trend: w.trend, Left: left, Own: w.http.Own, Snapshot: snap, AtExit: atExit})
 	r := report.New(res.Findings, res.Series, rules)
 	r.Tables = res.Tables
 	r.Metadata = map[string]string{
