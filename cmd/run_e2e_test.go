@@ -398,7 +398,12 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("--leak none: exit %d, want 0", res.code)
 		}
 		for _, f := range res.report.Findings {
-			t.Errorf("--leak none: unexpected finding %s %q x%d", f.Kind, f.Subject, f.Count)
+			// Memory rising over a few seconds is said, at info, to be too
+			// short a window to judge; anything else is a false finding.
+			if f.Kind == report.KindGrowth && f.Severity == report.SeverityInfo && strings.HasSuffix(f.Subject, "_bytes") {
+				continue
+			}
+			t.Errorf("--leak none: unexpected finding %s %s %q x%d", f.Severity, f.Kind, f.Subject, f.Count)
 		}
 
 		res = leaky.wait()
