@@ -35,6 +35,7 @@ type Registry struct {
 	creatorSet atomic.Bool  // a creator func was ever set: creators may hold entries
 	listing    atomic.Int32 // live is reading records outside their buckets' locks
 	stacks     *stackTable
+	counts     kindCounts // tracks and releases by kind (counts.go)
 	maxMisuse  int
 	creators   sync.Map // record id -> string
 
@@ -89,6 +90,7 @@ func New(opts ...Option) *Registry {
 		o(r)
 	}
 	r.root = newSession(r, &record{kind: KindSession, label: "root"}, nil)
+	r.counts = newKindCounts(len(r.root.buckets))
 	r.sessions[r.root] = struct{}{}
 	return r
 }
@@ -209,6 +211,7 @@ func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Hand
 	rec.flags = 0
 	b.link(rec)
 	b.mu.Unlock()
+	r.counts.add(kind, uint16(home), false)
 	if r.creator.Load() != nil {
 		r.noteCreator(id)
 	}
@@ -311,7 +314,7 @@ func (h Handle) release(skip int) error {
 	}
 	b.unlink(rec)
 	rec.released = true
-	fl := rec.flags
+	fl, home := rec.flags, rec.home
 	if o == r.root {
 		// The root never stops, so there is nothing more to report: the
 		// record may be recycled, and must not be read after unlocking.
@@ -325,6 +328,7 @@ func (h Handle) release(skip int) error {
 		rec.owner.Store(r.root)
 	}
 	b.mu.Unlock()
+	r.counts.add(h.kind, home, true)
 	if fl != 0 || r.creatorSet.Load() || o.stopped.Load() {
 		h.afterRelease(o, fl, skip+1)
 	}

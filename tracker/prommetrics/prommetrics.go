@@ -11,6 +11,9 @@
 //	live_records{kind,owner_kind}  gauge    records live now; owner_kind is
 //	                                        root, session, or stopped (the
 //	                                        owner stopped: leftovers for certain)
+//	tracked_total{kind}            counter  records tracked since start
+//	released_total{kind}           counter  records released since start (a
+//	                                        session's release is its stop)
 //	misuse_total{kind}             counter  double releases, releases after
 //	                                        stop and the like, by kind
 //	unreleased_total               counter  records the garbage collector
@@ -44,6 +47,12 @@ var (
 	liveDesc = prometheus.NewDesc(namespace+"live_records",
 		"Records live in the tracker now, by kind and by what owns them: the root, a running session, or a stopped one (leftovers for certain).",
 		[]string{"kind", "owner_kind"}, nil)
+	trackedDesc = prometheus.NewDesc(namespace+"tracked_total",
+		"Records tracked since start, by kind.",
+		[]string{"kind"}, nil)
+	releasedDesc = prometheus.NewDesc(namespace+"released_total",
+		"Records released since start, by kind (a session is released when it stops).",
+		[]string{"kind"}, nil)
 	misuseDesc = prometheus.NewDesc(namespace+"misuse_total",
 		"Misuse of the tracker seen since start (double release, release after stop, ...), by kind.",
 		[]string{"kind"}, nil)
@@ -75,7 +84,7 @@ func NewCollector(r *tracker.Registry) *Collector {
 
 // Describe sends the descriptors of every metric the collector exports.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{liveDesc, misuseDesc, unreleasedDesc, retainedDesc, gaugeDesc} {
+	for _, d := range []*prometheus.Desc{liveDesc, trackedDesc, releasedDesc, misuseDesc, unreleasedDesc, retainedDesc, gaugeDesc} {
 		ch <- d
 	}
 }
@@ -100,6 +109,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, n := range live {
 		ch <- prometheus.MustNewConstMetric(liveDesc, prometheus.GaugeValue, float64(n), string(k.kind), k.owner)
+	}
+	for kind, n := range c.reg.Counts() {
+		ch <- prometheus.MustNewConstMetric(trackedDesc, prometheus.CounterValue, float64(n.Tracked), string(kind))
+		ch <- prometheus.MustNewConstMetric(releasedDesc, prometheus.CounterValue, float64(n.Released), string(kind))
 	}
 	for kind, n := range c.reg.MisuseCounts() {
 		ch <- prometheus.MustNewConstMetric(misuseDesc, prometheus.CounterValue, float64(n), string(kind))

@@ -63,9 +63,19 @@ leakcheck_tracker_live_records{kind="task",owner_kind="root"} 2
 # HELP leakcheck_tracker_misuse_total Misuse of the tracker seen since start (double release, release after stop, ...), by kind.
 # TYPE leakcheck_tracker_misuse_total counter
 leakcheck_tracker_misuse_total{kind="double-release"} 1
+# HELP leakcheck_tracker_released_total Records released since start, by kind (a session is released when it stops).
+# TYPE leakcheck_tracker_released_total counter
+leakcheck_tracker_released_total{kind="session"} 1
+leakcheck_tracker_released_total{kind="socket"} 0
+leakcheck_tracker_released_total{kind="task"} 1
 # HELP leakcheck_tracker_retained_records Released records and stopped sessions still reachable after garbage collection at the last retention check.
 # TYPE leakcheck_tracker_retained_records gauge
 leakcheck_tracker_retained_records 0
+# HELP leakcheck_tracker_tracked_total Records tracked since start, by kind.
+# TYPE leakcheck_tracker_tracked_total counter
+leakcheck_tracker_tracked_total{kind="session"} 2
+leakcheck_tracker_tracked_total{kind="socket"} 2
+leakcheck_tracker_tracked_total{kind="task"} 3
 # HELP leakcheck_tracker_unreleased_total Tracked objects the garbage collector found unreachable while still registered: nobody released them.
 # TYPE leakcheck_tracker_unreleased_total counter
 leakcheck_tracker_unreleased_total 0
