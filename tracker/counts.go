@@ -38,13 +38,17 @@ func kindSlot(k Kind) int {
 	return -1
 }
 
-// shardCounts are the counters of one root shard. Each goroutine mostly
-// counts in its own shard (see shardHint), so the atomic adds rarely contend
-// for a cache line; the padding keeps shards out of each other's lines.
+// shardCounts are the counters of one root shard. Records the root owns are
+// counted in plain integers under the lock of their root bucket, which Track
+// and Release hold anyway; records of sessions, whose buckets are their own,
+// in atomics. Each goroutine mostly counts in its own shard (see shardHint),
+// so the atomic adds rarely contend for a cache line.
 type shardCounts struct {
-	tracked  [len(builtinKinds)]atomic.Uint64
-	released [len(builtinKinds)]atomic.Uint64
-	_        [16]byte
+	rootTracked  [len(builtinKinds)]uint64 // guarded by the root bucket's lock
+	rootReleased [len(builtinKinds)]uint64
+	tracked      [len(builtinKinds)]atomic.Uint64
+	released     [len(builtinKinds)]atomic.Uint64
+	_            [32]byte
 }
 
 // kindCounts counts tracks and releases by kind: built-in kinds per shard,
@@ -58,18 +62,40 @@ func newKindCounts(shards int) kindCounts {
 	return kindCounts{shards: make([]shardCounts, shards)}
 }
 
-// add counts one record of kind k, whose root shard is home, as tracked
-// (released false) or released.
-func (c *kindCounts) add(k Kind, home uint16, released bool) {
-	if i := kindSlot(k); i >= 0 {
-		s := &c.shards[int(home)&(len(c.shards)-1)]
-		if released {
-			s.released[i].Add(1)
-		} else {
-			s.tracked[i].Add(1)
-		}
+// addRoot counts one record of kind k owned by the root, whose root bucket
+// is home, as tracked (released false) or released. The caller holds that
+// bucket's lock.
+func (c *kindCounts) addRoot(k Kind, home uint16, released bool) {
+	i := kindSlot(k)
+	if i < 0 {
+		c.addUser(k, released)
 		return
 	}
+	s := &c.shards[int(home)&(len(c.shards)-1)]
+	if released {
+		s.rootReleased[i]++
+	} else {
+		s.rootTracked[i]++
+	}
+}
+
+// add counts one record of kind k owned by a session, whose root shard is
+// home, as tracked (released false) or released.
+func (c *kindCounts) add(k Kind, home uint16, released bool) {
+	i := kindSlot(k)
+	if i < 0 {
+		c.addUser(k, released)
+		return
+	}
+	s := &c.shards[int(home)&(len(c.shards)-1)]
+	if released {
+		s.released[i].Add(1)
+	} else {
+		s.tracked[i].Add(1)
+	}
+}
+
+func (c *kindCounts) addUser(k Kind, released bool) {
 	v, ok := c.user.Load(k)
 	if !ok {
 		v, _ = c.user.LoadOrStore(k, new([2]atomic.Uint64))
@@ -87,19 +113,31 @@ func (c *kindCounts) add(k Kind, home uint16, released bool) {
 // tracker/prommetrics, whose rates say how fast resources come and go. Kinds
 // never tracked are left out. A session's release is its Stop.
 func (r *Registry) Counts() map[Kind]Counts {
+	// Releases first: a record is tracked before it is released, so a count
+	// taken meanwhile never shows more releases than tracks.
+	var released, tracked [len(builtinKinds)]uint64
+	for i := range r.counts.shards {
+		s := &r.counts.shards[i]
+		b := &r.root.buckets[i]
+		b.mu.Lock()
+		for k := range builtinKinds {
+			released[k] += s.rootReleased[k] + s.released[k].Load()
+		}
+		b.mu.Unlock()
+	}
+	for i := range r.counts.shards {
+		s := &r.counts.shards[i]
+		b := &r.root.buckets[i]
+		b.mu.Lock()
+		for k := range builtinKinds {
+			tracked[k] += s.rootTracked[k] + s.tracked[k].Load()
+		}
+		b.mu.Unlock()
+	}
 	out := make(map[Kind]Counts)
 	for i, k := range builtinKinds {
-		// Releases first: a record is tracked before it is released, so
-		// a count taken meanwhile never shows more releases than tracks.
-		var c Counts
-		for s := range r.counts.shards {
-			c.Released += r.counts.shards[s].released[i].Load()
-		}
-		for s := range r.counts.shards {
-			c.Tracked += r.counts.shards[s].tracked[i].Load()
-		}
-		if c.Tracked > 0 {
-			out[k] = c
+		if tracked[i] > 0 {
+			out[k] = Counts{Tracked: tracked[i], Released: released[i]}
 		}
 	}
 	r.counts.user.Range(func(k, v any) bool {

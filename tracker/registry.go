@@ -210,8 +210,13 @@ func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Hand
 	rec.released = false
 	rec.flags = 0
 	b.link(rec)
-	b.mu.Unlock()
-	r.counts.add(kind, uint16(home), false)
+	if owner == r.root {
+		r.counts.addRoot(kind, uint16(home), false)
+		b.mu.Unlock()
+	} else {
+		b.mu.Unlock()
+		r.counts.add(kind, uint16(home), false)
+	}
 	if r.creator.Load() != nil {
 		r.noteCreator(id)
 	}
@@ -316,6 +321,7 @@ func (h Handle) release(skip int) error {
 	rec.released = true
 	fl, home := rec.flags, rec.home
 	if o == r.root {
+		r.counts.addRoot(h.kind, home, true)
 		// The root never stops, so there is nothing more to report: the
 		// record may be recycled, and must not be read after unlocking.
 		if fl == 0 && b.nfree < maxFree && r.listing.Load() == 0 {
@@ -328,7 +334,9 @@ func (h Handle) release(skip int) error {
 		rec.owner.Store(r.root)
 	}
 	b.mu.Unlock()
-	r.counts.add(h.kind, home, true)
+	if o != r.root {
+		r.counts.add(h.kind, home, true)
+	}
 	if fl != 0 || r.creatorSet.Load() || o.stopped.Load() {
 		h.afterRelease(o, fl, skip+1)
 	}
