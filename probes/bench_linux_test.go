@@ -61,6 +61,27 @@ func openPipes(b *testing.B, n int) {
 	}
 }
 
+// openFiles opens n descriptors of regular files in a temporary directory
+// (a hundred files, each opened many times) until the benchmark ends.
+func openFiles(b *testing.B, n int) {
+	raiseNoFile(b, n)
+	dir := b.TempDir()
+	fds := make([]int, 0, n)
+	b.Cleanup(func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	})
+	for i := range n {
+		path := dir + "/f" + strconv.Itoa(i%100)
+		fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CREAT|syscall.O_CLOEXEC, 0o600)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fds = append(fds, fd)
+	}
+}
+
 // openSockets opens n loopback TCP connections (both ends: 2n descriptors)
 // and n unix socket pairs (2n descriptors) until the benchmark ends.
 func openSockets(b *testing.B, n int) {
@@ -133,6 +154,27 @@ func BenchmarkReadlinkFD10k(b *testing.B) {
 func BenchmarkSampleProcess10kFDs(b *testing.B) {
 	openPipes(b, 5000)
 	benchSampleSelf(b, 10000, 0)
+}
+
+// BenchmarkSampleProcess10kFiles samples regular files, which also cost a
+// stat each (their device and inode identify them across renames), unless
+// the previous sample knew them (since=prev, as a sampling loop calls it).
+func BenchmarkSampleProcess10kFiles(b *testing.B) {
+	openFiles(b, 10000)
+	b.Run("since=nil", func(b *testing.B) { benchSampleSelf(b, 10000, 0) })
+	b.Run("since=prev", func(b *testing.B) {
+		prev, err := SampleProcess(selfPID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if prev, err = SampleProcessSince(selfPID, prev); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(prev.FDs)), "fds")
+	})
 }
 
 func BenchmarkSampleProcess10kSockets(b *testing.B) {

@@ -8,32 +8,45 @@ import (
 )
 
 // NewFDs returns the descriptors of cur that base did not have, in cur's
-// order. A descriptor is the same when both its number and its target are:
-// a number that was closed and reused for another object counts as new. A
-// target removed or replaced meanwhile (" (deleted)", as when /dev/null is
-// recreated) is the same target. A nil base yields all of cur's descriptors.
+// order. A descriptor is the same when both its number and its object are: a
+// number that was closed and reused for another object counts as new. A file
+// or device is the same object when its device and inode are, whatever its
+// path became (renamed, as by log rotation, or removed and recreated, as
+// /dev/null can be); where a sample lacks them, when its target is, a removed
+// target (" (deleted)") being the same. A nil base yields all of cur's
+// descriptors.
 func NewFDs(base, cur *ProcSample) []FD {
 	if cur == nil {
 		return nil
 	}
-	type key struct {
-		num    int
-		target string
-	}
-	var seen map[key]struct{}
+	var before map[int]FD
 	if base != nil {
-		seen = make(map[key]struct{}, len(base.FDs))
+		before = make(map[int]FD, len(base.FDs))
 		for _, fd := range base.FDs {
-			seen[key{fd.Num, strings.TrimSuffix(fd.Target, deleted)}] = struct{}{}
+			before[fd.Num] = fd
 		}
 	}
 	var out []FD
 	for _, fd := range cur.FDs {
-		if _, ok := seen[key{fd.Num, strings.TrimSuffix(fd.Target, deleted)}]; !ok {
+		if b, ok := before[fd.Num]; !ok || !sameObject(b, fd) {
 			out = append(out, fd)
 		}
 	}
 	return out
+}
+
+// sameObject reports whether a and b, two descriptors of one number, refer
+// to the same object.
+func sameObject(a, b FD) bool {
+	if hasFileID(a) && hasFileID(b) {
+		return a.Dev == b.Dev && a.Inode == b.Inode
+	}
+	return strings.TrimSuffix(a.Target, deleted) == strings.TrimSuffix(b.Target, deleted)
+}
+
+// hasFileID reports whether fd's device and inode identify its file.
+func hasFileID(fd FD) bool {
+	return (fd.Type == fdFile || fd.Type == fdDev) && (fd.Dev != 0 || fd.Inode != 0)
 }
 
 // deleted is what the kernel appends to the link of a descriptor whose file

@@ -31,6 +31,13 @@ func TestNewFDs(t *testing.T) {
 		{"closed only", cur, base, []int{3}},
 		// /dev/null recreated while open: the same descriptor.
 		{"target replaced", base, &ProcSample{FDs: []FD{{Num: 0, Type: "dev", Target: "/dev/null (deleted)"}}}, nil},
+		// With device and inode, the file is known whatever its path.
+		{"renamed", &ProcSample{FDs: []FD{{Num: 3, Type: "file", Target: "/var/log/a.log", Dev: 8, Inode: 77}}},
+			&ProcSample{FDs: []FD{{Num: 3, Type: "file", Target: "/var/log/a.log.1", Dev: 8, Inode: 77}}}, nil},
+		{"same path, another file", &ProcSample{FDs: []FD{{Num: 3, Type: "file", Target: "/var/log/a.log", Dev: 8, Inode: 77}}},
+			&ProcSample{FDs: []FD{{Num: 3, Type: "file", Target: "/var/log/a.log", Dev: 8, Inode: 78}}}, []int{3}},
+		{"one side not stat'ed", &ProcSample{FDs: []FD{{Num: 3, Type: "file", Target: "/var/log/a.log"}}},
+			&ProcSample{FDs: []FD{{Num: 3, Type: "file", Target: "/var/log/a.log", Dev: 8, Inode: 78}}}, nil},
 	}
 	for _, tt := range tests {
 		var got []int

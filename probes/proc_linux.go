@@ -28,7 +28,16 @@ var selfPID = os.Getpid()
 // or children are recorded in the sample's Gaps instead. SampleProcess is safe
 // for concurrent use.
 func SampleProcess(pid int) (*ProcSample, error) {
-	return sampleWith(pid, false)
+	return sampleWith(pid, false, nil)
+}
+
+// SampleProcessSince is SampleProcess for a caller that sampled the process
+// before: a file or device descriptor whose number and target are those it
+// had in prev keeps prev's device and inode instead of being stat'ed again,
+// which would cost most of the sample for a process holding many files.
+// A nil prev stats every one, as SampleProcess does.
+func SampleProcessSince(pid int, prev *ProcSample) (*ProcSample, error) {
+	return sampleWith(pid, false, prev)
 }
 
 // SampleCounts is SampleProcess without the cost that grows with the number
@@ -38,15 +47,19 @@ func SampleProcess(pid int) (*ProcSample, error) {
 // field is set. A caller watching a process that holds many descriptors
 // counts every interval and takes a full sample less often.
 func SampleCounts(pid int) (*ProcSample, error) {
-	return sampleWith(pid, true)
+	return sampleWith(pid, true, nil)
 }
 
-func sampleWith(pid int, counted bool) (*ProcSample, error) {
+func sampleWith(pid int, counted bool, prev *ProcSample) (*ProcSample, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("probes: sample pid %d: not a process id", pid)
 	}
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
+	if prev != nil {
+		s.prev = prev.FDs
+		defer func() { s.prev = nil }()
+	}
 	return s.sample(pid, counted)
 }
 
@@ -139,6 +152,7 @@ type scratch struct {
 	recs   []fdRec // descriptors found, before their targets are set
 	file   []byte  // contents of a small file
 	path   []byte  // NUL-terminated path being built
+	prev   []FD    // the caller's previous descriptors (SampleProcessSince)
 	queue  []pidParent
 	pids   []int
 	rf     rawFile
@@ -150,6 +164,7 @@ type scratch struct {
 type fdRec struct {
 	num       int
 	typ       string
+	dev       uint64
 	inode     uint64
 	off, size int
 }
@@ -359,7 +374,11 @@ func (s *scratch) readFDs(pidDir int, self bool) ([]FD, error) {
 				return nil, fmt.Errorf("read link of descriptor %d: %w", num, err)
 			}
 			typ, inode := classifyTarget(buf[:size])
-			s.recs = append(s.recs, fdRec{num: num, typ: typ, inode: inode, off: len(s.links), size: size})
+			var dev uint64
+			if typ == fdFile || typ == fdDev {
+				dev, inode = s.fileID(fdDir, nameZ, num, buf[:size])
+			}
+			s.recs = append(s.recs, fdRec{num: num, typ: typ, dev: dev, inode: inode, off: len(s.links), size: size})
 			s.links = s.links[:len(s.links)+size]
 		}
 	}
@@ -368,13 +387,47 @@ func (s *scratch) readFDs(pidDir int, self bool) ([]FD, error) {
 	all := string(s.links)
 	fds := make([]FD, len(s.recs))
 	for i, r := range s.recs {
-		fds[i] = FD{Num: r.num, Type: r.typ, Target: all[r.off : r.off+r.size], Inode: r.inode}
+		fds[i] = FD{Num: r.num, Type: r.typ, Target: all[r.off : r.off+r.size], Dev: r.dev, Inode: r.inode}
 	}
 	if !slices.IsSortedFunc(fds, func(a, b FD) int { return a.Num - b.Num }) {
 		slices.SortFunc(fds, func(a, b FD) int { return a.Num - b.Num })
 	}
 	return fds, nil
 }
+
+// fileID returns the device and inode of descriptor num, named nameZ in
+// fdDir, whose link reads target: prev's when it had the same target there,
+// else a stat's.
+func (s *scratch) fileID(fdDir int, nameZ []byte, num int, target []byte) (dev, ino uint64) {
+	if i, ok := slices.BinarySearchFunc(s.prev, num, func(fd FD, n int) int { return fd.Num - n }); ok {
+		if p := s.prev[i]; p.Target == string(target) && (p.Dev != 0 || p.Inode != 0) {
+			return p.Dev, p.Inode
+		}
+	}
+	return statFD(fdDir, nameZ)
+}
+
+// statFD returns the device and inode of the file that descriptor nameZ
+// (NUL-terminated) in the open fd directory fdDir refers to, or zeros if it
+// cannot be stat'ed. Opening the link with O_PATH follows it without
+// opening the file for I/O, and is portable where fstatat's number and
+// layout are not; it goes through fdDir, so it cannot reach another process
+// that reused the pid.
+func statFD(fdDir int, nameZ []byte) (dev, ino uint64) {
+	fd, err := openat(fdDir, nameZ, oPath|syscall.O_CLOEXEC)
+	if err != nil {
+		return 0, 0
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return 0, 0
+	}
+	return uint64(st.Dev), uint64(st.Ino)
+}
+
+// oPath is O_PATH, which package syscall does not name on every platform.
+const oPath = 0x200000
 
 // readSockets joins the socket descriptors in fds with the process's
 // network namespace tables.

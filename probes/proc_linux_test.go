@@ -192,8 +192,13 @@ func TestSampleSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fd, _ := fdByNum(cur, fdOf(t, f)); fd.Type != "file" || fd.Target != path || fd.Inode != 0 {
-		t.Errorf("file descriptor = %+v, want type file, target %s", fd, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fd, _ := fdByNum(cur, fdOf(t, f)); fd.Type != "file" || fd.Target != path || fd.Dev != uint64(st.Dev) || fd.Inode != st.Ino {
+		t.Errorf("file descriptor = %+v, want type file, target %s, device %d, inode %d", fd, path, st.Dev, st.Ino)
 	}
 	rfd, _ := fdByNum(cur, fdOf(t, pr))
 	wfd, _ := fdByNum(cur, fdOf(t, pw))
@@ -681,5 +686,75 @@ func TestCountFDs(t *testing.T) {
 	}
 	if _, err := CountFDs(0); err == nil || errors.Is(err, os.ErrNotExist) {
 		t.Errorf("CountFDs(0) err = %v", err)
+	}
+}
+
+// TestNewFDsFollowsTheFile samples this process around what happens to a
+// file it holds open: renamed (log rotation) or removed and recreated, it is
+// the same descriptor; closed and its number reused for a new file at the
+// same path, it is new.
+func TestNewFDsFollowsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	tests := []struct {
+		name   string
+		change func(t *testing.T, f *os.File)
+		isNew  bool
+	}{
+		{"untouched", func(*testing.T, *os.File) {}, false},
+		{"renamed", func(t *testing.T, f *os.File) {
+			if err := os.Rename(path, path+".1"); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"removed and recreated", func(t *testing.T, f *os.File) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"reopened at the same number", func(t *testing.T, f *os.File) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			g, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			// The new file takes the old one's number, as a daemon that
+			// closes and reopens its log would see.
+			if err := syscall.Dup2(fdOf(t, g), fdOf(t, f)); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(path + ".1")
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			num := fdOf(t, f)
+			base, err := SampleProcess(os.Getpid())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.change(t, f)
+			cur, err := SampleProcess(os.Getpid())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fd, _ := fdByNum(cur, num)
+			isNew := slices.ContainsFunc(NewFDs(base, cur), func(fd FD) bool { return fd.Num == num })
+			if isNew != tt.isNew {
+				before, _ := fdByNum(base, num)
+				t.Errorf("descriptor %d new = %v, want %v (before %+v, now %+v)", num, isNew, tt.isNew, before, fd)
+			}
+		})
 	}
 }

@@ -13,6 +13,12 @@ func SampleProcess(pid int) (*ProcSample, error) {
 	return nil, fmt.Errorf("probes: sample pid %d: %w", pid, errors.ErrUnsupported)
 }
 
+// SampleProcessSince reads a process from /proc, which only Linux provides;
+// on other systems it returns an error wrapping errors.ErrUnsupported.
+func SampleProcessSince(pid int, prev *ProcSample) (*ProcSample, error) {
+	return SampleProcess(pid)
+}
+
 // SampleCounts reads a process from /proc, which only Linux provides; on
 // other systems it returns an error wrapping errors.ErrUnsupported.
 func SampleCounts(pid int) (*ProcSample, error) {

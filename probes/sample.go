@@ -45,9 +45,14 @@ type FD struct {
 	// example "/var/log/app.log", "socket:[12345]", "pipe:[6789]" or
 	// "anon_inode:[eventfd]". A file removed while open ends in " (deleted)".
 	Target string
-	// Inode is the inode number of a socket or pipe, zero for other types.
-	// Both ends of a pipe have the same inode.
+	// Inode is the inode number of a socket or pipe (both ends of a pipe
+	// have the same), or of a file or device as a stat through the link
+	// gives it; zero for other types or when the stat failed.
 	Inode uint64
+	// Dev is the device holding a file's or device's inode, with Inode its
+	// identity whatever its path becomes (renamed, removed, replaced);
+	// zero for other types.
+	Dev uint64
 }
 
 // A Socket is one socket held by a process, joined with the kernel's tables.
