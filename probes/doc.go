@@ -37,7 +37,8 @@
 //
 // Counting is not enough to report a leak: the report has to say what leaked.
 // [NewFDs] and [NewSockets] return what a later sample holds that an earlier
-// one did not, by identity (descriptor number and target; socket inode), and
+// one did not, by identity (descriptor number and object: the device and inode
+// of a file, else its target; socket inode), and
 // [SummarizeSockets] groups sockets into lines such as
 // "14 tcp sockets to 127.0.0.1:6379 in CLOSE_WAIT".
 //
