@@ -78,18 +78,49 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 		}
 		return nil, fmt.Errorf("prometheus at %s has no process_*, go_* or leakcheck_tracker_* series for %s over the last %v", o.URL, what, o.Range)
 	}
-	var batches []string // matchers of each batch
+	// The default metrics are read through remote read, which sends the
+	// stored chunks, unless the server refuses it or the selector is
+	// beyond the small parser remote read's matchers need; then through
+	// the query API.
+	remote := !o.queryAPIOnly
+	selMatchers, err := parseMatchers(sel)
+	a.via = "remote read (streamed chunks)"
+	switch {
+	case o.queryAPIOnly:
+		a.via = "the query API (query_range)"
+	case err != nil:
+		remote = false
+		a.via = fmt.Sprintf("the query API (query_range), as the selector is beyond remote read's matchers: %v", err)
+	}
+	type batch struct {
+		promql string         // matchers for the query API
+		remote []labelMatcher // the same for remote read
+	}
+	var batches []batch
 	switch {
 	case !byInstance:
-		batches = []string{sel}
+		batches = []batch{{promql: sel, remote: selMatchers}}
 	default:
 		for b := range slices.Chunk(values, o.Batch) {
-			batches = append(batches, strings.Join(nonEmpty(sel, instanceMatcher(b)), ","))
+			batches = append(batches, batch{
+				promql: strings.Join(nonEmpty(sel, instanceMatcher(b)), ","),
+				remote: append(slices.Clip(selMatchers), instanceRemoteMatcher(b)),
+			})
 		}
 	}
 	metrics := defaultMetrics()
-	for _, matchers := range batches {
-		answers, err := c.fetchAll(ctx, metrics, matchers)
+	for _, b := range batches {
+		var answers []fetched
+		if remote {
+			answers, err = c.readBatch(ctx, metrics, b.remote)
+			if isRefused(err) {
+				remote = false
+				a.via = fmt.Sprintf("the query API (query_range), as prometheus at %s refused remote read (%v)", o.URL, err)
+			}
+		}
+		if !remote {
+			answers, err = c.fetchAll(ctx, metrics, b.promql)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -208,6 +239,7 @@ type analyzer struct {
 	points    int
 	missing   map[string]int // instances without a default metric, by metric
 	warnings  []string
+	via       string // how the default metrics were read, for a note
 }
 
 func (a *analyzer) warn(ws []string) {
@@ -520,6 +552,9 @@ func (a *analyzer) result() *Result {
 	r.Tables = append(r.Tables, table)
 	r.Notes = append(r.Notes, fmt.Sprintf("%d instances analysed from %s over %v at a %v step (%d points): %d leaking",
 		a.instances, a.opts.URL, a.opts.Range, a.opts.Step, a.points, len(a.leaks)))
+	if a.via != "" {
+		r.Notes = append(r.Notes, "series read through "+a.via)
+	}
 	sources := make([]string, 0, len(a.missing))
 	for s := range a.missing {
 		sources = append(sources, s)
