@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"slices"
 	"strconv"
@@ -92,10 +93,6 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 		remote = false
 		a.via = fmt.Sprintf("the query API (query_range), as the selector is beyond remote read's matchers: %v", err)
 	}
-	type batch struct {
-		promql string         // matchers for the query API
-		remote []labelMatcher // the same for remote read
-	}
 	var batches []batch
 	switch {
 	case !byInstance:
@@ -109,18 +106,27 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	metrics := defaultMetrics()
-	for _, b := range batches {
-		var answers []fetched
+	fetch := func(ctx context.Context, b batch) ([]fetched, error) {
 		if remote {
-			answers, err = c.readBatch(ctx, metrics, b.remote)
-			if isRefused(err) {
-				remote = false
-				a.via = fmt.Sprintf("the query API (query_range), as prometheus at %s refused remote read (%v)", o.URL, err)
-			}
+			return c.readBatch(ctx, metrics, b.remote)
 		}
-		if !remote {
-			answers, err = c.fetchAll(ctx, metrics, b.promql)
+		return c.fetchAll(ctx, metrics, b.promql)
+	}
+	// The first batch says whether remote read is offered; the others are
+	// fetched ahead while the one before is analysed.
+	if remote && len(batches) > 0 {
+		answers, err := fetch(ctx, batches[0])
+		if isRefused(err) {
+			remote = false
+			a.via = fmt.Sprintf("the query API (query_range), as prometheus at %s refused remote read (%v)", o.URL, err)
+			answers, err = fetch(ctx, batches[0])
 		}
+		if err != nil {
+			return nil, err
+		}
+		batches[0].answers = answers
+	}
+	for answers, err := range prefetch(ctx, batches, o.Concurrency, fetch) {
 		if err != nil {
 			return nil, err
 		}
@@ -163,6 +169,54 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("prometheus at %s: no instance to analyse over the last %v", o.URL, o.Range)
 	}
 	return a.result(), nil
+}
+
+// batch is one request's worth of instances.
+type batch struct {
+	promql  string         // matchers for the query API
+	remote  []labelMatcher // the same for remote read
+	answers []fetched      // when already fetched
+}
+
+// prefetch yields the answers to the batches in order, fetching up to ahead
+// batches beyond the one being consumed, so that reading the next batches
+// overlaps analysing this one while memory stays bounded by a few batches.
+// It stops at the first error, which it yields.
+func prefetch(ctx context.Context, batches []batch, ahead int, fetch func(context.Context, batch) ([]fetched, error)) iter.Seq2[[]fetched, error] {
+	type answer struct {
+		fetched []fetched
+		err     error
+	}
+	return func(yield func([]fetched, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		pending := make(chan chan answer, max(ahead-1, 0))
+		go func() {
+			defer close(pending)
+			for _, b := range batches {
+				ch := make(chan answer, 1)
+				select {
+				case pending <- ch:
+				case <-ctx.Done():
+					return
+				}
+				if b.answers != nil {
+					ch <- answer{fetched: b.answers}
+					continue
+				}
+				go func() {
+					f, err := fetch(ctx, b)
+					ch <- answer{f, err}
+				}()
+			}
+		}()
+		for ch := range pending {
+			a := <-ch
+			if !yield(a.fetched, a.err) || a.err != nil {
+				return
+			}
+		}
+	}
 }
 
 func nonEmpty(ss ...string) []string {

@@ -359,39 +359,48 @@ type rawSeries struct {
 	vs     []float64
 }
 
-// decodeStream reads a streamed remote read answer to the end and returns
-// the series of each query, by query index, with their samples decoded.
-func decodeStream(r io.Reader, queries int) ([][]*rawSeries, error) {
-	fr := frameReader{r: bufio.NewReaderSize(r, 256<<10)}
-	out := make([][]*rawSeries, queries)
+// decodeStream reads a streamed remote read answer to the end, and calls
+// done with each series of each query, its samples decoded, as soon as the
+// series is whole. The series' sample slices are reused after done returns.
+func decodeStream(r io.Reader, queries int, done func(query int, s *rawSeries) error) error {
+	fr := frameReader{r: bufio.NewReaderSize(r, 64<<10)}
 	// Series come whole, one after another, perhaps split over frames:
-	// a frame that goes on with the last series has its labels.
-	var last *rawSeries
-	lastQuery := int64(-1)
+	// a frame that goes on with the last series repeats its labels.
+	cur := &rawSeries{}
+	curQuery := -1
+	flush := func() error {
+		if curQuery < 0 {
+			return nil
+		}
+		err := done(curQuery, cur)
+		cur.ts, cur.vs = cur.ts[:0], cur.vs[:0]
+		return err
+	}
 	for {
 		msg, err := fr.next()
 		if err == io.EOF {
-			return out, nil
+			return flush()
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		qi, series, err := parseChunkedReadResponse(msg)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if qi < 0 || qi >= int64(queries) {
-			return nil, fmt.Errorf("frame for query %d of %d", qi, queries)
+			return fmt.Errorf("frame for query %d of %d", qi, queries)
 		}
 		for _, s := range series {
-			if last == nil || qi != lastQuery || !last.labels.Equal(s.labels) {
-				last = &rawSeries{labels: s.labels}
-				lastQuery = qi
-				out[qi] = append(out[qi], last)
+			if int(qi) != curQuery || !cur.labels.Equal(s.labels) {
+				if err := flush(); err != nil {
+					return err
+				}
+				cur.labels, curQuery = s.labels, int(qi)
 			}
 			for _, c := range s.chunks {
-				if last.ts, last.vs, err = decodeXOR(c, last.ts, last.vs); err != nil {
-					return nil, fmt.Errorf("series %v: %w", s.labels, err)
+				if cur.ts, cur.vs, err = decodeXOR(c, cur.ts, cur.vs); err != nil {
+					return fmt.Errorf("series %v: %w", s.labels, err)
 				}
 			}
 		}
@@ -501,7 +510,24 @@ func (c *client) readBatch(ctx context.Context, metrics []metric, matchers []lab
 	if ct := resp.Header.Get("Content-Type"); ct != streamedContentType {
 		return nil, &refusedError{reason: fmt.Sprintf("answered %q, not streamed chunks", ct)}
 	}
-	raw, err := decodeStream(resp.Body, len(metrics))
+	mats := make([]model.Matrix, len(metrics))
+	seen := make([]map[model.Fingerprint]bool, len(metrics))
+	err = decodeStream(resp.Body, len(metrics), func(q int, s *rawSeries) error {
+		fp := s.labels.Fingerprint()
+		if seen[q] == nil {
+			seen[q] = map[model.Fingerprint]bool{}
+		}
+		if seen[q][fp] {
+			return fmt.Errorf("series %v sent twice, not whole", s.labels)
+		}
+		seen[q][fp] = true
+		s.sortSamples()
+		vals := alignToSteps(s.ts, s.vs, startMs, endMs, stepMs, lookback.Milliseconds())
+		if len(vals) > 0 {
+			mats[q] = append(mats[q], &model.SampleStream{Metric: s.labels, Values: vals})
+		}
+		return nil
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -510,14 +536,7 @@ func (c *client) readBatch(ctx context.Context, metrics []metric, matchers []lab
 	}
 	out := make([]fetched, len(metrics))
 	for i, m := range metrics {
-		var mat model.Matrix
-		for _, s := range raw[i] {
-			s.sortSamples()
-			vals := alignToSteps(s.ts, s.vs, startMs, endMs, stepMs, lookback.Milliseconds())
-			if len(vals) > 0 {
-				mat = append(mat, &model.SampleStream{Metric: s.labels, Values: vals})
-			}
-		}
+		mat := mats[i]
 		if m.sumWithout != "" {
 			mat = sumWithout(mat, model.LabelName(m.sumWithout))
 		}
