@@ -475,8 +475,11 @@ func (e *refusedError) Error() string { return "remote read refused: " + e.reaso
 // grid, sums taken where the metric's query sums. A server that refuses
 // remote read gives a *refusedError.
 func (c *client) readBatch(ctx context.Context, metrics []metric, matchers []labelMatcher) ([]fetched, error) {
+	// Prometheus rounds the query API's times to the millisecond; so does
+	// this, for the same steps.
 	start := c.opts.End.Add(-c.opts.Range)
-	startMs, endMs, stepMs := start.UnixMilli(), c.opts.End.UnixMilli(), c.opts.Step.Milliseconds()
+	startMs, endMs := start.Round(time.Millisecond).UnixMilli(), c.opts.End.Round(time.Millisecond).UnixMilli()
+	stepMs := c.opts.Step.Milliseconds()
 	queries := make([][]labelMatcher, len(metrics))
 	for i, m := range metrics {
 		queries[i] = append([]labelMatcher{{typ: matchEqual, name: model.MetricNameLabel, value: m.source}}, matchers...)
