@@ -489,7 +489,9 @@ func TestParseMatchers(t *testing.T) {
 }
 
 func TestSumWithout(t *testing.T) {
-	p := func(t int64, v float64) model.SamplePair { return model.SamplePair{Timestamp: model.Time(t), Value: model.SampleValue(v)} }
+	p := func(t int64, v float64) model.SamplePair {
+		return model.SamplePair{Timestamp: model.Time(t), Value: model.SampleValue(v)}
+	}
 	m := model.Matrix{
 		{Metric: model.Metric{"__name__": "x", "kind": "conn", "owner_kind": "a"}, Values: []model.SamplePair{p(0, 1), p(10, 2)}},
 		{Metric: model.Metric{"__name__": "x", "kind": "conn", "owner_kind": "b"}, Values: []model.SamplePair{p(10, 5), p(20, 6)}},
