@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -58,7 +59,9 @@ const (
 	fieldChunkData = 4
 	chunkXOR       = 1 // Chunk.Encoding XOR
 
-	streamedContentType = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
+	// The answer's Content-Type: the type and its proto parameter.
+	streamedType  = "application/x-streamed-protobuf"
+	streamedProto = "prometheus.ChunkedReadResponse"
 	// maxFrame bounds one frame; Prometheus sends about 1MiB at most.
 	maxFrame = 64 << 20
 	// lookback is how far back PromQL looks for a sample at each step
@@ -510,7 +513,8 @@ func (c *client) readBatch(ctx context.Context, metrics []metric, matchers []lab
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, &refusedError{reason: fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))}
 	}
-	if ct := resp.Header.Get("Content-Type"); ct != streamedContentType {
+	ct := resp.Header.Get("Content-Type")
+	if typ, params, err := mime.ParseMediaType(ct); err != nil || typ != streamedType || params["proto"] != streamedProto {
 		return nil, &refusedError{reason: fmt.Sprintf("answered %q, not streamed chunks", ct)}
 	}
 	mats := make([]model.Matrix, len(metrics))
