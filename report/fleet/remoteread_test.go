@@ -322,6 +322,10 @@ func streamOf(t testing.TB) []byte {
 func collect(r io.Reader, queries int) ([]string, error) {
 	var out []string
 	err := decodeStream(r, queries, func(q int, s *rawSeries) error {
+		if len(s.ts) == 0 { // a series without chunks
+			out = append(out, fmt.Sprintf("%d %s none", q, s.labels["instance"]))
+			return nil
+		}
 		out = append(out, fmt.Sprintf("%d %s %d-%d %d", q, s.labels["instance"], s.ts[0], s.ts[len(s.ts)-1], len(s.ts)))
 		return nil
 	})
