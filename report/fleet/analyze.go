@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"slices"
 	"strconv"
@@ -78,18 +79,54 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 		}
 		return nil, fmt.Errorf("prometheus at %s has no process_*, go_* or leakcheck_tracker_* series for %s over the last %v", o.URL, what, o.Range)
 	}
-	var batches []string // matchers of each batch
+	// The default metrics are read through remote read, which sends the
+	// stored chunks, unless the server refuses it or the selector is
+	// beyond the small parser remote read's matchers need; then through
+	// the query API.
+	remote := !o.queryAPIOnly
+	selMatchers, err := parseMatchers(sel)
+	a.via = "remote read (streamed chunks)"
+	switch {
+	case o.queryAPIOnly:
+		a.via = "the query API (query_range)"
+	case err != nil:
+		remote = false
+		a.via = fmt.Sprintf("the query API (query_range), as the selector is beyond remote read's matchers: %v", err)
+	}
+	var batches []batch
 	switch {
 	case !byInstance:
-		batches = []string{sel}
+		batches = []batch{{promql: sel, remote: selMatchers}}
 	default:
 		for b := range slices.Chunk(values, o.Batch) {
-			batches = append(batches, strings.Join(nonEmpty(sel, instanceMatcher(b)), ","))
+			batches = append(batches, batch{
+				promql: strings.Join(nonEmpty(sel, instanceMatcher(b)), ","),
+				remote: append(slices.Clip(selMatchers), instanceRemoteMatcher(b)),
+			})
 		}
 	}
 	metrics := defaultMetrics()
-	for _, matchers := range batches {
-		answers, err := c.fetchAll(ctx, metrics, matchers)
+	fetch := func(ctx context.Context, b batch) ([]fetched, error) {
+		if remote {
+			return c.readBatch(ctx, metrics, b.remote)
+		}
+		return c.fetchAll(ctx, metrics, b.promql)
+	}
+	// The first batch says whether remote read is offered; the others are
+	// fetched ahead while the one before is analysed.
+	if remote && len(batches) > 0 {
+		answers, err := fetch(ctx, batches[0])
+		if isRefused(err) {
+			remote = false
+			a.via = fmt.Sprintf("the query API (query_range), as prometheus at %s refused remote read (%v)", o.URL, err)
+			answers, err = fetch(ctx, batches[0])
+		}
+		if err != nil {
+			return nil, err
+		}
+		batches[0].answers = answers
+	}
+	for answers, err := range prefetch(ctx, batches, o.Concurrency, fetch) {
 		if err != nil {
 			return nil, err
 		}
@@ -132,6 +169,54 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("prometheus at %s: no instance to analyse over the last %v", o.URL, o.Range)
 	}
 	return a.result(), nil
+}
+
+// batch is one request's worth of instances.
+type batch struct {
+	promql  string         // matchers for the query API
+	remote  []labelMatcher // the same for remote read
+	answers []fetched      // when already fetched
+}
+
+// prefetch yields the answers to the batches in order, fetching up to ahead
+// batches beyond the one being consumed, so that reading the next batches
+// overlaps analysing this one while memory stays bounded by a few batches.
+// It stops at the first error, which it yields.
+func prefetch(ctx context.Context, batches []batch, ahead int, fetch func(context.Context, batch) ([]fetched, error)) iter.Seq2[[]fetched, error] {
+	type answer struct {
+		fetched []fetched
+		err     error
+	}
+	return func(yield func([]fetched, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		pending := make(chan chan answer, max(ahead-1, 0))
+		go func() {
+			defer close(pending)
+			for _, b := range batches {
+				ch := make(chan answer, 1)
+				select {
+				case pending <- ch:
+				case <-ctx.Done():
+					return
+				}
+				if b.answers != nil {
+					ch <- answer{fetched: b.answers}
+					continue
+				}
+				go func() {
+					f, err := fetch(ctx, b)
+					ch <- answer{f, err}
+				}()
+			}
+		}()
+		for ch := range pending {
+			a := <-ch
+			if !yield(a.fetched, a.err) || a.err != nil {
+				return
+			}
+		}
+	}
 }
 
 func nonEmpty(ss ...string) []string {
@@ -208,6 +293,7 @@ type analyzer struct {
 	points    int
 	missing   map[string]int // instances without a default metric, by metric
 	warnings  []string
+	via       string // how the default metrics were read, for a note
 }
 
 func (a *analyzer) warn(ws []string) {
@@ -520,6 +606,9 @@ func (a *analyzer) result() *Result {
 	r.Tables = append(r.Tables, table)
 	r.Notes = append(r.Notes, fmt.Sprintf("%d instances analysed from %s over %v at a %v step (%d points): %d leaking",
 		a.instances, a.opts.URL, a.opts.Range, a.opts.Step, a.points, len(a.leaks)))
+	if a.via != "" {
+		r.Notes = append(r.Notes, "series read through "+a.via)
+	}
 	sources := make([]string, 0, len(a.missing))
 	for s := range a.missing {
 		sources = append(sources, s)

@@ -15,9 +15,12 @@ import (
 
 // BenchmarkFleet analyses a backfilled fleet (100 instances; 2,000
 // instances, 10,000 series of 2,000 points with -fleet.scale) against a real
-// Prometheus. Its baseline, fetch, asks Prometheus for the same series in
-// the same batches and drops them: the ratio of leakcheck to fetch is what
-// the analysis adds to reading the data. Each reports the peak Go heap.
+// Prometheus. Its baseline, fetch, asks Prometheus's query API for the same
+// series in the same batches and drops them, as leakcheck did before it read
+// through remote read; fetch-remote-read does the same through remote read
+// (decoding the chunks and aligning them to the steps). leakcheck is Analyze
+// (through remote read), leakcheck-query-api Analyze made to use the query
+// API. Each reports the peak Go heap.
 //
 //	go test ./report/fleet -run '^$' -bench Fleet -benchtime 3x [-fleet.scale]
 func BenchmarkFleet(b *testing.B) {
@@ -26,33 +29,48 @@ func BenchmarkFleet(b *testing.B) {
 	opts := Options{URL: url, End: f.end, Range: f.end.Sub(f.start()) + f.interval, Step: f.interval, Selector: `{job="sim"}`}
 	ctx := context.Background()
 
-	b.Run("fetch", func(b *testing.B) {
-		peak := watchHeap(b)
-		for b.Loop() {
-			n, err := fetchOnly(ctx, opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(n), "points")
+	for _, remote := range []bool{false, true} {
+		name := "fetch"
+		if remote {
+			name = "fetch-remote-read"
 		}
-		peak()
-	})
-	b.Run("leakcheck", func(b *testing.B) {
-		peak := watchHeap(b)
-		for b.Loop() {
-			res, err := Analyze(ctx, opts)
-			if err != nil {
-				b.Fatal(err)
+		b.Run(name, func(b *testing.B) {
+			peak := watchHeap(b)
+			for b.Loop() {
+				n, err := fetchOnly(ctx, opts, remote)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(n), "points")
 			}
-			b.ReportMetric(float64(res.Points), "points")
+			peak()
+		})
+	}
+	for _, queryAPI := range []bool{false, true} {
+		name := "leakcheck"
+		if queryAPI {
+			name = "leakcheck-query-api"
 		}
-		peak()
-	})
+		b.Run(name, func(b *testing.B) {
+			o := opts
+			o.queryAPIOnly = queryAPI
+			peak := watchHeap(b)
+			for b.Loop() {
+				res, err := Analyze(ctx, o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(res.Points), "points")
+			}
+			peak()
+		})
+	}
 }
 
-// fetchOnly reads the series Analyze reads, in the same batches, and drops
-// them; it returns how many points came.
-func fetchOnly(ctx context.Context, opts Options) (int, error) {
+// fetchOnly reads the series Analyze reads, in the same batches fetched
+// ahead the same way, through remote read or the query API, and drops them;
+// it returns how many points came.
+func fetchOnly(ctx context.Context, opts Options, remote bool) (int, error) {
 	o, err := opts.withDefaults(time.Now())
 	if err != nil {
 		return 0, err
@@ -62,13 +80,29 @@ func fetchOnly(ctx context.Context, opts Options) (int, error) {
 		return 0, err
 	}
 	sel, _ := selectorMatchers(o.Selector)
+	selMatchers, err := parseMatchers(sel)
+	if err != nil {
+		return 0, err
+	}
 	values, _, _, err := c.instances(ctx, sel)
 	if err != nil {
 		return 0, err
 	}
+	var batches []batch
+	for b := range slices.Chunk(values, o.Batch) {
+		batches = append(batches, batch{
+			promql: strings.Join(nonEmpty(sel, instanceMatcher(b)), ","),
+			remote: append(slices.Clip(selMatchers), instanceRemoteMatcher(b)),
+		})
+	}
+	fetch := func(ctx context.Context, b batch) ([]fetched, error) {
+		if remote {
+			return c.readBatch(ctx, defaultMetrics(), b.remote)
+		}
+		return c.fetchAll(ctx, defaultMetrics(), b.promql)
+	}
 	n := 0
-	for batch := range slices.Chunk(values, o.Batch) {
-		answers, err := c.fetchAll(ctx, defaultMetrics(), strings.Join(nonEmpty(sel, instanceMatcher(batch)), ","))
+	for answers, err := range prefetch(ctx, batches, o.Concurrency, fetch) {
 		if err != nil {
 			return 0, err
 		}

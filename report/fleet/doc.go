@@ -16,7 +16,12 @@
 // slope. All the resources of one instance that grow are one finding,
 // ranked by time to exhaustion, then by growth relative to their level.
 //
-// Queries go through client_golang's API client, in batches of instances
-// with bounded concurrency, and each batch is analysed as it arrives. It
-// works against anything that speaks the Prometheus HTTP API.
+// The default metrics are read in batches of instances through Prometheus's
+// remote read API, which streams the stored, compressed chunks (decoded
+// here, and aligned to the step as a range query would); a server that
+// refuses it (not every Prometheus-compatible server offers it, nor does a
+// proxy that passes only the query API) is read through client_golang's API
+// client and range queries instead, and a note of the result says which. Batches are fetched ahead with bounded
+// concurrency and each is analysed as it arrives. It works against anything
+// that speaks the Prometheus HTTP API.
 package fleet

@@ -104,7 +104,17 @@ func TestLiveFleet(t *testing.T) {
 			t.Errorf("restarted fixture grew in %v runs, but the finding does not say it is restarted: %q", f.Evidence.Values["runs_growing"], f.Subject)
 		}
 	}
+	if !hasNote(res, "series read through remote read (streamed chunks)") {
+		t.Errorf("notes %q do not say the series came through remote read", res.Notes)
+	}
 	if t.Failed() {
 		t.Logf("found %v", slices.Sorted(maps.Keys(found)))
 	}
+	// The head's chunks (being written as they are read), the restarted
+	// fixture's runs and the tracker's records summed over their owners'
+	// kinds: the same points through both paths.
+	t.Run("remote read and the query API agree", func(t *testing.T) {
+		o := Options{URL: url, End: time.Now().Add(-5 * time.Second), Range: 40 * time.Second, Selector: `{job="fleet"}`}
+		samePaths(t, waitCtx(t, 30*time.Second), o, []time.Duration{time.Second, 2500 * time.Millisecond})
+	})
 }

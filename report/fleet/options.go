@@ -156,6 +156,10 @@ type Options struct {
 	// Transport, if set, carries the requests (for proxies or TLS settings);
 	// nil means http.DefaultTransport.
 	Transport http.RoundTripper
+
+	// queryAPIOnly reads through the query API even where remote read is
+	// offered: the benchmarks compare the two paths.
+	queryAPIOnly bool
 }
 
 // withDefaults fills in the defaults and checks the options.

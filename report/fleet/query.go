@@ -43,6 +43,9 @@ type metric struct {
 	// optional metrics are not noted when absent: leakcheck's own tracker
 	// metrics, which only daemons that export them have.
 	optional bool
+	// sumWithout is the label expr sums away; remote read, which reads
+	// the raw series, sums them the same way.
+	sumWithout string
 }
 
 // plain is the metric name selected with the matchers.
@@ -61,7 +64,7 @@ func defaultMetrics() []metric {
 		{name: "goroutines", source: "go_goroutines", unit: "goroutines", expr: plain("go_goroutines")},
 		{name: "heap_inuse_bytes", source: "go_memstats_heap_inuse_bytes", unit: "bytes", expr: plain("go_memstats_heap_inuse_bytes")},
 		{name: "rss_bytes", source: "process_resident_memory_bytes", unit: "bytes", expr: plain("process_resident_memory_bytes")},
-		{name: "tracker.live", source: "leakcheck_tracker_live_records", unit: "records", byLabel: "kind", optional: true,
+		{name: "tracker.live", source: "leakcheck_tracker_live_records", unit: "records", byLabel: "kind", optional: true, sumWithout: "owner_kind",
 			expr: func(m string) string {
 				return "sum without (owner_kind) (" + withMatchers("leakcheck_tracker_live_records", m) + ")"
 			}},
@@ -83,6 +86,7 @@ func isDefaultName(name string) bool {
 // client queries one Prometheus API with bounded concurrency.
 type client struct {
 	api  v1.API
+	http *http.Client // for remote read, which the API client does not speak
 	url  string
 	opts Options
 	sem  chan struct{}
@@ -104,7 +108,7 @@ func newClient(o Options) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %s: %w", o.URL, err)
 	}
-	return &client{api: v1.NewAPI(c), url: o.URL, opts: o, sem: make(chan struct{}, o.Concurrency)}, nil
+	return &client{api: v1.NewAPI(c), http: &http.Client{Transport: rt}, url: o.URL, opts: o, sem: make(chan struct{}, o.Concurrency)}, nil
 }
 
 // authTransport sets the Authorization header on every request.
@@ -171,6 +175,15 @@ func instanceMatcher(values []string) string {
 		quoted[i] = regexp.QuoteMeta(v)
 	}
 	return model.InstanceLabel + "=~" + strconv.Quote(strings.Join(quoted, "|"))
+}
+
+// instanceRemoteMatcher is instanceMatcher for remote read.
+func instanceRemoteMatcher(values []string) labelMatcher {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = regexp.QuoteMeta(v)
+	}
+	return labelMatcher{typ: matchRegexp, name: model.InstanceLabel, value: strings.Join(quoted, "|")}
 }
 
 // queryRange runs a range query over the options' range, in pieces of at
