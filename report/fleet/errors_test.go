@@ -214,6 +214,12 @@ func TestAgainstPrometheus(t *testing.T) {
 	const token, user, pass = "s3cret-token", "ops", "pa:ss"
 	target, _ := url.Parse(prom)
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	// A fresh connection to Prometheus for each request: over a reused one,
+	// httputil's proxy lost a streamed remote read answer midway in about
+	// one request of eight ("use of closed network connection" on its read
+	// from Prometheus 2.42). leakcheck reads such a batch again (tested in
+	// TestRemoteReadAgainstPrometheus); these cases test credentials.
+	proxy.Transport = &http.Transport{DisableKeepAlives: true}
 	guard := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, basic := r.BasicAuth()
 		if r.Header.Get("Authorization") != "Bearer "+token && !(basic && u == user && p == pass) {

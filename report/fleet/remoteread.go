@@ -476,8 +476,23 @@ func (e *refusedError) Error() string { return "remote read refused: " + e.reaso
 // through the remote read API, in one request, and returns them as the
 // query API would: one answer per metric, each series aligned to the step
 // grid, sums taken where the metric's query sums. A server that refuses
-// remote read gives a *refusedError.
+// remote read gives a *refusedError. An answer cut short (a proxy between
+// Prometheus and leakcheck can lose a stream midway) is asked for again, up
+// to readAttempts times in all.
 func (c *client) readBatch(ctx context.Context, metrics []metric, matchers []labelMatcher) ([]fetched, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := c.readBatchOnce(ctx, metrics, matchers)
+		if err == nil || attempt == readAttempts || ctx.Err() != nil || !errors.Is(err, io.ErrUnexpectedEOF) {
+			return out, err
+		}
+	}
+}
+
+// readAttempts is how many times readBatch asks for a batch whose answer
+// was cut short.
+const readAttempts = 3
+
+func (c *client) readBatchOnce(ctx context.Context, metrics []metric, matchers []labelMatcher) ([]fetched, error) {
 	// Prometheus rounds the query API's times to the millisecond; so does
 	// this, for the same steps.
 	start := c.opts.End.Add(-c.opts.Range)

@@ -184,6 +184,40 @@ func TestRemoteReadAgainstPrometheus(t *testing.T) {
 		})
 	}
 
+	// A proxy that loses the first two answers midway, as a proxy whose
+	// connection to Prometheus breaks can: the batch is read again.
+	t.Run("answer cut short", func(t *testing.T) {
+		// Fresh connections to Prometheus: see the credentials proxy of
+		// TestAgainstPrometheus.
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		proxy.Transport = &http.Transport{DisableKeepAlives: true}
+		cuts := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/api/v1/read" && cuts < 2 {
+				cuts++
+				rec := httptest.NewRecorder()
+				proxy.ServeHTTP(rec, r)
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				body := rec.Body.Bytes()
+				w.Write(body[:len(body)/2])
+				panic(http.ErrAbortHandler) // the client sees the answer end early
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		defer srv.Close()
+		o := base
+		o.URL, o.Step = srv.URL, time.Minute
+		res, err := Analyze(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cuts != 2 || res.Instances != 2 || !hasNote(res, "series read through remote read (streamed chunks)") {
+			t.Errorf("%d answers cut, %d instances, notes %q: want the batch read again through remote read", cuts, res.Instances, res.Notes)
+		}
+	})
+
 	t.Run("selector beyond remote read's matchers", func(t *testing.T) {
 		o := base
 		o.Step, o.Selector = time.Minute, `{job='gappy'}`
