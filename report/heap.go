@@ -1373,9 +1373,26 @@ func ladder(sizes []sizeHeld, all int64) bool {
 //
 // with the address less one (where the profile package puts the location),
 // and several lines with one address for inlined calls, innermost first.
+//
+// Go leaves out of the comments the runtime frames at the top of a stack
+// (runtime.mallocgc and its callers) and, in the protocol buffer form of
+// the same profile, leaves them out of the stack itself. Their addresses
+// stay in the text form's stacks, and one address named in the comments of
+// one stack (where the stack is all runtime and Go shows every frame) would
+// name it in every stack: runtime.mallocgc's cumulative value would then be
+// most of the heap in the text form and a few KiB in the protocol buffer.
+// So each sample loses the frames above the first its comments show, as
+// the protocol buffer form has it.
 func symbolizeLegacyHeap(p *profile.Profile, text []byte) {
 	lines := map[uint64][]profile.Line{}
 	funcs := map[[2]string]*profile.Function{}
+	// recs are the stacks in the order the profile package made samples
+	// of them, each with the first address its comments show (0: none).
+	type record struct {
+		addrs []uint64
+		shown uint64
+	}
+	var recs []record
 	var prev uint64
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	sc.Buffer(nil, 1<<20)
@@ -1383,7 +1400,13 @@ func symbolizeLegacyHeap(p *profile.Profile, text []byte) {
 		addr, fn, file, line, ok := parseFrameComment(sc.Bytes())
 		if !ok {
 			prev = 0
+			if addrs, ok := parseStackLine(sc.Bytes()); ok {
+				recs = append(recs, record{addrs: addrs})
+			}
 			continue
+		}
+		if n := len(recs); n > 0 && recs[n-1].shown == 0 {
+			recs[n-1].shown = addr
 		}
 		if _, done := lines[addr]; done && addr != prev {
 			continue // seen in an earlier stack
@@ -1400,6 +1423,20 @@ func symbolizeLegacyHeap(p *profile.Profile, text []byte) {
 	if len(lines) == 0 {
 		return
 	}
+	if len(recs) == len(p.Sample) {
+		for i, smp := range p.Sample {
+			r := recs[i]
+			if r.shown == 0 || !sameStack(smp.Location, r.addrs) {
+				continue
+			}
+			for k, loc := range smp.Location {
+				if loc.Address == r.shown {
+					smp.Location = smp.Location[k:]
+					break
+				}
+			}
+		}
+	}
 	for _, loc := range p.Location {
 		if l, ok := lines[loc.Address]; ok && len(loc.Line) == 0 {
 			loc.Line = l
@@ -1408,6 +1445,42 @@ func symbolizeLegacyHeap(p *profile.Profile, text []byte) {
 	for _, m := range p.Mapping {
 		m.HasFunctions, m.HasFilenames, m.HasLineNumbers = true, true, true
 	}
+}
+
+// parseStackLine parses the addresses of a legacy heap profile's sample
+// line, "1: 2048 [3: 6144] @ 0x4a1 0x4b2", each less one as the profile
+// package has them.
+func parseStackLine(b []byte) ([]uint64, bool) {
+	if len(b) == 0 || b[0] == '#' {
+		return nil, false
+	}
+	_, rest, found := bytes.Cut(b, []byte(" @ "))
+	if !found {
+		return nil, false
+	}
+	fields := strings.Fields(string(rest))
+	addrs := make([]uint64, 0, len(fields))
+	for _, f := range fields {
+		a, err := strconv.ParseUint(strings.TrimPrefix(f, "0x"), 16, 64)
+		if err != nil || a == 0 || !strings.HasPrefix(f, "0x") {
+			return nil, false
+		}
+		addrs = append(addrs, a-1)
+	}
+	return addrs, len(addrs) > 0
+}
+
+// sameStack reports whether locs are at addrs, in order.
+func sameStack(locs []*profile.Location, addrs []uint64) bool {
+	if len(locs) != len(addrs) {
+		return false
+	}
+	for i, l := range locs {
+		if l.Address != addrs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // parseFrameComment parses "#\t0xADDR\tFUNC+0xOFF\tFILE:LINE".

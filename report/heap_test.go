@@ -324,6 +324,33 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 				t.Errorf("%s holds %d bytes in the protocol buffer, %d in the text", fn, a, b)
 			}
 		}
+		// The top tables agree row for row, CUM included: the text
+		// form's stacks keep the runtime frames above the program's
+		// (runtime.mallocgc), which the protocol buffer form drops.
+		var tables [2][]Table
+		for i, in := range ins {
+			a, err := AnalyzeProfiles([]*Input{in}, HeapOptions{Top: 50})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tables[i] = a.Tables
+		}
+		if len(tables[0]) != 2 || len(tables[1]) != 2 {
+			t.Fatalf("tables %+v and %+v, want the top functions and sites of each", tables[0], tables[1])
+		}
+		mallocgc := false
+		for k := range tables[0] {
+			pb, txt := tables[0][k].Rows, tables[1][k].Rows
+			if !reflect.DeepEqual(pb, txt) {
+				t.Errorf("%s:\n%q\nin the text form:\n%q", tables[0][k].Title, pb, txt)
+			}
+			for _, r := range pb {
+				mallocgc = mallocgc || r[len(r)-1] == "runtime.mallocgc"
+			}
+		}
+		if !mallocgc {
+			t.Logf("no runtime.mallocgc row to compare: %q", tables[0][0].Rows)
+		}
 	})
 
 	t.Run("profiles of different types are not compared", func(t *testing.T) {
