@@ -1182,6 +1182,9 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 	tt := total.Analyze(opts.Trend)
 
 	// Every site seen in any profile gets a series, zero where absent.
+	// They are built here, not by a SeriesBuilder: a builder keyed by
+	// name would fill no zeros and give no site id back, and would name
+	// every site once per profile.
 	var union []uint64
 	for _, s := range sets {
 		for len(union) < len(s.seen) {
