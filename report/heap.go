@@ -62,10 +62,15 @@ type HeapOptions struct {
 //
 //   - one profile: the top holders by function and by allocation site;
 //   - two: the growth of each allocation site from the first to the second,
-//     and a growth finding for each site that grew by at least MinGrowth;
-//   - three or more: a series per site, trend-tested (AnalyzeTrend); each
-//     site found growing is a growth finding. A series too short for the
-//     trend test is judged like two profiles, its first and its last.
+//     and a growth finding for each site that grew by at least the least
+//     growth (PairGrowthShare of the heap in use, and the sampling noise);
+//   - three or more: a series per site, trend-tested (AnalyzeTrend), or,
+//     too short for the trend test, judged by its steps (a rise in most of
+//     them); each site found growing by at least the least growth
+//     (SeriesGrowthShare, and the sampling noise) is a growth finding. A
+//     site that rose once and held, as a start-up allocation does, is not.
+//
+// The notes say the rule applied, with its figures.
 //
 // An allocation site is the first frame of a stack that is the program's
 // own code: runtime frames are skipped, so the growth of a map or a slice is
