@@ -861,3 +861,40 @@ func TestUnsymbolizedCum(t *testing.T) {
 		t.Errorf("the unsymbolized address's row %q: want a CUM of 4.0 KiB; tables %+v", row, res.Tables)
 	}
 }
+
+// TestLegacyHiddenFrames checks that a legacy text heap profile keeps of
+// each stack the frames its comments show: the runtime frames Go leaves
+// out of the comments (and out of the protocol buffer form) are dropped,
+// even where another stack's comments name their address.
+func TestLegacyHiddenFrames(t *testing.T) {
+	text := "heap profile: 2: 96 [3: 160] @ heap/1\n" +
+		"1: 64 [2: 128] @ 0x5 0x10 0x20\n#\t0xf\tmain.f+0x1\tmain.go:3\n#\t0x1f\tmain.main+0x1\tmain.go:9\n\n" +
+		"1: 32 [1: 32] @ 0x5 0x6\n#\t0x4\truntime.mallocgc+0x1\tmalloc.go:1\n#\t0x5\truntime.main+0x1\tproc.go:1\n"
+	in, err := ParseInput("legacy", []byte(text), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stacks [][]string
+	for _, smp := range in.Profile.Sample {
+		var fns []string
+		for _, loc := range smp.Location {
+			for _, ln := range loc.Line {
+				fns = append(fns, ln.Function.Name)
+			}
+		}
+		stacks = append(stacks, fns)
+	}
+	want := [][]string{{"main.f", "main.main"}, {"runtime.mallocgc", "runtime.main"}}
+	if !reflect.DeepEqual(stacks, want) {
+		t.Errorf("stacks %q, want %q", stacks, want)
+	}
+	a, err := AnalyzeProfiles([]*Input{in}, HeapOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range a.Tables[0].Rows {
+		if fn := r[len(r)-1]; fn == "runtime.mallocgc" && r[3] != "32 B" {
+			t.Errorf("runtime.mallocgc's row %q: want a CUM of 32 B, its own", r)
+		}
+	}
+}
