@@ -120,7 +120,7 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 		set      = "map or slice grows at main.(*dedup).mark (main.go:65)"
 		journal  = "map or slice grows at main.(*journal).add (main.go:76)"
 		records  = "live client records grow at main.openSession (main.go:87)"
-		table    = "heap grows at main.buildTable (main.go:266)"
+		table    = "heap grows at main.buildTable (main.go:271)"
 	)
 	tests := []struct {
 		name  string

@@ -223,6 +223,11 @@ func serve(d *daemon, addr string, tick time.Duration) {
 	for range 2 * d.bound {
 		d.work()
 	}
+	// The tracker keeps the latest DefaultGaugePoints samples of each
+	// gauge, in a slice that grows to that bound: fill it too.
+	for range tracker.DefaultGaugePoints {
+		tracker.Default.SampleGauges()
+	}
 	runtime.GC()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
