@@ -71,11 +71,14 @@ Heap (and tracker) profiles of one process:
                       --min-growth or more are growth findings
   three or more       ordered by the time in each profile; every site's series is
                       trend-tested, and a site that keeps growing is a growth
-                      finding. The trend test needs 12 profiles: fewer are judged
-                      like two, the first against the last
+                      finding. The trend test needs 12 profiles: with fewer, a
+                      site must rise in 3 of 4 of its steps; a site that rose
+                      once and held (a start-up allocation) is not growing
 A site is the first frame of the program's own code; a map or slice that keeps
 growing is named as such at the function that assigns or appends. The default
---min-growth is 1MiB for bytes, 1000 objects, 10 tracker records.
+--min-growth is a share of the heap in use (5% between two profiles, 1% over a
+series) and, for sampled bytes, at least twice the sampling period and three
+standard deviations of the sampling noise; the notes say the figures.
 
 Goroutine dumps are grouped by stack and state; goroutines blocked longer than
 --blocked-for, in large groups, or leaked are findings, and several dumps of one
@@ -143,7 +146,7 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 	f.DurationVar(&opts.timeout, "timeout", report.DefaultFetchTimeout, "time limit on each fetch of a URL")
 	f.StringVar(&opts.maxSize, "max-size", "256MiB", "largest input accepted, read and decompressed")
 	f.IntVar(&opts.top, "top", 20, "rows in each table, and most growth findings per analysis")
-	f.StringVar(&opts.minGrowth, "min-growth", "", "least growth of a site between two profiles that is a finding, e.g. 4MiB or 5000 (default by unit)")
+	f.StringVar(&opts.minGrowth, "min-growth", "", "least growth of a site from the first profile to the last that is a finding, e.g. 4MiB or 5000 (default: by share of the heap)")
 	f.BoolVar(&opts.atExit, "at-exit", false, "tracker snapshots were taken at exit: every live record is a leftover")
 	f.DurationVar(&opts.blockedFor, "blocked-for", report.DefaultBlockedFor, "goroutines blocked at least this long are findings")
 	f.StringVar(&opts.binary, "binary", "", "heap dumps: the dumped program's executable, whose symbols name the globals that hold memory")

@@ -19,15 +19,24 @@ import (
 // DefaultTop is how many rows a profile table lists when HeapOptions.Top is 0.
 const DefaultTop = 20
 
-// Default least growth between two profiles that makes a finding, by the
-// unit of the sample type compared (see HeapOptions.MinGrowth). A heap
-// profile samples about one allocation per 512 KiB, so smaller differences
-// in bytes are mostly sampling noise.
+// Growth of an allocation site is judged against the heap in use, the
+// total of the last profile by the sample type compared, and against the
+// noise of sampling (see growthRule). These are the shares of that total a
+// site must grow by to be a growth finding.
 const (
-	DefaultMinGrowthBytes   = 1 << 20
-	DefaultMinGrowthObjects = 1000
-	DefaultMinGrowthRecords = 10
+	// SeriesGrowthShare is the share for a series of three profiles or
+	// more, in which a site must also keep rising: a trend over the
+	// series, or a rise in most steps. A site that jumps once and then
+	// holds, as a start-up allocation does, is no growth however large.
+	SeriesGrowthShare = 0.01
+	// PairGrowthShare is the share for two profiles, which cannot tell
+	// a leak from a one-time allocation made between them: it is larger.
+	PairGrowthShare = 0.05
 )
+
+// DefaultMinGrowthRecords is the least growth of live tracker records
+// between two profiles that makes a finding, whatever their share.
+const DefaultMinGrowthRecords = 10
 
 // HeapOptions configures AnalyzeProfiles.
 type HeapOptions struct {
@@ -39,10 +48,10 @@ type HeapOptions struct {
 	// Top is how many rows each table lists; 0 means DefaultTop.
 	Top int
 	// MinGrowth is the least growth of a site, in the sample type's unit,
-	// between two profiles (or the first and last of a series too short for
-	// the trend test) that makes a growth finding. 0 means a default for
-	// the unit: DefaultMinGrowthBytes, DefaultMinGrowthObjects or
-	// DefaultMinGrowthRecords.
+	// from the first profile to the last, that makes a growth finding; a
+	// series' site must also keep rising. 0 means the rule by share of
+	// the heap and sampling noise: see SeriesGrowthShare and
+	// PairGrowthShare.
 	MinGrowth int64
 	// Trend configures the trend test over a series of profiles.
 	Trend TrendOptions
@@ -53,10 +62,15 @@ type HeapOptions struct {
 //
 //   - one profile: the top holders by function and by allocation site;
 //   - two: the growth of each allocation site from the first to the second,
-//     and a growth finding for each site that grew by at least MinGrowth;
-//   - three or more: a series per site, trend-tested (AnalyzeTrend); each
-//     site found growing is a growth finding. A series too short for the
-//     trend test is judged like two profiles, its first and its last.
+//     and a growth finding for each site that grew by at least the least
+//     growth (PairGrowthShare of the heap in use, and the sampling noise);
+//   - three or more: a series per site, trend-tested (AnalyzeTrend), or,
+//     too short for the trend test, judged by its steps (a rise in most of
+//     them); each site found growing by at least the least growth
+//     (SeriesGrowthShare, and the sampling noise) is a growth finding. A
+//     site that rose once and held, as a start-up allocation does, is not.
+//
+// The notes say the rule applied, with its figures.
 //
 // An allocation site is the first frame of a stack that is the program's
 // own code: runtime frames are skipped, so the growth of a map or a slice is
@@ -274,9 +288,12 @@ type siteSet struct {
 	index   int // the chosen sample type
 	tracker bool
 	binary  string
-	total   []int64
-	vals    []int64  // by site id; 0 past the end
-	seen    []uint64 // a bit per site id: the profile has the site
+	// period is the profile's sampling period in bytes: on average one
+	// allocation in period bytes is recorded. 0 or 1: every one is.
+	period int64
+	total  []int64
+	vals   []int64  // by site id; 0 past the end
+	seen   []uint64 // a bit per site id: the profile has the site
 	// top are the heaviest sites and fns the heaviest functions, for a
 	// profile's top tables, at most the table's Top of each.
 	top []topSite
@@ -441,6 +458,9 @@ func (t *SiteTable) collect(in *Input) (*siteSet, error) {
 	}
 	s := &siteSet{table: t, name: in.Name, time: in.Time, types: types, index: index, tracker: tracker,
 		binary: mainBinary(p), total: make([]int64, len(p.SampleType))}
+	if !tracker && p.PeriodType != nil && p.PeriodType.Unit == "bytes" {
+		s.period = p.Period
+	}
 	all := &sites{table: t, byID: make([]*site, len(t.sites)), n: len(p.SampleType)}
 	alloc, inuseBytes := -1, -1 // the sample types findCollections reads
 	if !tracker {
@@ -1023,25 +1043,81 @@ func signed(v float64, unit string) string {
 	return formatQuantity(v, unit)
 }
 
-// minGrowth returns opts.MinGrowth or the default for the unit.
-func minGrowth(opts HeapOptions, unit string) int64 {
-	if opts.MinGrowth > 0 {
-		return opts.MinGrowth
+// growthRule is the least growth of a site, from the first profile to the
+// last, that makes a finding: a share of the heap in use (the last
+// profile's total by the sample type compared), and for sampled byte
+// values at least two sampling periods and three standard deviations of
+// the sampling noise. HeapOptions.MinGrowth replaces it.
+//
+// A profile records on average one allocation in each period bytes, and a
+// small object recorded stands for period bytes; a site holding v bytes
+// is then seen as a count of such records, about Poisson, whose estimate
+// of v varies by about sqrt(period*v). Two profiles' values of one site
+// differ by chance by up to three times sqrt(period*(first+last)).
+type growthRule struct {
+	fixed   int64 // HeapOptions.MinGrowth
+	share   float64
+	total   int64
+	period  int64 // for byte values; else 0
+	records bool  // live tracker records
+	pair    bool  // two profiles
+}
+
+func newGrowthRule(last *siteSet, opts HeapOptions, share float64, pair bool) growthRule {
+	r := growthRule{fixed: opts.MinGrowth, share: share, total: last.total[last.index], records: last.tracker, pair: pair}
+	if last.unit() == "bytes" {
+		r.period = last.period
 	}
-	switch unit {
-	case "bytes":
-		return DefaultMinGrowthBytes
-	case "records":
-		return DefaultMinGrowthRecords
+	return r
+}
+
+// least returns the least growth that counts for a site that went from
+// first to last.
+func (r growthRule) least(first, last int64) int64 {
+	if r.fixed > 0 {
+		return r.fixed
 	}
-	return DefaultMinGrowthObjects
+	m := max(1, int64(math.Ceil(r.share*float64(r.total))))
+	if r.records && r.pair {
+		m = max(m, DefaultMinGrowthRecords)
+	}
+	if r.period > 1 {
+		noise := 3 * math.Sqrt(float64(r.period)*float64(max(first, 0)+max(last, 0)))
+		m = max(m, 2*r.period, int64(math.Ceil(noise)))
+	}
+	return m
+}
+
+// String says the rule, for the notes.
+func (r growthRule) String(typ, unit string) string {
+	if r.fixed > 0 {
+		return "from " + signed(float64(r.fixed), unit) + ", as set"
+	}
+	byShare := max(1, int64(math.Ceil(r.share*float64(r.total))))
+	share := fmt.Sprintf("%s (%g%% of the %s in the last profile, %s)",
+		signed(float64(byShare), unit), 100*r.share, typ, formatQuantity(float64(r.total), unit))
+	var s string
+	switch {
+	case r.period > 1:
+		s = fmt.Sprintf("from the largest of %s, %s (twice the sampling period of %s) and three standard deviations of the sampling noise, 3*sqrt(period*(first+last))",
+			share, signed(float64(2*r.period), "bytes"), formatQuantity(float64(r.period), "bytes"))
+	case r.records && r.pair:
+		s = fmt.Sprintf("from the larger of %s and +%d records", share, DefaultMinGrowthRecords)
+	default:
+		s = "from " + share
+	}
+	if r.pair {
+		s += ": two profiles cannot tell a leak from a one-time allocation made between them, so the share is larger than a series needs"
+	}
+	return s
 }
 
 // diff compares two profiles: a table of the growth by site and a finding
-// for each site that grew by at least the minimum.
+// for each site that grew by at least the least growth (growthRule, with
+// PairGrowthShare).
 func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 	unit := target.unit()
-	threshold := minGrowth(opts, unit)
+	rule := newGrowthRule(target, opts, PairGrowthShare, true)
 	// Every site that grew past the threshold is a finding; the table
 	// lists the Top, and the notes say how many more there are.
 	cs := grown(base, target, max(opts.Top, len(target.vals)))
@@ -1060,8 +1136,8 @@ func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 	a.Tables = append(a.Tables, t)
 	n := 0
 	for _, c := range cs {
-		if c.delta() < threshold {
-			break
+		if c.delta() < rule.least(c.base, c.after) {
+			continue
 		}
 		f := growthFinding(target, c.id)
 		suffix := "" // objects
@@ -1072,14 +1148,26 @@ func (a *Result) diff(base, target *siteSet, opts HeapOptions) {
 		a.Findings = append(a.Findings, f)
 		n++
 	}
-	note := fmt.Sprintf("%s compared with %s by %s; growth findings from %s", target.name, base.name, target.typ(), signed(float64(threshold), unit))
+	note := fmt.Sprintf("%s compared with %s by %s; growth findings %s", target.name, base.name, target.typ(), rule.String(target.typ(), unit))
 	if n > opts.Top {
 		note += fmt.Sprintf("; %d sites grew past it, the table lists %d (--top)", n, opts.Top)
 	}
 	a.Notes = append(a.Notes, note)
 }
 
-// series trend-tests every site over the profiles.
+// siteSeries is one site's values over a series of profiles.
+type siteSeries struct {
+	id     int32
+	key    siteKey
+	series Series
+	trend  Trend
+	delta  int64
+}
+
+// series judges every site over three profiles or more: with enough of
+// them for the trend test (TrendOptions.MinSamples), by the trend test;
+// with fewer, by rising in most steps (risesMost). Either way a site must
+// also grow by the least growth (growthRule, with SeriesGrowthShare).
 func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 	last := sets[len(sets)-1]
 	unit := last.unit()
@@ -1090,7 +1178,7 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 	}
 	trend := opts.Trend.withDefaults()
 	enough := len(sets) >= trend.MinSamples
-	threshold := minGrowth(opts, unit)
+	rule := newGrowthRule(last, opts, SeriesGrowthShare, false)
 
 	total := Series{Name: prefix, Unit: unit}
 	for _, s := range sets {
@@ -1099,6 +1187,9 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 	tt := total.Analyze(opts.Trend)
 
 	// Every site seen in any profile gets a series, zero where absent.
+	// They are built here, not by a SeriesBuilder: a builder keyed by
+	// name would fill no zeros and give no site id back, and would name
+	// every site once per profile.
 	var union []uint64
 	for _, s := range sets {
 		for len(union) < len(s.seen) {
@@ -1107,13 +1198,6 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 		for w, bits := range s.seen {
 			union[w] |= bits
 		}
-	}
-	type siteSeries struct {
-		id     int32
-		key    siteKey
-		series Series
-		trend  Trend
-		delta  int64
 	}
 	all := make([]*siteSeries, 0, len(last.table.sites))
 	for _, id := range (&siteSet{seen: union}).ids() {
@@ -1134,26 +1218,46 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 
 	a.Series = append(a.Series, total)
 	var growing []*siteSeries
-	if enough {
-		for _, ss := range all {
+	for _, ss := range all {
+		if enough {
 			ss.trend = ss.series.Analyze(opts.Trend)
 			if ss.trend.Verdict != VerdictGrowing {
 				// A collection grows in steps, its backing array
 				// reallocated larger: too few for the trend test.
-				// Unlike the trend test, counting steps says nothing
-				// of size: a small collection must grow by the least
-				// growth a diff reports.
-				steps, ok := stepGrowth(ss.series.Points)
+				steps, ok := stepGrowth(ss.series.Points, collectionSteps)
 				_, inLast := last.get(ss.id)
-				if !ok || ss.delta < threshold || !inLast || collectionOf(last, ss.id) == "" {
+				if !ok || !inLast || collectionOf(last, ss.id) == "" {
 					continue
 				}
 				ss.trend.Verdict = VerdictGrowing
 				ss.trend.Note = fmt.Sprintf("grew in %d steps and never fell, as a collection does whose backing array is reallocated larger: too few steps for the trend test alone", steps)
-				*ss.series.Trend = ss.trend
 			}
-			growing = append(growing, ss)
+		} else {
+			ss.trend = risesMost(ss.series.Points, trend)
+			ss.series.Trend = &ss.trend
+			if ss.trend.Verdict == VerdictSteady && collectionOf(last, ss.id) != "" {
+				// A backing array doubles: a few profiles see it
+				// rise in two steps, not in most.
+				if steps, ok := stepGrowth(ss.series.Points, 2); ok {
+					ss.trend.Verdict = VerdictGrowing
+					ss.trend.Note = fmt.Sprintf("grew in %d steps and never fell, as a collection does whose backing array is reallocated larger: too few profiles for the trend test, judged by its steps", steps)
+				}
+			}
+			if ss.trend.Verdict != VerdictGrowing {
+				continue
+			}
 		}
+		pts := ss.series.Points
+		first, end := int64(pts[0].Value), int64(pts[len(pts)-1].Value)
+		if least := rule.least(first, end); ss.delta < least {
+			ss.trend.Verdict = VerdictSteady
+			ss.trend.Note = fmt.Sprintf("rising, but by %s, less than the least growth that counts (%s)",
+				signed(float64(ss.delta), unit), signed(float64(least), unit))
+			*ss.series.Trend = ss.trend
+			continue
+		}
+		*ss.series.Trend = ss.trend
+		growing = append(growing, ss)
 	}
 
 	t := Table{
@@ -1172,12 +1276,8 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 	}
 	a.Tables = append(a.Tables, t)
 
-	if !enough {
-		a.Notes = append(a.Notes, fmt.Sprintf("%d profiles are too few for the trend test (it needs %d): growth is judged between the first and the last", len(sets), trend.MinSamples))
-		a.diff(sets[0], last, opts)
-		return
-	}
-	for _, ss := range growing[:min(opts.Top, len(growing))] {
+	n := 0
+	for _, ss := range growing {
 		if _, ok := last.get(ss.id); !ok {
 			continue
 		}
@@ -1192,6 +1292,7 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 		f.Evidence.Values = map[string]float64{"first" + suffix: pts[0].Value, "last" + suffix: pts[len(pts)-1].Value}
 		a.Findings = append(a.Findings, f)
 		a.Series = append(a.Series, ss.series)
+		n++
 	}
 	if len(growing) == 0 && tt.Verdict == VerdictGrowing {
 		// Growth spread thinly over many sites is still growth.
@@ -1204,7 +1305,72 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 			Signature:  Signature(KindGrowth, prefix+" total", nil),
 		})
 	}
-	a.Notes = append(a.Notes, fmt.Sprintf("%d profiles trend-tested by %s, %d sites found growing", len(sets), typ, len(growing)))
+	how := fmt.Sprintf("%d profiles trend-tested by %s", len(sets), typ)
+	if !enough {
+		need := risesNeeded(len(sets) - 1)
+		how = fmt.Sprintf("%d profiles are too few for the trend test (it needs %d): by %s, a site grows when it rose in at least %d of its %d steps, once in the later half, and fell back by at most a quarter of what it rose",
+			len(sets), trend.MinSamples, typ, need, len(sets)-1)
+	}
+	note := fmt.Sprintf("%s; growth findings %s; %d sites found growing", how, rule.String(typ, unit), n)
+	if n > opts.Top {
+		note += fmt.Sprintf(", the table lists %d (--top)", opts.Top)
+	}
+	a.Notes = append(a.Notes, note)
+}
+
+// risesNeeded is how many of a short series' steps must rise (risesMost):
+// three in four, and at least two, so that a site that rose once, as a
+// one-time allocation does, is never growing.
+func risesNeeded(steps int) int { return max(2, (3*steps+3)/4) }
+
+// risesMost judges a series too short for the trend test, of three points
+// or more after the warm-up: it grows when it rose in at least
+// risesNeeded of its steps, once in the later half, and fell back by at
+// most a quarter of what it rose. The trend tests are run on the points
+// all the same, for the slope (the rate of growth) and the evidence; their
+// p-values are not what the verdict rests on.
+func risesMost(points []Point, opts TrendOptions) Trend {
+	opts = opts.withDefaults()
+	pts, warmupEnd := afterWarmup(points, opts)
+	tr := Trend{Samples: len(pts), WarmupEnd: warmupEnd}
+	if len(pts) < 3 || !pts[len(pts)-1].Time.After(pts[0].Time) {
+		tr.Verdict = VerdictNotEnoughData
+		tr.Window.P, tr.Recent.P = 1, 1
+		return tr
+	}
+	tr.Window = trendTest(pts, opts.Blocks)
+	tr.Recent = trendTest(pts[len(pts)/2:], opts.Blocks/2)
+	steps, rises, recent := len(pts)-1, 0, false
+	var up, down float64
+	for i := 1; i < len(pts); i++ {
+		switch d := pts[i].Value - pts[i-1].Value; {
+		case d > 0:
+			rises++
+			up += d
+			recent = recent || i > steps/2
+		case d < 0:
+			down -= d
+		}
+	}
+	if level := math.Abs(tr.Window.Intercept); level > 0 {
+		span := pts[len(pts)-1].Time.Sub(pts[0].Time).Hours()
+		tr.Effect = tr.Window.SlopePerHour * span / level
+	}
+	tr.Verdict = VerdictSteady
+	switch need := risesNeeded(steps); {
+	case rises >= need && recent && down <= up/4:
+		tr.Verdict = VerdictGrowing
+		tr.Note = fmt.Sprintf("rose in %d of %d steps: too few profiles for the trend test, judged by its steps", rises, steps)
+	case rises == 1 && down == 0:
+		tr.Note = "rose once and held: a one-time allocation, not a leak"
+	case rises > 0 && rises < need:
+		tr.Note = fmt.Sprintf("rose in %d of %d steps only", rises, steps)
+	case rises >= need && !recent:
+		tr.Note = "rose earlier, not in the later half"
+	case rises >= need:
+		tr.Note = "rose, but fell back by more than a quarter of it"
+	}
+	return tr
 }
 
 // collectionSteps is how many times a collection's in-use size must rise,
@@ -1214,9 +1380,10 @@ func (a *Result) series(sets []*siteSet, opts HeapOptions) {
 const collectionSteps = 3
 
 // stepGrowth reports whether a series grew the way a collection that keeps
-// growing does: it never fell, rose at least collectionSteps times, and rose
-// again in the recent half of the series. It returns the number of rises.
-func stepGrowth(pts []Point) (steps int, ok bool) {
+// growing does: it never fell, rose at least least times (collectionSteps
+// over a series long enough for the trend test), and rose again in the
+// recent half of the series. It returns the number of rises.
+func stepGrowth(pts []Point, least int) (steps int, ok bool) {
 	recent := false
 	for i := 1; i < len(pts); i++ {
 		switch {
@@ -1227,7 +1394,7 @@ func stepGrowth(pts []Point) (steps int, ok bool) {
 			recent = recent || i >= len(pts)/2
 		}
 	}
-	return steps, steps >= collectionSteps && recent
+	return steps, steps >= least && recent
 }
 
 // growthFinding reports a site of s that grows.
@@ -1373,9 +1540,26 @@ func ladder(sizes []sizeHeld, all int64) bool {
 //
 // with the address less one (where the profile package puts the location),
 // and several lines with one address for inlined calls, innermost first.
+//
+// Go leaves out of the comments the runtime frames at the top of a stack
+// (runtime.mallocgc and its callers) and, in the protocol buffer form of
+// the same profile, leaves them out of the stack itself. Their addresses
+// stay in the text form's stacks, and one address named in the comments of
+// one stack (where the stack is all runtime and Go shows every frame) would
+// name it in every stack: runtime.mallocgc's cumulative value would then be
+// most of the heap in the text form and a few KiB in the protocol buffer.
+// So each sample loses the frames above the first its comments show, as
+// the protocol buffer form has it.
 func symbolizeLegacyHeap(p *profile.Profile, text []byte) {
 	lines := map[uint64][]profile.Line{}
 	funcs := map[[2]string]*profile.Function{}
+	// recs are the stacks in the order the profile package made samples
+	// of them, each with the first address its comments show (0: none).
+	type record struct {
+		addrs []uint64
+		shown uint64
+	}
+	var recs []record
 	var prev uint64
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	sc.Buffer(nil, 1<<20)
@@ -1383,7 +1567,13 @@ func symbolizeLegacyHeap(p *profile.Profile, text []byte) {
 		addr, fn, file, line, ok := parseFrameComment(sc.Bytes())
 		if !ok {
 			prev = 0
+			if addrs, ok := parseStackLine(sc.Bytes()); ok {
+				recs = append(recs, record{addrs: addrs})
+			}
 			continue
+		}
+		if n := len(recs); n > 0 && recs[n-1].shown == 0 {
+			recs[n-1].shown = addr
 		}
 		if _, done := lines[addr]; done && addr != prev {
 			continue // seen in an earlier stack
@@ -1400,6 +1590,20 @@ func symbolizeLegacyHeap(p *profile.Profile, text []byte) {
 	if len(lines) == 0 {
 		return
 	}
+	if len(recs) == len(p.Sample) {
+		for i, smp := range p.Sample {
+			r := recs[i]
+			if r.shown == 0 || !sameStack(smp.Location, r.addrs) {
+				continue
+			}
+			for k, loc := range smp.Location {
+				if loc.Address == r.shown {
+					smp.Location = smp.Location[k:]
+					break
+				}
+			}
+		}
+	}
 	for _, loc := range p.Location {
 		if l, ok := lines[loc.Address]; ok && len(loc.Line) == 0 {
 			loc.Line = l
@@ -1408,6 +1612,42 @@ func symbolizeLegacyHeap(p *profile.Profile, text []byte) {
 	for _, m := range p.Mapping {
 		m.HasFunctions, m.HasFilenames, m.HasLineNumbers = true, true, true
 	}
+}
+
+// parseStackLine parses the addresses of a legacy heap profile's sample
+// line, "1: 2048 [3: 6144] @ 0x4a1 0x4b2", each less one as the profile
+// package has them.
+func parseStackLine(b []byte) ([]uint64, bool) {
+	if len(b) == 0 || b[0] == '#' {
+		return nil, false
+	}
+	_, rest, found := bytes.Cut(b, []byte(" @ "))
+	if !found {
+		return nil, false
+	}
+	fields := strings.Fields(string(rest))
+	addrs := make([]uint64, 0, len(fields))
+	for _, f := range fields {
+		a, err := strconv.ParseUint(strings.TrimPrefix(f, "0x"), 16, 64)
+		if err != nil || a == 0 || !strings.HasPrefix(f, "0x") {
+			return nil, false
+		}
+		addrs = append(addrs, a-1)
+	}
+	return addrs, len(addrs) > 0
+}
+
+// sameStack reports whether locs are at addrs, in order.
+func sameStack(locs []*profile.Location, addrs []uint64) bool {
+	if len(locs) != len(addrs) {
+		return false
+	}
+	for i, l := range locs {
+		if l.Address != addrs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // parseFrameComment parses "#\t0xADDR\tFUNC+0xOFF\tFILE:LINE".

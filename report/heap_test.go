@@ -104,6 +104,14 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 	leaky := runHeapgrow(t, bin, t.TempDir(), "-mode", "leaky", "-profiles", "16", "-rounds", "100", "-tracker")
 	steady := runHeapgrow(t, bin, t.TempDir(), "-mode", "steady", "-profiles", "12", "-rounds", "100", "-tracker")
 	text := runHeapgrow(t, bin, t.TempDir(), "-mode", "leaky", "-profiles", "2", "-rounds", "100", "-text")
+	// A steady twin that builds a 64 KiB table once, after its first
+	// profile, and keeps it: about a fifth of its heap, a one-time
+	// allocation and no leak.
+	steadyInit := runHeapgrow(t, bin, t.TempDir(), "-mode", "steady", "-profiles", "12", "-rounds", "100", "-init", "65536")
+	// Both again at Go's default sampling rate, one allocation recorded
+	// in each 512 KiB: values move in steps of about 512 KiB.
+	sampledLeaky := runHeapgrow(t, bin, t.TempDir(), "-mode", "leaky", "-profiles", "5", "-rounds", "1000", "-rate", "524288")
+	sampledInit := runHeapgrow(t, bin, t.TempDir(), "-mode", "steady", "-profiles", "5", "-rounds", "1000", "-rate", "524288", "-init", "4194304")
 
 	// What the leaky program grows, as findings name it.
 	const (
@@ -112,27 +120,44 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 		set      = "map or slice grows at main.(*dedup).mark (main.go:65)"
 		journal  = "map or slice grows at main.(*journal).add (main.go:76)"
 		records  = "live client records grow at main.openSession (main.go:87)"
+		table    = "heap grows at main.buildTable (main.go:271)"
 	)
 	tests := []struct {
 		name  string
 		dir   string
 		files []string
 		opts  HeapOptions
-		want  []string // findings' subjects, in any order
+		want  []string // findings' subjects (or their ends), in any order
 		notes string   // a substring of the notes
 	}{
 		{"series of a leak", leaky, seq("heap", ".pb.gz", 1, 16), HeapOptions{}, []string{entries, sessions, set, journal}, "16 profiles trend-tested"},
 		{"series of a steady program", steady, seq("heap", ".pb.gz", 1, 12), HeapOptions{}, nil, "0 sites found growing"},
-		{"base and target of a leak", leaky, []string{"heap-01.pb.gz", "heap-12.pb.gz"}, HeapOptions{}, []string{set, journal}, "growth findings from +1.0 MiB"},
+		{"base and target of a leak", leaky, []string{"heap-01.pb.gz", "heap-12.pb.gz"}, HeapOptions{}, []string{entries, sessions, set, journal},
+			"(5% of the inuse_space in the last profile, "},
 		{"base and target, lower threshold", leaky, []string{"heap-01.pb.gz", "heap-12.pb.gz"}, HeapOptions{MinGrowth: 100 << 10},
-			[]string{entries, sessions, set, journal}, ""},
+			[]string{entries, sessions, set, journal}, "growth findings from +100.0 KiB, as set"},
 		{"base and target of a steady program", steady, []string{"heap-01.pb.gz", "heap-12.pb.gz"}, HeapOptions{}, nil, ""},
-		{"series too short for the trend test", leaky, seq("heap", ".pb.gz", 1, 5), HeapOptions{MinGrowth: 100 << 10},
-			[]string{entries, set, journal}, "5 profiles are too few for the trend test"},
+		// The small fast leak of issue 16: sites of 40 to 290 KiB that
+		// grow in every step of five profiles, the smallest by 160 KiB.
+		{"five profiles of a leak: too few for the trend test", leaky, seq("heap", ".pb.gz", 1, 5), HeapOptions{},
+			[]string{entries, sessions, set, journal}, "5 profiles are too few for the trend test (it needs 12): by inuse_space, a site grows when it rose in at least 3 of its 4 steps"},
+		{"three profiles of a leak", leaky, seq("heap", ".pb.gz", 1, 3), HeapOptions{}, []string{entries, sessions, set, journal}, "rose in at least 2 of its 2 steps"},
+		{"three profiles of a steady program", steady, seq("heap", ".pb.gz", 1, 3), HeapOptions{}, nil, "0 sites found growing"},
+		{"a table built once, in five profiles", steadyInit, seq("heap", ".pb.gz", 1, 5), HeapOptions{}, nil, "(1% of the inuse_space in the last profile, "},
+		{"a table built once, in three profiles", steadyInit, seq("heap", ".pb.gz", 1, 3), HeapOptions{}, nil, "0 sites found growing"},
+		{"a table built once, in twelve profiles", steadyInit, seq("heap", ".pb.gz", 1, 12), HeapOptions{}, nil, "12 profiles trend-tested"},
+		// Two profiles cannot tell it from a leak: the notes say so.
+		{"a table built once, between two profiles", steadyInit, []string{"heap-01.pb.gz", "heap-05.pb.gz"}, HeapOptions{}, []string{table},
+			"two profiles cannot tell a leak from a one-time allocation"},
+		// Whether the set is named a map by its block sizes depends on
+		// which blocks were sampled: the site is what must be found.
+		{"five sampled profiles of a leak", sampledLeaky, seq("heap", ".pb.gz", 1, 5), HeapOptions{}, []string{"at main.(*dedup).mark (main.go:65)"}, "+1.0 MiB (twice the sampling period of 512.0 KiB)"},
+		{"a table built once, in five sampled profiles", sampledInit, seq("heap", ".pb.gz", 1, 5), HeapOptions{}, nil, "three standard deviations of the sampling noise"},
 		{"by objects", leaky, []string{"heap-01.pb.gz", "heap-12.pb.gz"}, HeapOptions{SampleIndex: "inuse_objects", MinGrowth: 500},
 			[]string{"heap inuse_objects grows at main.(*cache).put (main.go:58)", "heap inuse_objects grows at main.openSession (main.go:87)"}, "by inuse_objects"},
 		{"legacy text", text, []string{"heap-01.txt", "heap-02.txt"}, HeapOptions{MinGrowth: 50 << 10}, []string{entries, set, journal}, ""},
 		{"tracker profiles of a leak", leaky, seq("tracker", ".pb.gz", 1, 16), HeapOptions{}, []string{records}, "by records"},
+		{"five tracker profiles of a leak", leaky, seq("tracker", ".pb.gz", 1, 5), HeapOptions{}, []string{records}, "1 sites found growing"},
 		{"tracker profiles of a steady program", steady, seq("tracker", ".pb.gz", 1, 12), HeapOptions{}, nil, ""},
 	}
 	for _, tt := range tests {
@@ -143,7 +168,7 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 			}
 			got := subjects(a.Findings)
 			for _, w := range tt.want {
-				if !slices.Contains(got, w) {
+				if !slices.ContainsFunc(got, func(s string) bool { return strings.HasSuffix(s, w) }) {
 					t.Errorf("no finding %q; found %q", w, got)
 				}
 			}
@@ -324,6 +349,33 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 				t.Errorf("%s holds %d bytes in the protocol buffer, %d in the text", fn, a, b)
 			}
 		}
+		// The top tables agree row for row, CUM included: the text
+		// form's stacks keep the runtime frames above the program's
+		// (runtime.mallocgc), which the protocol buffer form drops.
+		var tables [2][]Table
+		for i, in := range ins {
+			a, err := AnalyzeProfiles([]*Input{in}, HeapOptions{Top: 50})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tables[i] = a.Tables
+		}
+		if len(tables[0]) != 2 || len(tables[1]) != 2 {
+			t.Fatalf("tables %+v and %+v, want the top functions and sites of each", tables[0], tables[1])
+		}
+		mallocgc := false
+		for k := range tables[0] {
+			pb, txt := tables[0][k].Rows, tables[1][k].Rows
+			if !reflect.DeepEqual(pb, txt) {
+				t.Errorf("%s:\n%q\nin the text form:\n%q", tables[0][k].Title, pb, txt)
+			}
+			for _, r := range pb {
+				mallocgc = mallocgc || r[len(r)-1] == "runtime.mallocgc"
+			}
+		}
+		if !mallocgc {
+			t.Logf("no runtime.mallocgc row to compare: %q", tables[0][0].Rows)
+		}
 	})
 
 	t.Run("profiles of different types are not compared", func(t *testing.T) {
@@ -439,9 +491,80 @@ func TestStepGrowth(t *testing.T) {
 		{"flat", pts(8, 8, 8, 8), 0, false},
 	}
 	for _, tt := range tests {
-		steps, ok := stepGrowth(tt.pts)
+		steps, ok := stepGrowth(tt.pts, collectionSteps)
 		if steps != tt.steps || ok != tt.ok {
 			t.Errorf("%s: stepGrowth = %d, %v; want %d, %v", tt.name, steps, ok, tt.steps, tt.ok)
+		}
+	}
+}
+
+// TestRisesMost checks the rule for series too short for the trend test:
+// a rise in most steps is growth, a one-time jump or a rise that stopped
+// or fell back is not.
+func TestRisesMost(t *testing.T) {
+	pts := func(vs ...float64) []Point {
+		var out []Point
+		for i, v := range vs {
+			out = append(out, Point{Time: clock.Add(time.Duration(i) * time.Second), Value: v})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		pts  []Point
+		opts TrendOptions
+		want Verdict
+		note string // a substring of the trend's note
+	}{
+		{"every step of five", pts(29, 60, 90, 125, 158), TrendOptions{}, VerdictGrowing, "rose in 4 of 4 steps"},
+		{"three of four, the last flat", pts(29, 60, 90, 125, 125), TrendOptions{}, VerdictGrowing, "rose in 3 of 4 steps"},
+		{"three points, both steps", pts(1, 2, 3), TrendOptions{}, VerdictGrowing, "rose in 2 of 2 steps"},
+		{"jumped once and held: a start-up allocation", pts(0, 64, 64, 64, 64), TrendOptions{}, VerdictSteady, "rose once and held"},
+		{"jumped once in three", pts(0, 64, 64), TrendOptions{}, VerdictSteady, "rose once and held"},
+		{"two of four steps", pts(0, 32, 64, 64, 64), TrendOptions{}, VerdictSteady, "rose in 2 of 4 steps only"},
+		{"fell back by half", pts(10, 20, 30, 40, 20), TrendOptions{}, VerdictSteady, "fell back"},
+		{"a small dip", pts(10, 20, 30, 29, 40), TrendOptions{}, VerdictGrowing, "rose in 3 of 4 steps"},
+		{"rose early, not in the later half", pts(1, 2, 3, 4, 4, 4, 4), TrendOptions{}, VerdictSteady, "rose in 3 of 6 steps only"},
+		{"flat", pts(5, 5, 5, 5), TrendOptions{}, VerdictSteady, ""},
+		{"two points", pts(1, 2), TrendOptions{}, VerdictNotEnoughData, ""},
+		{"all in the warm-up", pts(1, 2, 3, 4, 5), TrendOptions{Warmup: time.Minute}, VerdictNotEnoughData, ""},
+		{"the jump in the warm-up, a rise after", pts(0, 64, 65, 66, 67), TrendOptions{WarmupSamples: 1}, VerdictGrowing, "rose in 3 of 3 steps"},
+	}
+	for _, tt := range tests {
+		tr := risesMost(tt.pts, tt.opts)
+		if tr.Verdict != tt.want || !strings.Contains(tr.Note, tt.note) {
+			t.Errorf("%s: %s, %q; want %s, %q", tt.name, tr.Verdict, tr.Note, tt.want, tt.note)
+		}
+		if tr.Verdict == VerdictGrowing && tr.Window.SlopePerHour <= 0 {
+			t.Errorf("%s: growing at %v/h", tt.name, tr.Window.SlopePerHour)
+		}
+	}
+}
+
+// TestGrowthRule checks the least growth that counts: a share of the heap
+// in use, at least two sampling periods and three standard deviations of
+// the sampling noise for sampled bytes, or the amount set.
+func TestGrowthRule(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name        string
+		rule        growthRule
+		first, last int64
+		want        int64
+	}{
+		{"every allocation recorded: the share", growthRule{share: 0.01, total: 2 * mib, period: 1}, 29 << 10, 158 << 10, 20972},
+		{"sampled, a small site: two periods", growthRule{share: 0.01, total: 2 * mib, period: 512 << 10}, 0, 128 << 10, mib},
+		// 3*sqrt(512 KiB * 128 KiB) = 768 KiB, less than two periods;
+		// 3*sqrt(512 KiB * 100 MiB) = 3 * 7.07 MiB.
+		{"sampled, a large site: the noise", growthRule{share: 0.01, total: 200 * mib, period: 512 << 10}, 50 * mib, 50 * mib, 22243657},
+		{"sampled, a large heap: the share", growthRule{share: 0.05, total: 2048 * mib, period: 512 << 10}, 0, 0, 107374183},
+		{"records of two profiles: at least ten", growthRule{share: 0.05, total: 40, records: true, pair: true}, 0, 0, DefaultMinGrowthRecords},
+		{"records of a series", growthRule{share: 0.01, total: 40, records: true}, 0, 0, 1},
+		{"set", growthRule{fixed: 64 << 10, share: 0.01, total: 2048 * mib, period: 512 << 10}, 0, 0, 64 << 10},
+	}
+	for _, tt := range tests {
+		if got := tt.rule.least(tt.first, tt.last); got != tt.want {
+			t.Errorf("%s: least = %d, want %d", tt.name, got, tt.want)
 		}
 	}
 }
@@ -503,6 +626,8 @@ func TestGoldenHeap(t *testing.T) {
 	}{
 		{"heap-top", []string{"leaky-03.pb.gz"}, HeapOptions{Top: 8}},
 		{"heap-diff", []string{"leaky-01.pb.gz", "leaky-03.pb.gz"}, HeapOptions{Top: 8, MinGrowth: 64 << 10}},
+		// The least growth by share of the heap: its note says the rule.
+		{"heap-diff-share", []string{"leaky-01.pb.gz", "leaky-03.pb.gz"}, HeapOptions{Top: 8}},
 		{"tracker-top", []string{"tracker-03.pb.gz"}, HeapOptions{}},
 	}
 	for _, tt := range tests {
@@ -734,5 +859,42 @@ func TestUnsymbolizedCum(t *testing.T) {
 	}
 	if row == nil || row[3] != "4.0 KiB" {
 		t.Errorf("the unsymbolized address's row %q: want a CUM of 4.0 KiB; tables %+v", row, res.Tables)
+	}
+}
+
+// TestLegacyHiddenFrames checks that a legacy text heap profile keeps of
+// each stack the frames its comments show: the runtime frames Go leaves
+// out of the comments (and out of the protocol buffer form) are dropped,
+// even where another stack's comments name their address.
+func TestLegacyHiddenFrames(t *testing.T) {
+	text := "heap profile: 2: 96 [3: 160] @ heap/1\n" +
+		"1: 64 [2: 128] @ 0x5 0x10 0x20\n#\t0xf\tmain.f+0x1\tmain.go:3\n#\t0x1f\tmain.main+0x1\tmain.go:9\n\n" +
+		"1: 32 [1: 32] @ 0x5 0x6\n#\t0x4\truntime.mallocgc+0x1\tmalloc.go:1\n#\t0x5\truntime.main+0x1\tproc.go:1\n"
+	in, err := ParseInput("legacy", []byte(text), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stacks [][]string
+	for _, smp := range in.Profile.Sample {
+		var fns []string
+		for _, loc := range smp.Location {
+			for _, ln := range loc.Line {
+				fns = append(fns, ln.Function.Name)
+			}
+		}
+		stacks = append(stacks, fns)
+	}
+	want := [][]string{{"main.f", "main.main"}, {"runtime.mallocgc", "runtime.main"}}
+	if !reflect.DeepEqual(stacks, want) {
+		t.Errorf("stacks %q, want %q", stacks, want)
+	}
+	a, err := AnalyzeProfiles([]*Input{in}, HeapOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range a.Tables[0].Rows {
+		if fn := r[len(r)-1]; fn == "runtime.mallocgc" && r[3] != "32 B" {
+			t.Errorf("runtime.mallocgc's row %q: want a CUM of 32 B, its own", r)
+		}
 	}
 }

@@ -382,6 +382,9 @@ func FuzzParseInput(f *testing.F) {
 	}
 	f.Add(gunzipped(f, fixture(f, "leaky-01.pb.gz")))
 	f.Add([]byte("heap profile: 1: 64 [2: 128] @ heap/1048576\n1: 64 [2: 128] @ 0x10 0x20\n#\t0xf\tmain.f+0x1\tmain.go:3\n#\t0x1f\tmain.main+0x1\tmain.go:9\n"))
+	// A stack whose runtime frames the comments leave out (0x5), named by
+	// another stack that is all runtime.
+	f.Add([]byte("heap profile: 2: 96 [3: 160] @ heap/1048576\n1: 64 [2: 128] @ 0x5 0x10 0x20\n#\t0xf\tmain.f+0x1\tmain.go:3\n#\t0x1f\tmain.main+0x1\tmain.go:9\n\n1: 32 [1: 32] @ 0x5 0x6\n#\t0x4\truntime.mallocgc+0x1\tmalloc.go:1\n#\t0x5\truntime.main+0x1\tproc.go:1\n"))
 	f.Add([]byte(`{"schema": "leakcheck.report/1.1", "findings": [{"kind": "growth"}]}`))
 	f.Add([]byte("goroutine profile: total 1\n1 @ 0x1 0x2\n#\t0x1\tmain.f+0x1\tmain.go:3\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
