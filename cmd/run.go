@@ -91,11 +91,7 @@ otherwise the command's own failure (127 not found, 128+n killed by signal n).`,
 			if len(args) > 0 && c.Flags().Changed("leak") {
 				return usageError(errors.New("--leak applies only to the built-in demo (no COMMAND)"))
 			}
-			code, err := runRun(c.Context(), opts, c.OutOrStdout(), c.ErrOrStderr())
-			if err != nil || code != 0 {
-				return &exitError{code: code, err: err}
-			}
-			return nil
+			return exitWith(runRun(c.Context(), opts, c.OutOrStdout(), c.ErrOrStderr()))
 		},
 	}
 	addSamplingFlags(c, &opts, 2*time.Second, "stop the command after this long (0: wait for it to exit; the demo runs 20s)")

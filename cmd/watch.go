@@ -46,11 +46,7 @@ endpoint that never answered).`,
 			if err != nil || pid <= 0 {
 				return usageError(fmt.Errorf("watch %q: want the process id of a running process", args[0]))
 			}
-			code, err := runWatch(c.Context(), opts, pid, c.OutOrStdout(), c.ErrOrStderr())
-			if err != nil || code != 0 {
-				return &exitError{code: code, err: err}
-			}
-			return nil
+			return exitWith(runWatch(c.Context(), opts, pid, c.OutOrStdout(), c.ErrOrStderr()))
 		},
 	}
 	addSamplingFlags(c, &opts, 0, "stop watching after this long (0: until Ctrl-C, SIGTERM or the process exits)")
@@ -337,16 +333,10 @@ func (w *watch) report(ctx context.Context, exitReport string, left []probes.Chi
 		return nil, err
 	}
 	res := w.rec.Analyze(report.ProcOptions{Trend: w.trend, Left: left, Own: w.sched.Client().Own, Snapshot: snap, AtExit: atExit})
-	r := report.New(res.Findings, res.Series, rules)
-	r.Tables = res.Tables
-	r.Metadata = map[string]string{
-		"command":  strings.Join(args, " "),
-		"duration": time.Since(w.start).Round(time.Millisecond).String(),
-		"samples":  fmt.Sprint(w.rec.Samples()),
-	}
-	for i, n := range res.Notes {
-		r.Metadata[fmt.Sprintf("note %d", i+1)] = n
-	}
+	r := res.Report(rules)
+	r.Metadata["command"] = strings.Join(args, " ")
+	r.Metadata["duration"] = time.Since(w.start).Round(time.Millisecond).String()
+	r.Metadata["samples"] = fmt.Sprint(w.rec.Samples())
 	if gaps := w.sched.Gaps(); len(gaps) > 0 {
 		r.Metadata["gaps"] = fmt.Sprintf("%d (first: %s)", len(gaps), gaps[0])
 	}
