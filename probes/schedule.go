@@ -66,7 +66,8 @@ type ScheduleOptions struct {
 // allows it and for the baseline and the end, a counting sample
 // (SampleCounts) at the ticks between, and the goroutineleak profile every
 // LeakEvery. A sample that fails is a gap, recorded and passed over; the
-// process being gone ends the schedule. A Schedule is used by one goroutine.
+// process being gone ends the schedule. A Schedule is used by one goroutine
+// at a time.
 type Schedule struct {
 	opts     ScheduleOptions
 	client   *Client
