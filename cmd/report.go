@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/leakcheck/leakcheck/report"
 )
@@ -115,25 +116,15 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.inputs = args
 			opts.failOnSet = c.Flags().Changed("fail-on")
-			ctx := c.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
-			if opts.every > 0 {
-				// Interrupting a poll ends it; what was collected is
-				// still analysed.
-				var stop context.CancelFunc
-				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-				defer stop()
-			}
-			code, err := runReport(ctx, opts, c.OutOrStdout(), c.ErrOrStderr())
-			if err != nil || code != 0 {
-				return &exitError{code: code, err: err}
-			}
-			return nil
+			return exitWith(runReport(c.Context(), opts, c.OutOrStdout(), c.ErrOrStderr()))
 		},
 	}
-	f := c.Flags()
+	addReportFlags(c.Flags(), &opts)
+	return c
+}
+
+// addReportFlags defines the flags of `leakcheck report`.
+func addReportFlags(f *pflag.FlagSet, opts *reportOptions) {
 	f.StringVar(&opts.base, "base", "", "heap or tracker profile to compare the others with")
 	f.StringVar(&opts.sampleIndex, "sample-index", "", "heap sample type to rank and compare by: inuse_space (default), inuse_objects, alloc_space, alloc_objects")
 	f.StringVar(&opts.format, "format", report.DefaultFormat, "output format: "+strings.Join(report.Formats(), ", "))
@@ -153,7 +144,6 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 	f.StringVar(&opts.pathTo, "path-to", "", "heap dumps: report the paths from the roots to objects allocated at this site (a function, or file:line)")
 	addTrendFlags(f, &opts.trend, 0, "ignore the profiles taken within this time of the first of a series in trend tests")
 	addPrometheusFlags(f, &opts.prom)
-	return c
 }
 
 // runReport reads the inputs, analyses them, writes the report, and returns
@@ -161,6 +151,13 @@ Exit status: 0 nothing fails --fail-on (default ` + defaultReportFailOn + `);
 func runReport(ctx context.Context, opts reportOptions, stdout, stderr io.Writer) (int, error) {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if opts.every > 0 {
+		// Interrupting a poll ends it; what was collected is still
+		// analysed.
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
 	}
 	heapOpts, inOpts, rules, err := checkReportOptions(opts)
 	if err != nil {
@@ -212,13 +209,10 @@ func runReport(ctx context.Context, opts reportOptions, stdout, stderr io.Writer
 // report and --fail-on is not given, the policy it was saved with. A saved
 // report rendered again keeps what it said about its run.
 func newReport(res report.Result, inputs []*report.Input, notes []string, rules []report.IgnoreRule, opts reportOptions) (*report.Report, report.Policy) {
-	r := report.New(res.Findings, res.Series, rules)
-	r.Tables = res.Tables
+	res.Notes = slices.Concat(notes, res.Notes) // the loading's first
+	r := res.Report(rules)
 	r.Time = time.Now()
-	r.Metadata = map[string]string{"inputs": report.DescribeInputs(inputs)}
-	for i, n := range slices.Concat(notes, res.Notes) {
-		r.Metadata[fmt.Sprintf("note %d", i+1)] = n
-	}
+	r.Metadata["inputs"] = report.DescribeInputs(inputs)
 	failOn := opts.failOn
 	if saved := savedReport(inputs); saved != nil {
 		r.Time, r.Metadata = saved.Time, saved.Metadata

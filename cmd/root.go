@@ -34,6 +34,15 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
+// exitWith returns what a command's RunE returns for the exit code and
+// error of its run function: nil for success, else an exitError.
+func exitWith(code int, err error) error {
+	if err != nil || code != exitOK {
+		return &exitError{code: code, err: err}
+	}
+	return nil
+}
+
 // usageError marks err as a usage or input error (exit code exitUsage).
 func usageError(err error) error {
 	return &exitError{code: exitUsage, err: err}

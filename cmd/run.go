@@ -48,6 +48,7 @@ type runOptions struct {
 	leakEvery time.Duration // time between goroutineleak profiles
 	reaper    bool          // make leakcheck the subreaper of the command's tree (the CLI; not tests, which share a process)
 	leaks     string        // for the demo, when no command is given
+	readyFile string        // the demo writes its --pprof URL here
 	args      []string
 }
 
@@ -90,11 +91,7 @@ otherwise the command's own failure (127 not found, 128+n killed by signal n).`,
 			if len(args) > 0 && c.Flags().Changed("leak") {
 				return usageError(errors.New("--leak applies only to the built-in demo (no COMMAND)"))
 			}
-			code, err := runRun(c.Context(), opts, c.OutOrStdout(), c.ErrOrStderr())
-			if err != nil || code != 0 {
-				return &exitError{code: code, err: err}
-			}
-			return nil
+			return exitWith(runRun(c.Context(), opts, c.OutOrStdout(), c.ErrOrStderr()))
 		},
 	}
 	addSamplingFlags(c, &opts, 2*time.Second, "stop the command after this long (0: wait for it to exit; the demo runs 20s)")
@@ -160,12 +157,12 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		defer signal.Reset(syscall.SIGTTOU)
 		defer reclaimTerminal()
 	}
-	return supervise(ctx, opts, trend, rules, child, args, exitReport, readyFile, stdout, stderr, sigc)
+	return supervise(ctx, opts, trend, rules, child, args, exitReport, stdout, stderr, sigc)
 }
 
 // supervise samples the started command until it ends or is stopped, then
 // sweeps its leftovers and reports.
-func supervise(ctx context.Context, opts runOptions, trend report.TrendOptions, rules []report.IgnoreRule, child *exec.Cmd, args []string, exitReport, readyFile string, stdout, stderr io.Writer, sigc chan os.Signal) (int, error) {
+func supervise(ctx context.Context, opts runOptions, trend report.TrendOptions, rules []report.IgnoreRule, child *exec.Cmd, args []string, exitReport string, stdout, stderr io.Writer, sigc chan os.Signal) (int, error) {
 	w := newWatch(opts, trend, child.Process.Pid)
 	w.forward = true
 	if opts.reaper {
@@ -174,17 +171,10 @@ func supervise(ctx context.Context, opts runOptions, trend report.TrendOptions, 
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
-	isDemo := len(opts.args) == 0
-	end := w.loop(ctx, exited, sigc, stderr, func() {
-		if isDemo && w.opts.pprof == "" {
-			if b, err := os.ReadFile(readyFile); err == nil {
-				w.opts.pprof = string(b)
-			}
-		}
-	})
+	end := w.loop(ctx, exited, sigc, stderr)
 	status := childStatus{err: end.err}
 	if !end.exited {
-		w.finalSamples(ctx)
+		w.sched.Final(ctx)
 		status = w.stop(exited, sigc, end.sig != nil)
 	}
 	left := w.killLeftovers()
@@ -221,6 +211,7 @@ func commandArgs(opts *runOptions, readyFile string, stderr io.Writer) ([]string
 	if opts.duration == 0 {
 		opts.duration = demoDuration
 	}
+	opts.readyFile = readyFile
 	fmt.Fprintf(stderr, "leakcheck: running the built-in demo daemon for %s (leaks: %s)\n", opts.duration, opts.leaks)
 	return []string{self, "demo", "--leak", leakArg, "--pprof", "127.0.0.1:0", "--ready-file", readyFile}, nil
 }
@@ -371,9 +362,6 @@ func (w *watch) adopt() []probes.Child {
 	procs, err := probes.Descendants(self)
 	if err != nil {
 		return nil
-	}
-	if w.seen == nil {
-		w.seen = map[int]probes.Child{}
 	}
 	alive := procs[:0]
 	for _, c := range procs {

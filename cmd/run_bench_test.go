@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakcheck/leakcheck/probes"
 	"github.com/leakcheck/leakcheck/report"
 )
 
@@ -67,20 +68,19 @@ func BenchmarkWatchCPU(b *testing.B) {
 		budget float64
 	}{
 		{"baseline=full-every-tick", 1},
-		{"adaptive", fullSampleBudget},
+		{"adaptive", probes.DefaultCPUBudget},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			pid := startHolder(b, 10000)
 			var cpu, wall time.Duration
 			for b.Loop() {
-				w := newWatch(runOptions{interval: time.Second, duration: watchTicks*time.Second + 500*time.Millisecond}, report.TrendOptions{}, pid)
-				w.budget = bc.budget
+				w := newWatch(runOptions{interval: time.Second, duration: watchTicks*time.Second + 500*time.Millisecond, maxCPU: 100 * bc.budget}, report.TrendOptions{}, pid)
 				start, used := time.Now(), cpuTime(b)
-				w.loop(context.Background(), nil, nil, io.Discard, func() {})
+				w.loop(context.Background(), nil, nil, io.Discard)
 				cpu += cpuTime(b) - used
 				wall += time.Since(start)
-				if len(w.gaps) > 0 || w.last.NumFDs < 10000 || w.rec.Samples() != watchTicks+1 {
-					b.Fatalf("gaps %v, %d fds, %d samples", w.gaps, w.last.NumFDs, w.rec.Samples())
+				if gaps := w.sched.Gaps(); len(gaps) > 0 || w.last.NumFDs < 10000 || w.rec.Samples() != watchTicks+1 {
+					b.Fatalf("gaps %v, %d fds, %d samples", gaps, w.last.NumFDs, w.rec.Samples())
 				}
 				b.ReportMetric(float64(w.rec.Full()-1), "full-samples")
 			}

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -91,60 +90,6 @@ func procState(pid int) string {
 	return ""
 }
 
-// TestSampleSchedule checks that the watch takes full samples for the
-// baseline and then only as often as fullSampleBudget allows, counting
-// descriptors in between.
-func TestSampleSchedule(t *testing.T) {
-	w := newWatch(runOptions{interval: time.Second}, report.TrendOptions{}, os.Getpid())
-	ctx := context.Background()
-	w.sample(ctx)
-	base := w.rec.Baseline()
-	if w.rec.Full() != 1 || base == nil || base != w.last || base.Counted {
-		t.Fatalf("first sample after the warm-up: %d full samples, baseline %v", w.rec.Full(), base)
-	}
-	if !w.nextFull.After(base.Time) {
-		t.Fatalf("next full sample at %v, not after the first at %v", w.nextFull, base.Time)
-	}
-	w.sample(ctx) // long before nextFull: counted
-	if w.rec.Samples() != 2 || w.rec.Full() != 1 || !w.last.Counted || w.last.NumFDs == 0 {
-		t.Fatalf("second sample: %d samples, %d full, last %+v", w.rec.Samples(), w.rec.Full(), w.last)
-	}
-	w.nextFull = time.Now()
-	w.sample(ctx)
-	if w.rec.Full() != 3-1 || w.last.Counted {
-		t.Fatalf("third sample, when due: %d full samples, counted %v", w.rec.Full(), w.last.Counted)
-	}
-	// Every sample feeds the descriptor count; only full ones the types.
-	defer func() {
-		// When the only full sample after the warm-up is the baseline,
-		// the end takes two, apart, for descriptorFindings.
-		w := newWatch(runOptions{interval: time.Second}, report.TrendOptions{}, os.Getpid())
-		w.sample(ctx)
-		w.sample(ctx)
-		prevFull := w.rec.LastFull()
-		w.finalSamples(ctx)
-		n := w.rec.Full()
-		if n != 3 || prevFull != w.rec.Baseline() || w.rec.LastFull() == w.rec.Baseline() ||
-			!w.rec.LastFull().Time.After(w.rec.Baseline().Time.Add(200*time.Millisecond)) {
-			t.Errorf("final samples: %d full samples, the last at %v, the baseline at %v", n, w.rec.LastFull().Time, w.rec.Baseline().Time)
-		}
-		// Right after a full sample, one more adds nothing.
-		w.finalSamples(ctx)
-		if w.rec.Full() != n {
-			t.Errorf("final samples right after a full one: %d full samples, want %d", w.rec.Full(), n)
-		}
-	}()
-	for _, s := range w.rec.Series() {
-		want := 3
-		if strings.HasPrefix(s.Name, "fds.") || strings.HasPrefix(s.Name, "sockets") {
-			want = 2
-		}
-		if len(s.Points) != want {
-			t.Errorf("series %s has %d points, want %d", s.Name, len(s.Points), want)
-		}
-	}
-}
-
 // TestNoSample checks that a watch that took no sample is an input error,
 // never "no leaks found", and still reports how the process ended.
 func TestNoSample(t *testing.T) {
@@ -153,9 +98,9 @@ func TestNoSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := newWatch(runOptions{interval: time.Second, format: "json"}, report.TrendOptions{}, c.Process.Pid)
-	w.sample(t.Context())
-	if !w.gone || w.rec.Samples() != 0 || len(w.gaps) != 0 {
-		t.Fatalf("sample of an exited process: gone %v, %d samples, gaps %v", w.gone, w.rec.Samples(), w.gaps)
+	w.sched.Sample(t.Context())
+	if !w.sched.Gone() || w.rec.Samples() != 0 || len(w.sched.Gaps()) != 0 {
+		t.Fatalf("sample of an exited process: gone %v, %d samples, gaps %v", w.sched.Gone(), w.rec.Samples(), w.sched.Gaps())
 	}
 	var out bytes.Buffer
 	code, err := w.finish(t.Context(), &out, "", nil, nil, []string{"true"}, "exited with status 0")

@@ -8,12 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/spf13/cobra"
 
 	"github.com/leakcheck/leakcheck/probes"
@@ -46,11 +46,7 @@ endpoint that never answered).`,
 			if err != nil || pid <= 0 {
 				return usageError(fmt.Errorf("watch %q: want the process id of a running process", args[0]))
 			}
-			code, err := runWatch(c.Context(), opts, pid, c.OutOrStdout(), c.ErrOrStderr())
-			if err != nil || code != 0 {
-				return &exitError{code: code, err: err}
-			}
-			return nil
+			return exitWith(runWatch(c.Context(), opts, pid, c.OutOrStdout(), c.ErrOrStderr()))
 		},
 	}
 	addSamplingFlags(c, &opts, 0, "stop watching after this long (0: until Ctrl-C, SIGTERM or the process exits)")
@@ -69,7 +65,7 @@ func addSamplingFlags(c *cobra.Command, opts *runOptions, warmup time.Duration, 
 	f.StringVar(&opts.ignore, "ignore", "", "file of rules suppressing known findings")
 	f.Var(&opts.failOn, "fail-on", "finding kinds (and severity>=LEVEL) that fail the run: e.g. leftover,growth, all, none")
 	addTrendFlags(f, &opts.trend, warmup, "time after start before the baseline sample; trend tests ignore it")
-	f.Float64Var(&opts.maxCPU, "max-cpu", 100*fullSampleBudget, "percent of one core that full samples (which name every descriptor) may use; ticks between them only count descriptors. 100: a full sample every tick")
+	f.Float64Var(&opts.maxCPU, "max-cpu", 100*probes.DefaultCPUBudget, "percent of one core that full samples (which name every descriptor) may use; ticks between them only count descriptors. 100: a full sample every tick")
 	f.DurationVar(&opts.leakEvery, "leak-profile-every", time.Minute, "with --pprof: time between reads of the goroutineleak profile (each costs the daemon about one garbage collection); it is also read at the end")
 }
 
@@ -124,12 +120,12 @@ func runWatch(ctx context.Context, opts runOptions, pid int, stdout, stderr io.W
 	defer signal.Stop(sigc)
 	name := "pid " + strconv.Itoa(pid) + " (" + comm(pid) + ")" // while it runs
 	w := newWatch(opts, trend, pid)
-	end := w.loop(ctx, nil, sigc, stderr, func() {})
+	end := w.loop(ctx, nil, sigc, stderr)
 	status := "still running"
 	if end.exited {
 		status = "exited while watched"
 	} else {
-		w.finalSamples(ctx)
+		w.sched.Final(ctx)
 	}
 	return w.finish(ctx, stdout, "", nil, rules, []string{name}, status)
 }
@@ -170,8 +166,8 @@ func (w *watch) finish(ctx context.Context, stdout io.Writer, exitReport string,
 	switch {
 	case w.rec.Samples() == 0:
 		failed = fmt.Errorf("no sample of %s was taken (it %s): nothing to report", args[0], status)
-	case w.opts.pprof != "" && !w.goOK:
-		failed = fmt.Errorf("--pprof %s never answered: %v", w.opts.pprof, w.goErr)
+	case w.sched.Unanswered() != nil:
+		failed = fmt.Errorf("--pprof %s never answered: %v", w.sched.Endpoint(), w.sched.Unanswered())
 	}
 	r, err := w.report(ctx, exitReport, left, rules, args)
 	if err != nil {
@@ -199,47 +195,88 @@ func (w *watch) finish(ctx context.Context, stdout io.Writer, exitReport string,
 	return code, failed
 }
 
-// watch samples one process tree: `leakcheck watch` as it is, `leakcheck
-// run` around the command it started.
+// watch samples one process tree, `leakcheck watch` as it is, `leakcheck
+// run` around the command it started, and records what it samples.
 type watch struct {
-	opts     runOptions
-	trend    report.TrendOptions
-	pid      int
-	start    time.Time
-	http     *probes.Client // to --pprof; it knows its own connections
-	rec      *report.ProcRecorder
-	last     *probes.ProcSample // the last sample, full or counted, for the status line
-	goNow    int                // goroutines in the last Go sample, for the status line
-	goOK     bool               // --pprof answered at least once
-	goErr    error              // the last error from --pprof
-	gone     bool               // the process was gone at the last sample
-	nextFull time.Time          // the earliest time for the next full sample
-	budget   float64            // fullSampleBudget; 1 takes a full sample every tick
-	reaper   bool               // leakcheck is the subreaper: its orphaned descendants count
-	forward  bool               // signals to leakcheck go on to the process group (run)
-	gaps     []string
-	seen     map[int]probes.Child // every descendant ever sampled
-	sampled  time.Time            // when the last sample ended
-	lastFull time.Time            // when the last full sample was taken
-	prevFull time.Time            // and the one before it
-	guard    *guardian            // kills the descendants if leakcheck dies (run)
-	leakNext time.Time            // the earliest time for the next goroutineleak profile
-	noLeaks  bool                 // the daemon does not serve that profile
+	opts    runOptions
+	trend   report.TrendOptions
+	pid     int
+	start   time.Time
+	sched   *probes.Schedule
+	rec     *report.ProcRecorder
+	last    *probes.ProcSample   // the last sample, full or counted, for the status line
+	goNow   int                  // goroutines in the last Go sample, for the status line
+	reaper  bool                 // leakcheck is the subreaper: its orphaned descendants count
+	forward bool                 // signals to leakcheck go on to the process group (run)
+	seen    map[int]probes.Child // every descendant ever sampled
+	guard   *guardian            // kills the descendants if leakcheck dies (run)
+	status  *statusLine          // while sampling
 }
 
 // newWatch returns a watch of pid that starts now.
 func newWatch(opts runOptions, trend report.TrendOptions, pid int) *watch {
 	start := time.Now()
-	return &watch{
+	w := &watch{
 		opts:   opts,
 		trend:  trend,
 		pid:    pid,
 		start:  start,
-		http:   probes.NewClient(max(opts.interval, time.Second)),
 		rec:    report.NewProcRecorder(start, trend.Warmup),
-		budget: opts.maxCPU / 100,
 		reaper: opts.reaper,
+		seen:   map[int]probes.Child{},
 	}
+	so := probes.ScheduleOptions{
+		PID:       pid,
+		Start:     start,
+		Interval:  opts.interval,
+		Duration:  opts.duration,
+		Warmup:    trend.Warmup,
+		CPUBudget: opts.maxCPU / 100,
+		Endpoint:  opts.pprof,
+		LeakEvery: opts.leakEvery,
+		Proc:      w.addProc,
+		Go:        w.addGo,
+		Leaks:     w.addLeaks,
+		Sampled:   func() { w.status.update(w) },
+	}
+	if opts.readyFile != "" {
+		so.FindEndpoint = func() string { // the demo's, once it serves
+			b, _ := os.ReadFile(opts.readyFile)
+			return string(b)
+		}
+	}
+	w.sched = probes.NewSchedule(so)
+	return w
+}
+
+// addProc records a sample of the process, and the descendants it names.
+func (w *watch) addProc(ps *probes.ProcSample) {
+	w.rec.AddProc(ps)
+	w.last = ps
+	for _, c := range ps.Children {
+		w.seen[c.PID] = c
+		w.guard.tell(c)
+	}
+	w.adopt()
+}
+
+// addGo records a sample of the Go daemon's endpoints.
+func (w *watch) addGo(gs *probes.GoSample) error {
+	w.goNow = gs.Goroutines
+	return w.rec.AddGo(gs)
+}
+
+// addLeaks records a goroutineleak profile, or that there is none (p nil).
+func (w *watch) addLeaks(p *profile.Profile) error {
+	if p == nil {
+		w.rec.AddLeakProfile(nil)
+		return nil
+	}
+	d, err := report.GoroutinesFromProfile(p)
+	if err == nil {
+		w.rec.AddLeakProfile(d)
+	}
+	return err
 }
 
 // ending is why sampling stopped.
@@ -249,203 +286,43 @@ type ending struct {
 	sig    os.Signal // a SIGINT or SIGTERM to leakcheck (nil: --duration or ctx)
 }
 
-// loop samples until the process exits, --duration passes, leakcheck gets
-// SIGINT or SIGTERM, or ctx ends. With w.forward, every signal on sigc goes
-// on to the process group first. ready runs before each sample.
-func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Signal, stderr io.Writer, ready func()) ending {
-	tick := time.NewTicker(w.opts.interval)
-	defer tick.Stop()
-	var deadline <-chan time.Time
-	if w.opts.duration > 0 {
-		t := time.NewTimer(w.opts.duration)
-		defer t.Stop()
-		deadline = t.C
-	}
-	status := newStatusLine(stderr) // watch: the terminal is leakcheck's alone
+// loop samples, with the status line on stderr, until the process exits,
+// --duration passes, leakcheck gets SIGINT or SIGTERM, or ctx ends. With
+// w.forward, every signal on sigc goes on to the process group first.
+func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Signal, stderr io.Writer) ending {
+	w.status = newStatusLine(stderr) // watch: the terminal is leakcheck's alone
 	if w.forward {
-		status.show = min(w.opts.interval/2, time.Second) // run: shared with the command
+		w.status.show = min(w.opts.interval/2, time.Second) // run: shared with the command
 	}
-	defer status.stop()
-	for first := true; ; first = false {
-		if !first {
-			select {
-			case err := <-exited:
-				return ending{exited: true, err: err}
-			case sig := <-sigc:
-				if w.forward {
-					syscall.Kill(-w.pid, sig.(syscall.Signal))
-				}
-				if sig == syscall.SIGINT || sig == syscall.SIGTERM {
-					return ending{sig: sig}
-				}
-				continue
-			case <-ctx.Done():
+	defer w.status.stop()
+	stop, done := make(chan struct{}), make(chan bool, 1)
+	go func() { done <- w.sched.Run(ctx, stop) }()
+	halt := func(e ending) ending {
+		close(stop)
+		<-done
+		return e
+	}
+	for {
+		select {
+		case gone := <-done:
+			switch {
+			case !gone: // --duration or ctx
 				return ending{}
-			case <-deadline:
-				return ending{}
-			case <-tick.C:
-				ready()
-			}
-		}
-		w.sample(ctx)
-		if w.gone {
-			if exited != nil {
+			case exited != nil:
 				return ending{exited: true, err: <-exited}
 			}
 			return ending{exited: true}
-		}
-		status.update(w)
-	}
-}
-
-// finalSamples ends sampling with two full samples a short gap apart, both
-// after the baseline: descriptorFindings counts what both hold (a descriptor
-// open in one sample may be in passing), so the pair must be at the very end
-// for every descriptor held at the end to count. A full sample just taken
-// counts as the first of the pair.
-func (w *watch) finalSamples(ctx context.Context) {
-	defer func() { w.sampleLeaks(ctx, time.Now(), true) }()
-	gap := min(w.opts.interval/2, 200*time.Millisecond)
-	for range 2 {
-		if w.finalPair(gap) || w.gone {
-			return
-		}
-		if last := w.rec.LastFull(); last != nil && time.Since(last.Time) < gap {
-			time.Sleep(gap - time.Since(last.Time))
-		}
-		w.nextFull = time.Time{}
-		w.sample(ctx)
-	}
-}
-
-// finalPair reports whether the last two full samples are both after the
-// baseline (the one before it, too, is not the baseline), the last taken within gap of now and the one before it within
-// two gaps of the last.
-func (w *watch) finalPair(gap time.Duration) bool {
-	last, base := w.rec.LastFull(), w.rec.Baseline()
-	if last == nil || base == nil || last == base {
-		return false
-	}
-	apart := last.Time.Sub(w.prevFull)
-	return time.Since(last.Time) < gap && w.prevFull.After(base.Time) && apart <= 2*gap
-}
-
-// fullSampleBudget is the default share of a core that full samples may
-// take (--max-cpu): after a full sample that used d of CPU time, the next
-// waits at least d/budget. A full sample reads every descriptor's target
-// (about a microsecond each), so against a daemon with tens of thousands of
-// descriptors it runs every few seconds, and the ticks between count
-// descriptors instead (SampleCounts), which costs microseconds. Half of
-// the 1% budget (docs/benchmarks.md) leaves the rest for counting and --pprof.
-const fullSampleBudget = 0.005
-
-// sample takes one sample of the process and, with --pprof, of its endpoint.
-// The sample is full when its time has come, and always for the baseline and
-// the final sample, which name the leftover descriptors. Failures become gaps.
-func (w *watch) sample(ctx context.Context) {
-	now := time.Now()
-	defer func() { w.sampled = time.Now() }()
-	full := !now.Before(w.nextFull) || (w.rec.Baseline() == nil && w.rec.Warm(now))
-	var ps *probes.ProcSample
-	var err error
-	if full {
-		var took time.Duration
-		took, ps, err = threadCPU(func() (*probes.ProcSample, error) { return probes.SampleProcess(w.pid) })
-		budget := w.budget
-		if budget <= 0 {
-			budget = fullSampleBudget
-		}
-		w.nextFull = now.Add(time.Duration(float64(took) / budget))
-	} else {
-		ps, err = probes.SampleCounts(w.pid)
-	}
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		w.gone = true // the end of the watch, not a gap
-		return
-	case err != nil:
-		w.gaps = append(w.gaps, fmt.Sprintf("%s: %v", now.Format(time.RFC3339), err))
-	default:
-		if !ps.Counted {
-			w.prevFull = w.lastFull
-			w.lastFull = ps.Time
-		}
-		w.rec.AddProc(ps)
-		w.last = ps
-		if w.seen == nil {
-			w.seen = map[int]probes.Child{}
-		}
-		for _, c := range ps.Children {
-			w.seen[c.PID] = c
-			w.guard.tell(c)
-		}
-		w.adopt()
-	}
-	if w.opts.pprof != "" {
-		w.sampleGo(ctx, now)
-	}
-}
-
-// sampleGo samples the Go daemon's --pprof endpoint; failures become gaps.
-func (w *watch) sampleGo(ctx context.Context, now time.Time) {
-	gctx, cancel := context.WithTimeout(ctx, max(w.opts.interval, time.Second))
-	defer cancel()
-	gs, err := probes.SampleGo(gctx, w.http.Client, w.opts.pprof, probes.DefaultTrackerPath)
-	if err != nil {
-		w.goErr = err
-		w.gaps = append(w.gaps, fmt.Sprintf("%s: --pprof: %v", now.Format(time.RFC3339), err))
-		return
-	}
-	w.goOK = true
-	if err := w.rec.AddGo(gs); err != nil {
-		w.gaps = append(w.gaps, fmt.Sprintf("%s: %v", now.Format(time.RFC3339), err))
-	}
-	w.goNow = gs.Goroutines
-	w.sampleLeaks(ctx, now, false)
-}
-
-// sampleLeaks reads the daemon's goroutineleak profile, whose leaked
-// goroutines the runtime proves, when its time has come: at the first Go
-// sample (to learn whether the daemon serves it), every --leak-profile-every
-// after, and, with final, at the end.
-func (w *watch) sampleLeaks(ctx context.Context, now time.Time, final bool) {
-	if w.opts.pprof == "" || w.noLeaks || !w.goOK || w.gone || !final && now.Before(w.leakNext) {
-		return
-	}
-	w.leakNext = now.Add(w.opts.leakEvery)
-	gctx, cancel := context.WithTimeout(ctx, max(w.opts.interval, 5*time.Second))
-	defer cancel()
-	p, found, err := probes.SampleLeaks(gctx, w.http.Client, w.opts.pprof)
-	if err == nil && found {
-		var d *report.GoroutineDump
-		if d, err = report.GoroutinesFromProfile(p); err == nil {
-			w.rec.AddLeakProfile(d)
+		case err := <-exited:
+			return halt(ending{exited: true, err: err})
+		case sig := <-sigc:
+			if w.forward {
+				syscall.Kill(-w.pid, sig.(syscall.Signal))
+			}
+			if sig == syscall.SIGINT || sig == syscall.SIGTERM {
+				return halt(ending{sig: sig})
+			}
 		}
 	}
-	switch {
-	case err != nil:
-		w.gaps = append(w.gaps, fmt.Sprintf("%s: goroutineleak profile: %v", now.Format(time.RFC3339), err))
-	case !found:
-		w.noLeaks = true
-		w.rec.AddLeakProfile(nil)
-	}
-}
-
-// threadCPU runs sample on one locked thread and returns the CPU time the
-// thread used meanwhile: the sample's own cost, whatever else the machine is
-// doing. Where a thread's CPU time cannot be read, it returns the wall time,
-// which only makes full samples rarer on a busy machine.
-func threadCPU(sample func() (*probes.ProcSample, error)) (time.Duration, *probes.ProcSample, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	start := time.Now()
-	before, ok := threadCPUTime()
-	ps, err := sample()
-	after, ok2 := threadCPUTime()
-	if !ok || !ok2 {
-		return time.Since(start), ps, err
-	}
-	return after - before, ps, err
 }
 
 // report turns the samples, the leftovers and the daemon's own tracker
@@ -455,19 +332,13 @@ func (w *watch) report(ctx context.Context, exitReport string, left []probes.Chi
 	if err != nil {
 		return nil, err
 	}
-	res := w.rec.Analyze(report.ProcOptions{Trend: w.trend, Left: left, Own: w.http.Own, Snapshot: snap, AtExit: atExit})
-	r := report.New(res.Findings, res.Series, rules)
-	r.Tables = res.Tables
-	r.Metadata = map[string]string{
-		"command":  strings.Join(args, " "),
-		"duration": time.Since(w.start).Round(time.Millisecond).String(),
-		"samples":  fmt.Sprint(w.rec.Samples()),
-	}
-	for i, n := range res.Notes {
-		r.Metadata[fmt.Sprintf("note %d", i+1)] = n
-	}
-	if len(w.gaps) > 0 {
-		r.Metadata["gaps"] = fmt.Sprintf("%d (first: %s)", len(w.gaps), w.gaps[0])
+	res := w.rec.Analyze(report.ProcOptions{Trend: w.trend, Left: left, Own: w.sched.Client().Own, Snapshot: snap, AtExit: atExit})
+	r := res.Report(rules)
+	r.Metadata["command"] = strings.Join(args, " ")
+	r.Metadata["duration"] = time.Since(w.start).Round(time.Millisecond).String()
+	r.Metadata["samples"] = fmt.Sprint(w.rec.Samples())
+	if gaps := w.sched.Gaps(); len(gaps) > 0 {
+		r.Metadata["gaps"] = fmt.Sprintf("%d (first: %s)", len(gaps), gaps[0])
 	}
 	return r, nil
 }

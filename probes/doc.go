@@ -18,7 +18,10 @@
 // full sample of a process with tens of thousands of descriptors takes tens
 // of milliseconds. [CountFDs] gives the descriptor count alone in a few
 // system calls; a caller watching such a process can count every interval
-// and take full samples less often.
+// and take full samples less often. [Schedule] does that for a watch of one
+// process: full samples within a share of a core, the baseline after a
+// warm-up and a final pair, counting samples between, and the Go endpoints
+// at every tick, handing each sample to the caller's functions.
 //
 // # Failures
 //

@@ -713,18 +713,19 @@ func goroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []gor
 		leaked    bool
 		stack     []Frame
 		createdBy Frame
-		points    []Point
 		last      int
 	}
 	total := Series{Name: "goroutines", Unit: "goroutines"}
+	var counts SeriesBuilder // each group's count in every dump, by signature
 	tracks := make(map[string]*track)
 	var order []string
 	for _, d := range dumps {
 		if d == nil {
 			continue
 		}
+		before := total.Points
 		total.Points = append(total.Points, Point{Time: d.Time, Value: float64(d.Total)})
-		counts := make(map[string]int)
+		now := make(map[string]int)
 		for _, g := range GroupGoroutines(d) {
 			sig := groupKey(g.State, g.Leaked, g.Stack)
 			t := tracks[sig]
@@ -732,29 +733,20 @@ func goroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []gor
 				t = &track{}
 				tracks[sig] = t
 				order = append(order, sig)
+				for _, p := range before { // absent from the dumps before
+					counts.Add(Series{Name: sig}, p.Time, 0)
+				}
 			}
 			// The latest dump's.
 			t.state, t.leaked, t.stack, t.createdBy = g.State, g.Leaked, g.Stack, g.CreatedBy
-			counts[sig] += g.Count
+			now[sig] += g.Count
 		}
 		for _, sig := range order {
-			t := tracks[sig]
-			t.last = counts[sig]
-			t.points = append(t.points, Point{Time: d.Time, Value: float64(t.last)})
+			tracks[sig].last = now[sig]
+			counts.Add(Series{Name: sig}, d.Time, float64(now[sig]))
 		}
 	}
 	n := len(total.Points)
-	// Groups first seen late have no points for the dumps before: zeros.
-	for _, sig := range order {
-		t := tracks[sig]
-		if missing := n - len(t.points); missing > 0 {
-			zeros := make([]Point, missing, n)
-			for i := range zeros {
-				zeros[i] = Point{Time: total.Points[i].Time}
-			}
-			t.points = append(zeros, t.points...)
-		}
-	}
 	slices.SortStableFunc(order, func(a, b string) int { return cmp.Compare(tracks[b].last, tracks[a].last) })
 
 	series := []Series{total}
@@ -770,7 +762,8 @@ func goroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []gor
 			name += " #" + sig
 		}
 		names[name] = true
-		s := Series{Name: name, Unit: "goroutines", Points: t.points}
+		points, _ := counts.Get(Series{Name: sig})
+		s := Series{Name: name, Unit: "goroutines", Points: points.Points}
 		tr := s.Analyze(opts)
 		series = append(series, s)
 		if tr.Verdict != VerdictGrowing {
@@ -786,7 +779,7 @@ func goroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []gor
 			Subject:    goroutineSubject("growing goroutines", t.state, t.stack, t.createdBy),
 			Owner:      goroutineOwner(t.createdBy, nil),
 			Count:      max(t.last, 1),
-			Evidence:   Evidence{Series: name, Trend: &tr, Stack: t.stack, Basis: []string{BasisGrowing}, Because: growingBecause(tr, len(t.points))},
+			Evidence:   Evidence{Series: name, Trend: &tr, Stack: t.stack, Basis: []string{BasisGrowing}, Because: growingBecause(tr, len(s.Points))},
 			Suggestion: "more goroutines park here in every dump: " + goroutineSuggestion(t.state),
 			Signature:  Signature(KindGoroutine, "growing "+t.state, t.stack),
 		}})

@@ -1,4 +1,4 @@
-package cmd
+package probes
 
 import (
 	"syscall"
