@@ -78,8 +78,9 @@ type Schedule struct {
 	// baseline is when the first full sample past the warm-up was taken;
 	// lastFull and prevFull when the last two full samples were.
 	baseline, lastFull, prevFull time.Time
-	goOK                         bool  // the endpoint answered at least once
-	goErr                        error // the last error from the endpoint
+	last                         *ProcSample // the last full sample: its files need no new stat
+	goOK                         bool        // the endpoint answered at least once
+	goErr                        error       // the last error from the endpoint
 	leakNext                     time.Time
 	noLeaks                      bool // the daemon does not serve the goroutineleak profile
 }
@@ -172,7 +173,7 @@ func (s *Schedule) Sample(ctx context.Context) {
 	var err error
 	if full {
 		var took time.Duration
-		took, ps, err = threadCPU(func() (*ProcSample, error) { return SampleProcess(s.opts.PID) })
+		took, ps, err = threadCPU(func() (*ProcSample, error) { return SampleProcessSince(s.opts.PID, s.last) })
 		s.nextFull = now.Add(time.Duration(float64(took) / s.opts.CPUBudget))
 	} else {
 		ps, err = SampleCounts(s.opts.PID)
@@ -185,7 +186,7 @@ func (s *Schedule) Sample(ctx context.Context) {
 		s.gap(now, "", err)
 	default:
 		if !ps.Counted {
-			s.prevFull, s.lastFull = s.lastFull, ps.Time
+			s.prevFull, s.lastFull, s.last = s.lastFull, ps.Time, ps
 			if s.baseline.IsZero() && !ps.Time.Before(s.opts.Start.Add(s.opts.Warmup)) {
 				s.baseline = ps.Time
 			}
