@@ -38,74 +38,77 @@ func kindSlot(k Kind) int {
 	return -1
 }
 
+// What a counter counts: its index in the counter arrays.
+type event int
+
+const (
+	tracked event = iota
+	released
+)
+
 // shardCounts are the counters of one root shard. Records the root owns are
 // counted in plain integers under the lock of their root bucket, which Track
 // and Release hold anyway; records of sessions, whose buckets are their own,
 // in atomics. Each goroutine mostly counts in its own shard (see shardHint),
 // so the atomic adds rarely contend for a cache line.
 type shardCounts struct {
-	rootTracked  [len(builtinKinds)]uint64 // guarded by the root bucket's lock
-	rootReleased [len(builtinKinds)]uint64
-	tracked      [len(builtinKinds)]atomic.Uint64
-	released     [len(builtinKinds)]atomic.Uint64
-	_            [32]byte
+	root     [2][len(builtinKinds)]uint64 // guarded by the root bucket's lock
+	sessions [2][len(builtinKinds)]atomic.Uint64
+	_        [32]byte
 }
 
 // kindCounts counts tracks and releases by kind: built-in kinds per shard,
 // user kinds in a map, which only programs that define kinds pay for.
 type kindCounts struct {
 	shards []shardCounts
-	user   sync.Map // Kind -> *[2]atomic.Uint64: tracked, released
+	user   sync.Map // Kind -> *[2]atomic.Uint64, indexed by event
 }
 
 func newKindCounts(shards int) kindCounts {
 	return kindCounts{shards: make([]shardCounts, shards)}
 }
 
-// addRoot counts one record of kind k owned by the root, whose root bucket
-// is home, as tracked (released false) or released. The caller holds that
-// bucket's lock.
-func (c *kindCounts) addRoot(k Kind, home uint16, released bool) {
-	i := kindSlot(k)
-	if i < 0 {
-		c.addUser(k, released)
-		return
-	}
-	s := &c.shards[int(home)&(len(c.shards)-1)]
-	if released {
-		s.rootReleased[i]++
+// addRoot counts e of a record of kind k owned by the root, whose root
+// bucket is home. The caller holds that bucket's lock.
+func (c *kindCounts) addRoot(k Kind, home uint16, e event) {
+	if i := kindSlot(k); i >= 0 {
+		c.shards[int(home)&(len(c.shards)-1)].root[e][i]++
 	} else {
-		s.rootTracked[i]++
+		c.addUser(k, e)
 	}
 }
 
-// add counts one record of kind k owned by a session, whose root shard is
-// home, as tracked (released false) or released.
-func (c *kindCounts) add(k Kind, home uint16, released bool) {
-	i := kindSlot(k)
-	if i < 0 {
-		c.addUser(k, released)
-		return
-	}
-	s := &c.shards[int(home)&(len(c.shards)-1)]
-	if released {
-		s.released[i].Add(1)
+// add counts e of a record of kind k owned by a session, whose root shard
+// is home.
+func (c *kindCounts) add(k Kind, home uint16, e event) {
+	if i := kindSlot(k); i >= 0 {
+		c.shards[int(home)&(len(c.shards)-1)].sessions[e][i].Add(1)
 	} else {
-		s.tracked[i].Add(1)
+		c.addUser(k, e)
 	}
 }
 
-func (c *kindCounts) addUser(k Kind, released bool) {
+func (c *kindCounts) addUser(k Kind, e event) {
 	v, ok := c.user.Load(k)
 	if !ok {
 		v, _ = c.user.LoadOrStore(k, new([2]atomic.Uint64))
 	}
-	n := v.(*[2]atomic.Uint64)
-	if released {
-		n[1].Add(1)
-	} else {
-		n[0].Add(1)
+	v.(*[2]atomic.Uint64)[e].Add(1)
+}
+
+// sum adds up e of every built-in kind over the shards, locking each root
+// bucket to read its plain counters.
+func (r *Registry) sum(e event) (n [len(builtinKinds)]uint64) {
+	for i := range r.counts.shards {
+		s := &r.counts.shards[i]
+		b := &r.root.buckets[i]
+		b.mu.Lock()
+		for k := range builtinKinds {
+			n[k] += s.root[e][k] + s.sessions[e][k].Load()
+		}
+		b.mu.Unlock()
 	}
+	return n
 }
 
 // Counts returns, by kind, how many records the registry has tracked and
@@ -115,35 +118,18 @@ func (c *kindCounts) addUser(k Kind, released bool) {
 func (r *Registry) Counts() map[Kind]Counts {
 	// Releases first: a record is tracked before it is released, so a count
 	// taken meanwhile never shows more releases than tracks.
-	var released, tracked [len(builtinKinds)]uint64
-	for i := range r.counts.shards {
-		s := &r.counts.shards[i]
-		b := &r.root.buckets[i]
-		b.mu.Lock()
-		for k := range builtinKinds {
-			released[k] += s.rootReleased[k] + s.released[k].Load()
-		}
-		b.mu.Unlock()
-	}
-	for i := range r.counts.shards {
-		s := &r.counts.shards[i]
-		b := &r.root.buckets[i]
-		b.mu.Lock()
-		for k := range builtinKinds {
-			tracked[k] += s.rootTracked[k] + s.tracked[k].Load()
-		}
-		b.mu.Unlock()
-	}
+	rel := r.sum(released)
+	trk := r.sum(tracked)
 	out := make(map[Kind]Counts)
 	for i, k := range builtinKinds {
-		if tracked[i] > 0 {
-			out[k] = Counts{Tracked: tracked[i], Released: released[i]}
+		if trk[i] > 0 {
+			out[k] = Counts{Tracked: trk[i], Released: rel[i]}
 		}
 	}
 	r.counts.user.Range(func(k, v any) bool {
 		n := v.(*[2]atomic.Uint64)
-		released := n[1].Load()
-		out[k.(Kind)] = Counts{Tracked: n[0].Load(), Released: released}
+		rel := n[released].Load()
+		out[k.(Kind)] = Counts{Tracked: n[tracked].Load(), Released: rel}
 		return true
 	})
 	return out

@@ -211,11 +211,11 @@ func (r *Registry) track(kind Kind, owner *Session, label string, skip int) Hand
 	rec.flags = 0
 	b.link(rec)
 	if owner == r.root {
-		r.counts.addRoot(kind, uint16(home), false)
+		r.counts.addRoot(kind, uint16(home), tracked)
 		b.mu.Unlock()
 	} else {
 		b.mu.Unlock()
-		r.counts.add(kind, uint16(home), false)
+		r.counts.add(kind, uint16(home), tracked)
 	}
 	if r.creator.Load() != nil {
 		r.noteCreator(id)
@@ -321,7 +321,7 @@ func (h Handle) release(skip int) error {
 	rec.released = true
 	fl, home := rec.flags, rec.home
 	if o == r.root {
-		r.counts.addRoot(h.kind, home, true)
+		r.counts.addRoot(h.kind, home, released)
 		// The root never stops, so there is nothing more to report: the
 		// record may be recycled, and must not be read after unlocking.
 		if fl == 0 && b.nfree < maxFree && r.listing.Load() == 0 {
@@ -335,7 +335,7 @@ func (h Handle) release(skip int) error {
 	}
 	b.mu.Unlock()
 	if o != r.root {
-		r.counts.add(h.kind, home, true)
+		r.counts.add(h.kind, home, released)
 	}
 	if fl != 0 || r.creatorSet.Load() || o.stopped.Load() {
 		h.afterRelease(o, fl, skip+1)

@@ -197,7 +197,7 @@ func (s *Session) stop(now time.Time, skip int) []Record {
 		pb.unlink(s.rec)
 		s.reg.retire(s.rec)
 		pb.mu.Unlock()
-		s.reg.counts.add(KindSession, s.rec.home, true)
+		s.reg.counts.add(KindSession, s.rec.home, released)
 		if s.reg.creatorSet.Load() {
 			s.reg.creators.Delete(s.rec.id)
 		}
