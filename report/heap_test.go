@@ -469,14 +469,17 @@ func TestIsLadder(t *testing.T) {
 	}
 }
 
-func TestStepGrowth(t *testing.T) {
-	pts := func(vs ...float64) []Point {
-		var out []Point
-		for i, v := range vs {
-			out = append(out, Point{Time: clock.Add(time.Duration(i) * time.Minute), Value: v})
-		}
-		return out
+// pointsEvery returns a series of vs, step apart from clock on.
+func pointsEvery(step time.Duration, vs ...float64) []Point {
+	out := make([]Point, len(vs))
+	for i, v := range vs {
+		out[i] = Point{Time: clock.Add(time.Duration(i) * step), Value: v}
 	}
+	return out
+}
+
+func TestStepGrowth(t *testing.T) {
+	pts := func(vs ...float64) []Point { return pointsEvery(time.Minute, vs...) }
 	tests := []struct {
 		name  string
 		pts   []Point
@@ -502,13 +505,7 @@ func TestStepGrowth(t *testing.T) {
 // a rise in most steps is growth, a one-time jump or a rise that stopped
 // or fell back is not.
 func TestRisesMost(t *testing.T) {
-	pts := func(vs ...float64) []Point {
-		var out []Point
-		for i, v := range vs {
-			out = append(out, Point{Time: clock.Add(time.Duration(i) * time.Second), Value: v})
-		}
-		return out
-	}
+	pts := func(vs ...float64) []Point { return pointsEvery(time.Second, vs...) }
 	tests := []struct {
 		name string
 		pts  []Point
