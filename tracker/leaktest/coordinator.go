@@ -32,6 +32,7 @@ type coordinator struct {
 	// open on /proc/self/fd, nor the one that writing a profile opens on the
 	// executable to read its build id.
 	ioMu sync.Mutex
+	fds  fdCache // guarded by ioMu
 	// pollerOnce opens the runtime's network poller before the first
 	// descriptor listing: its descriptors live as long as the process, and
 	// the first test to touch a file or socket must not be blamed for them.
@@ -359,7 +360,7 @@ func (c *coordinator) listDescriptors() (map[int]string, error) {
 		}
 	})
 	c.ioMu.Lock()
-	fds, err := listDescriptors()
+	fds, err := c.fds.list()
 	c.ioMu.Unlock()
 	if err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package leaktest
 import (
 	"bytes"
 	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -24,6 +26,31 @@ type gsample struct {
 	frames []stack.Frame // leaf first, inlined calls expanded
 	labels map[string]string
 	sig    string // signature(), once computed
+}
+
+// goroutineCount is what the runtime counts of the process's goroutines.
+type goroutineCount struct {
+	ok      bool   // the runtime has the counter of created goroutines
+	created uint64 // goroutines created since the process started
+	live    int
+}
+
+// countGoroutines reads the runtime's counters; no world is stopped.
+func countGoroutines() goroutineCount {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return goroutineCount{}
+	}
+	return goroutineCount{ok: true, created: s[0].Value.Uint64(), live: runtime.NumGoroutine()}
+}
+
+// unchanged reports whether no goroutine was created between the counts c and
+// now, and none is alive now that was not then, so that every goroutine alive
+// now was alive at c. The live count matters only for a C thread calling into
+// Go, which borrows a goroutine that was made for it, not created by go.
+func (c goroutineCount) unchanged(now goroutineCount) bool {
+	return c.ok && now.ok && now.created == c.created && now.live <= c.live
 }
 
 // readGoroutines reads the goroutine profile in its debug=1 text form, which

@@ -110,8 +110,9 @@ type run struct {
 	usesReg bool
 
 	// The state at the start.
-	baseIDs map[int64]struct{} // goroutines
-	baseG   map[string]int     // goroutines without a leaktest label, by signature
+	baseIDs   map[int64]struct{} // goroutines
+	baseCount goroutineCount
+	baseG     map[string]int // goroutines without a leaktest label, by signature
 	// baseSettled is how many of them checks had judged.
 	baseSettled map[string]int
 	baseFDs     map[int]string
@@ -147,6 +148,9 @@ func (r *run) start() {
 	}
 	coord.register(r)
 	if !r.main && r.cfg.checks&Goroutines != 0 {
+		// Counted before the traceback, so that a goroutine created
+		// after the count is taken cannot be missing from the ids.
+		r.baseCount = countGoroutines()
 		r.baseIDs = make(map[int64]struct{})
 		goroutineIDs(stack.All(), func(id int64) bool {
 			r.baseIDs[id] = struct{}{}
