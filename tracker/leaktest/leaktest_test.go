@@ -174,6 +174,43 @@ func TestGoroutineLeak(t *testing.T) {
 	}
 }
 
+// TestGoroutineCount checks the counters that let a clean check skip the
+// closing traceback: any goroutine started since the first count, even one
+// that has exited, must make them differ.
+func TestGoroutineCount(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		do   func(l *leaker)
+		want bool
+	}{
+		{"nothing", func(*leaker) {}, true},
+		{"started-and-exited", func(l *leaker) { l.leak(1); l.release() }, false},
+		{"started-and-running", func(l *leaker) { l.leak(1) }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLeaker()
+			defer func() {
+				select {
+				case <-l.stop:
+				default:
+					l.release()
+				}
+			}()
+			before := countGoroutines()
+			if !before.ok {
+				t.Fatal("the runtime does not count created goroutines")
+			}
+			c.do(l)
+			if got := before.unchanged(countGoroutines()); got != c.want {
+				t.Errorf("unchanged = %v, want %v", got, c.want)
+			}
+		})
+	}
+	if (goroutineCount{}).unchanged(countGoroutines()) {
+		t.Error("a count the runtime did not give is unchanged")
+	}
+}
+
 func TestGoroutinesGrouped(t *testing.T) {
 	l := newLeaker()
 	defer l.release()

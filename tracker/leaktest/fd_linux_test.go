@@ -1,0 +1,109 @@
+//go:build linux
+
+package leaktest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// TestDescriptorReplaced replaces, during a test, a descriptor that was open
+// before it with another file at the same number: the listing remembers
+// targets by the identity of the file, so it must see the new one. Anonymous
+// inodes (epoll, eventfd) share one identity and must be told apart by their
+// link.
+func TestDescriptorReplaced(t *testing.T) {
+	dir := t.TempDir()
+	openFile := func(t *testing.T, name string) (int, string) {
+		path := filepath.Join(dir, name)
+		fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CREAT|syscall.O_CLOEXEC, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fd, path
+	}
+	eventfd := func(t *testing.T) (int, string) {
+		fd, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC, 0)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		return int(fd), "anon_inode:[eventfd]"
+	}
+	epoll := func(t *testing.T) (int, string) {
+		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fd, "anon_inode:[eventpoll]"
+	}
+	pipe := func(t *testing.T) (int, string) {
+		var p [2]int
+		if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Close(p[1])
+		return p[0], ""
+	}
+	for _, c := range []struct {
+		name          string
+		before, after func(t *testing.T) (int, string)
+	}{
+		{"file-by-file", func(t *testing.T) (int, string) { return openFile(t, "a") }, func(t *testing.T) (int, string) { return openFile(t, "b") }},
+		{"pipe-by-file", pipe, func(t *testing.T) (int, string) { return openFile(t, "c") }},
+		{"epoll-by-eventfd", epoll, eventfd},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fd, _ := c.before(t)
+			defer syscall.Close(fd)
+			// A listing before the test, so that the old file is
+			// remembered at this number.
+			clean := fakeTest(t.Name()+"/clean", []Option{Checks(Descriptors)}, func(*fakeTB) {})
+			if r := clean.report(t); r != "" {
+				t.Fatalf("clean test reported:\n%s", r)
+			}
+			var target string
+			f := fakeTest(t.Name()+"/replacing", []Option{Checks(Descriptors)}, func(*fakeTB) {
+				var nfd int
+				nfd, target = c.after(t)
+				if err := syscall.Dup3(nfd, fd, syscall.O_CLOEXEC); err != nil {
+					t.Fatal(err)
+				}
+				syscall.Close(nfd)
+			})
+			wantContains(t, "report", f.report(t),
+				t.Name()+"/replacing leaked 1 descriptor:",
+				fmt.Sprintf("  fd %d -> %s\n", fd, target))
+		})
+	}
+}
+
+// TestDescriptorListing compares a listing with the links of /proc/self/fd,
+// read one by one, twice, so that the second listing comes from what the
+// first remembered.
+func TestDescriptorListing(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var c fdCache
+	for i := range 2 {
+		got, err := c.list()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fd := range []int{0, 1, 2, int(r.Fd()), int(w.Fd())} {
+			want, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[fd] != want {
+				t.Errorf("listing %d: fd %d -> %q, want %q", i, fd, got[fd], want)
+			}
+		}
+	}
+}
