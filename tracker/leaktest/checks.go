@@ -139,7 +139,12 @@ func (p *poll) alongside() []string {
 	}
 	if !p.seen {
 		p.seen = true
-		p.goroutines() // notes activity; an error is reported by the goroutine check
+		// Both note activity; an error is reported by the goroutine
+		// check, or is the start's.
+		if err := p.r.loadStart(); err != nil {
+			p.errs = append(p.errs, err)
+		}
+		p.goroutines()
 		p.others = coord.others(p.r)
 	}
 	return p.others
@@ -175,6 +180,9 @@ type goroutineKey string
 func findGoroutines(r *run, p *poll) error {
 	if p.nothingNew() {
 		return nil
+	}
+	if err := r.loadStart(); err != nil {
+		p.errs = append(p.errs, err)
 	}
 	gs, err := p.goroutines()
 	if err != nil {

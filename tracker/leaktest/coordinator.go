@@ -152,6 +152,7 @@ func (c *coordinator) unregister(r *run) {
 		}
 	}
 	r.baseIDs, r.baseG, r.baseSettled, r.baseFDs, r.baseRecs = nil, nil, nil, nil, nil
+	r.startRaw = nil
 	clear(r.overlap)
 	clear(r.others)
 }
@@ -429,6 +430,14 @@ func (c *coordinator) judgedGoroutines(gs []*gsample) (map[string]int, map[strin
 		}
 	}
 	return settled, deferred
+}
+
+// judgedAnyGoroutines reports whether checks have judged goroutines that no
+// label ties to a test, or left some to an enclosing check.
+func (c *coordinator) judgedAnyGoroutines() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.settledG) > 0 || len(c.deferredG) > 0
 }
 
 // judgedFD reports whether a check has already judged the leftover, and, if

@@ -115,9 +115,12 @@ type run struct {
 	baseG     map[string]int // goroutines without a leaktest label, by signature
 	// baseSettled is how many of them checks had judged.
 	baseSettled map[string]int
-	baseFDs     map[int]string
-	baseRecs    map[uint64]struct{}
-	errs        []error
+	// startRaw is the profile read at the start, until loadStart parses it
+	// into baseG and baseSettled.
+	startRaw []byte
+	baseFDs  map[int]string
+	baseRecs map[uint64]struct{}
+	errs     []error
 }
 
 func newRun(name string, cfg *config, main bool) *run {
@@ -159,20 +162,21 @@ func (r *run) start() {
 	}
 	if !r.main {
 		coord.startMu.Lock()
-		labels, gs, err := ownLabels()
+		labels, raw, err := ownLabels()
 		coord.startMu.Unlock()
 		if err != nil {
 			r.errs = append(r.errs, fmt.Errorf("reading the test's labels: %w", err))
 		} else {
-			coord.noteActivity(r, gs)
 			r.setLabels(labels)
-			r.baseG = make(map[string]int)
-			for _, g := range gs {
-				if g.label() == "" {
-					r.baseG[g.signature()] += g.count
+			r.startRaw = raw
+			if coord.judgedAnyGoroutines() {
+				// What checks had judged counts as of now.
+				if err := r.loadStart(); err != nil {
+					r.errs = append(r.errs, err)
 				}
+			} else {
+				r.baseSettled = map[string]int{}
 			}
-			r.baseSettled, _ = coord.judgedGoroutines(gs)
 		}
 	}
 	if r.cfg.checks&Descriptors != 0 && descriptorsSupported {
@@ -194,20 +198,45 @@ func (r *run) start() {
 // ownLabels returns the pprof labels of the calling goroutine, which no API
 // reads: they are those of the one goroutine of the profile that is in
 // ownLabels, since the caller holds coord.startMu. It also returns the
-// profile.
+// profile's text, of which it parses only that goroutine's record.
 //
 //go:noinline
-func ownLabels() (map[string]string, []*gsample, error) {
-	gs, err := readGoroutines()
+func ownLabels() (map[string]string, []byte, error) {
+	raw, err := writeGoroutines()
 	if err != nil {
 		return nil, nil, err
 	}
+	if g := sampleWith(raw, markerStart); g != nil {
+		return g.labels, raw, nil
+	}
+	return nil, raw, nil
+}
+
+// loadStart parses the profile read at the start, once, when a check needs
+// more of it than the test's labels: a clean test, which nothing new
+// outlived, never does. It notes which other tests were running then, and
+// counts the goroutines without a leaktest label.
+func (r *run) loadStart() error {
+	if r.startRaw == nil {
+		return nil
+	}
+	raw := r.startRaw
+	r.startRaw = nil
+	gs, err := parseGoroutines(raw)
+	if err != nil {
+		return fmt.Errorf("reading the goroutines at the start: %w", err)
+	}
+	coord.noteActivity(r, gs)
+	r.baseG = make(map[string]int)
 	for _, g := range gs {
-		if g.has(markerStart) {
-			return g.labels, gs, nil
+		if g.label() == "" {
+			r.baseG[g.signature()] += g.count
 		}
 	}
-	return nil, gs, nil
+	if r.baseSettled == nil {
+		r.baseSettled, _ = coord.judgedGoroutines(gs)
+	}
+	return nil
 }
 
 // setLabels puts the test's label on its goroutine, keeping the others, and
