@@ -86,7 +86,7 @@ func (p *poll) goroutines() ([]*gsample, error) {
 func (p *poll) traceback() *textIndex {
 	if p.text == nil {
 		if p.raw == nil {
-			p.raw = stack.All()
+			p.raw = coord.traceback()
 		}
 		d, _ := stack.Parse(p.raw, stack.Lenient)
 		p.text = newTextIndex(d.Goroutines, coord.testGoroutines())
@@ -120,7 +120,7 @@ func (p *poll) nothingNew() bool {
 		return true
 	}
 	if p.raw == nil {
-		p.raw = stack.All()
+		p.raw = coord.traceback()
 	}
 	old := true
 	goroutineIDs(p.raw, func(id int64) bool {

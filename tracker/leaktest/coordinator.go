@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/leakcheck/leakcheck/tracker"
 	"github.com/leakcheck/leakcheck/tracker/stack"
@@ -33,6 +34,9 @@ type coordinator struct {
 	// executable to read its build id.
 	ioMu sync.Mutex
 	fds  fdCache // guarded by ioMu
+	// The sizes of the last traceback and goroutine profile, to size the
+	// next ones' buffers.
+	traceSize, profileSize atomic.Int64
 	// pollerOnce opens the runtime's network poller before the first
 	// descriptor listing: its descriptors live as long as the process, and
 	// the first test to touch a file or socket must not be blamed for them.
@@ -349,6 +353,14 @@ func (c *coordinator) others(r *run) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// traceback returns the traceback of all goroutines, from a buffer twice as
+// large as the last one.
+func (c *coordinator) traceback() []byte {
+	b := stack.AllSized(2 * int(c.traceSize.Load()))
+	c.traceSize.Store(int64(len(b)))
+	return b
 }
 
 // listDescriptors lists the open descriptors, one listing at a time, and

@@ -68,9 +68,11 @@ func readGoroutines() ([]*gsample, error) {
 // writeGoroutines returns the goroutine profile's debug=1 text.
 func writeGoroutines() ([]byte, error) {
 	var buf bytes.Buffer
+	buf.Grow(2 * int(coord.profileSize.Load()))
 	coord.ioMu.Lock()
 	err := pprof.Lookup("goroutine").WriteTo(&buf, 1)
 	coord.ioMu.Unlock()
+	coord.profileSize.Store(int64(buf.Len()))
 	if err != nil {
 		return nil, fmt.Errorf("writing goroutine profile: %w", err)
 	}

@@ -146,20 +146,28 @@ var (
 // start notes the state of the process and puts the test's label on its
 // goroutine.
 func (r *run) start() {
-	if !r.main {
-		r.goid = stack.CurrentID()
-	}
-	coord.register(r)
 	if !r.main && r.cfg.checks&Goroutines != 0 {
 		// Counted before the traceback, so that a goroutine created
 		// after the count is taken cannot be missing from the ids.
 		r.baseCount = countGoroutines()
 		r.baseIDs = make(map[int64]struct{})
-		goroutineIDs(stack.All(), func(id int64) bool {
-			r.baseIDs[id] = struct{}{}
+		first := true
+		stack.Headers(coord.traceback(), func(g stack.Goroutine, err error) bool {
+			if err != nil {
+				g.ID = 0
+			}
+			if first && g.State == "running" {
+				r.goid = g.ID // runtime.Stack shows its caller first
+			}
+			first = false
+			r.baseIDs[g.ID] = struct{}{}
 			return true
 		})
 	}
+	if !r.main && r.goid == 0 {
+		r.goid = stack.CurrentID()
+	}
+	coord.register(r)
 	if !r.main {
 		coord.startMu.Lock()
 		labels, raw, err := ownLabels()
