@@ -82,28 +82,40 @@ func TestDescriptorReplaced(t *testing.T) {
 
 // TestDescriptorListing compares a listing with the links of /proc/self/fd,
 // read one by one, twice, so that the second listing comes from what the
-// first remembered.
+// first remembered: with a few descriptors, and with more than one getdents
+// call returns.
 func TestDescriptorListing(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
-	var c fdCache
-	for i := range 2 {
-		got, err := c.list()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, fd := range []int{0, 1, 2, int(r.Fd()), int(w.Fd())} {
-			want, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
-			if err != nil {
-				t.Fatal(err)
+	for _, pipes := range []int{1, 300} {
+		t.Run(fmt.Sprint(pipes, "-pipes"), func(t *testing.T) {
+			fds := []int{0, 1, 2}
+			for range pipes {
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				defer w.Close()
+				fds = append(fds, int(r.Fd()), int(w.Fd()))
 			}
-			if got[fd] != want {
-				t.Errorf("listing %d: fd %d -> %q, want %q", i, fd, got[fd], want)
+			var c fdCache
+			for i := range 2 {
+				got, err := c.list()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, fd := range fds {
+					want, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got[fd] != want {
+						t.Errorf("listing %d: fd %d -> %q, want %q", i, fd, got[fd], want)
+					}
+				}
+				if len(got) < len(fds) {
+					t.Errorf("listing %d: %d descriptors, want at least %d", i, len(got), len(fds))
+				}
 			}
-		}
+		})
 	}
 }
