@@ -67,14 +67,20 @@
 // one entry; descriptors with their number and target (a path, or a form
 // such as "socket:[12345]"); records with their kind, label, owner, creator,
 // age and acquisition stack. Goroutines are read from the goroutine profile
-// in its protobuf form, which gives stacks and labels with no text to parse.
-// Goroutine ids, wait states and creators are not in the profile: they come
-// from a text traceback of all goroutines, read when the test starts (for
-// the ids, to tell which goroutines without the test's label are new) and
-// at the end only when there is something to report, or to ignore by
-// creator. Its parser skips what it does not understand ("...N frames
-// elided...", labels printed under GODEBUG=tracebacklabels=1, forms yet to
-// come) and is fuzzed.
+// in its debug=1 text form, which gives stacks and labels. Goroutine ids,
+// wait states and creators are not in the profile: they come from a text
+// traceback of all goroutines, read when the test starts (for the ids, to
+// tell which goroutines without the test's label are new) and at the end
+// only if the runtime's count of goroutines created (runtime/metrics) has
+// moved since: a test during which the process started no goroutine is
+// clean by that count alone. Of the start's profile, only the test
+// goroutine's record is parsed, unless something is left to judge. The
+// parser skips what it does not understand ("...N frames elided...", labels
+// printed under GODEBUG=tracebacklabels=1, forms yet to come) and is fuzzed.
+// Descriptors are listed from /proc/self/fd with one fstat each; a link is
+// read only for a descriptor that is new, refers to another file than at the
+// last listing, or is an anonymous inode (eventfd, epoll), which all share
+// one identity.
 //
 // Leaks are reported even when the test has already failed, since a failing
 // test that also leaks should say so; SkipIfFailed turns that off.

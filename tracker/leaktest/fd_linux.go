@@ -58,13 +58,10 @@ func (c *fdCache) list() (map[int]string, error) {
 		if n <= 0 {
 			break
 		}
+		// Read on until getdents returns nothing: it returns early, with
+		// room to spare, when a signal is pending (a profiler's SIGPROF,
+		// the scheduler's SIGURG), so a short read is not the end.
 		_, _, names = syscall.ParseDirent(c.buf[:n], -1, names)
-		if len(c.buf)-n >= maxDirent {
-			// The kernel fills the buffer until the next entry does
-			// not fit: room for any entry means there was none. This
-			// saves a system call, which costs microseconds here.
-			break
-		}
 	}
 	fds := make(map[int]string, len(names))
 	entries := make(map[int]fdEntry, len(names))
@@ -105,11 +102,6 @@ func (c *fdCache) list() (map[int]string, error) {
 	c.entries = entries
 	return fds, nil
 }
-
-// maxDirent is the size of the largest directory entry getdents64 returns:
-// 19 bytes of header and a name of up to 255 bytes and its NUL, rounded up
-// to 8 bytes.
-const maxDirent = 280
 
 func fstatID(fd int) (fileID, error) {
 	var st syscall.Stat_t

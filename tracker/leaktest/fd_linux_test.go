@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -117,5 +119,46 @@ func TestDescriptorListing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDescriptorListingUnderSignals lists descriptors while another goroutine
+// keeps sending SIGURG (which the runtime uses to preempt, and ignores when
+// it comes from elsewhere) to the listing's thread: getdents returns early
+// when a signal is pending, and no listing may miss a descriptor for that.
+func TestDescriptorListingUnderSignals(t *testing.T) {
+	var fds []int
+	for range 100 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		defer w.Close()
+		fds = append(fds, int(r.Fd()), int(w.Fd()))
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pid, tid := syscall.Getpid(), syscall.Gettid()
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			syscall.Tgkill(pid, tid, syscall.SIGURG)
+		}
+	}()
+	defer func() { stop.Store(true); <-done }()
+	var c fdCache
+	for i := range 300 {
+		got, err := c.list()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fd := range fds {
+			if got[fd] == "" {
+				t.Fatalf("listing %d: fd %d is missing (%d listed)", i, fd, len(got))
+			}
+		}
 	}
 }
