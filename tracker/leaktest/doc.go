@@ -88,7 +88,8 @@
 // Always ignored: the goroutine running the check, a test's goroutine whose
 // test function has returned, the os/signal loop that signal.Notify starts
 // once per process, runtime/trace's reader, and the descriptors of the
-// runtime's network poller.
+// runtime's network poller; by VerifyTestMain, the files of -test.cpuprofile
+// and -test.trace, which the testing package never closes.
 //
 // # Moving from goleak
 //

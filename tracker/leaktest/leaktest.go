@@ -2,9 +2,11 @@ package leaktest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime/pprof"
 	"slices"
@@ -81,6 +83,7 @@ func verifyTestMain(m testRunner, w io.Writer, opts ...Option) int {
 	r := newRun("", newConfig(opts), true)
 	r.start()
 	code := m.Run()
+	r.cfg.ignoreFD = append(r.cfg.ignoreFD, testingFiles()...)
 	report, _ := r.finish(code != 0)
 	if report != "" {
 		fmt.Fprintln(w, report)
@@ -89,6 +92,33 @@ func verifyTestMain(m testRunner, w io.Writer, opts ...Option) int {
 		}
 	}
 	return code
+}
+
+// testingFiles matches the files the testing package writes with -cpuprofile
+// and -trace: it opens them before the first test and never closes them, so
+// their descriptors outlive m.Run. The flags are set once m.Run has parsed
+// them; a relative path is under -test.outputdir, as testing resolves it.
+func testingFiles() []func(target string) bool {
+	var out []func(string) bool
+	for _, name := range []string{"test.cpuprofile", "test.trace"} {
+		f := flag.Lookup(name)
+		if f == nil || f.Value.String() == "" {
+			continue
+		}
+		path := f.Value.String()
+		if dir := flag.Lookup("test.outputdir"); dir != nil && dir.Value.String() != "" && !filepath.IsAbs(path) {
+			path = filepath.Join(dir.Value.String(), path)
+		}
+		want, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		out = append(out, func(target string) bool {
+			got, err := os.Stat(target)
+			return err == nil && os.SameFile(got, want)
+		})
+	}
+	return out
 }
 
 // run is one check: of one test (VerifyNone) or of the whole run of a test
