@@ -77,10 +77,9 @@
 // goroutine's record is parsed, unless something is left to judge. The
 // parser skips what it does not understand ("...N frames elided...", labels
 // printed under GODEBUG=tracebacklabels=1, forms yet to come) and is fuzzed.
-// Descriptors are listed from /proc/self/fd with one fstat each; a link is
-// read only for a descriptor that is new, refers to another file than at the
-// last listing, or is an anonymous inode (eventfd, epoll), which all share
-// one identity.
+// Descriptors are listed from /proc/self/fd; a socket or a pipe seen at the
+// last listing costs one fstat, which shows whether its inode, and so its
+// link ("socket:[inode]"), is the same; other links are read every time.
 //
 // Leaks are reported even when the test has already failed, since a failing
 // test that also leaks should say so; SkipIfFailed turns that off.

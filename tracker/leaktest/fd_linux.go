@@ -7,17 +7,20 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
 // descriptorsSupported reports whether open descriptors can be listed here.
 const descriptorsSupported = true
 
-// fdCache lists the process's open descriptors. It remembers each one's
-// target by the identity of the file it refers to, so that a listing reads
-// the link only of descriptors that are new or now refer to another file:
-// readlink on /proc/self/fd walks a path for each descriptor, while fstat on
-// the descriptor costs one cheap system call. It is used under coord.ioMu.
+// fdCache lists the process's open descriptors. It remembers the sockets and
+// pipes among them by the identity fstat gives, so that a listing reads only
+// their inode, not their link: a link is "socket:[inode]" or "pipe:[inode]",
+// so the same inode is the same link. Other descriptors' links are read every
+// time, with no look at their file: fstat on a path may wait on a network or
+// FUSE file system, and anonymous inodes (eventfd, epoll) share one identity.
+// It is used under coord.ioMu.
 type fdCache struct {
 	buf     []byte // for getdents
 	entries map[int]fdEntry
@@ -28,18 +31,14 @@ type fdEntry struct {
 	target string
 }
 
-// fileID is what fstat says of the file a descriptor refers to: the same
-// identity means the same target, except for anonymous inodes (eventfd,
-// epoll, signalfd, timerfd...), which share one inode and are told apart only
-// by their link.
+// fileID is what fstat says of the file a descriptor refers to.
 type fileID struct {
-	dev, ino, rdev uint64
-	mode           uint32
+	dev, ino uint64
+	mode     uint32
 }
 
 // list returns the open descriptors and their targets as readlink(2) shows
-// them, leaving out the one it opens to read the list. A file renamed or
-// removed while open keeps the target it had when first listed.
+// them, leaving out the one it opens to read the list.
 func (c *fdCache) list() (map[int]string, error) {
 	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
@@ -70,37 +69,56 @@ func (c *fdCache) list() (map[int]string, error) {
 		if err != nil || fd == dir {
 			continue
 		}
-		id, err := fstatID(fd)
-		if errors.Is(err, syscall.EBADF) {
+		if e, ok := c.entries[fd]; ok {
+			id, err := fstatID(fd)
+			if errors.Is(err, syscall.EBADF) {
+				continue // closed meanwhile
+			}
+			if err == nil && id == e.id {
+				fds[fd] = e.target
+				entries[fd] = e
+				continue
+			}
+		}
+		target, err := os.Readlink("/proc/self/fd/" + name)
+		if errors.Is(err, os.ErrNotExist) {
 			continue // closed meanwhile
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading descriptor %d: %w", fd, err)
 		}
-		e, ok := c.entries[fd]
-		if !ok || e.id != id || id.mode&syscall.S_IFMT == 0 {
-			target, err := os.Readlink("/proc/self/fd/" + name)
-			if errors.Is(err, os.ErrNotExist) {
-				continue // closed meanwhile
-			}
-			if err != nil {
-				return nil, fmt.Errorf("reading descriptor %d: %w", fd, err)
-			}
-			e = fdEntry{id, target}
-			// Anonymous inodes are read every time. Another file
-			// is remembered only if the descriptor was not replaced
-			// between fstat and readlink.
-			if id.mode&syscall.S_IFMT != 0 {
-				if again, err := fstatID(fd); err != nil || again != id {
-					e.id = fileID{}
-				}
+		fds[fd] = target
+		if ino, ok := pseudoInode(target); ok {
+			// Remembered if fstat sees the same inode, that is, if
+			// the descriptor was not replaced since readlink.
+			if id, err := fstatID(fd); err == nil && id.ino == ino {
+				entries[fd] = fdEntry{id, target}
 			}
 		}
-		fds[fd] = e.target
-		entries[fd] = e
 	}
 	c.entries = entries
 	return fds, nil
+}
+
+// pseudoInode returns the inode of a socket's or a pipe's link,
+// "socket:[12345]" or "pipe:[12345]".
+func pseudoInode(target string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(target, "socket:[")
+	if !ok {
+		rest, ok = strings.CutPrefix(target, "pipe:[")
+	}
+	if !ok {
+		return 0, false
+	}
+	digits, ok := strings.CutSuffix(rest, "]")
+	if !ok {
+		return 0, false
+	}
+	ino, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return ino, true
 }
 
 func fstatID(fd int) (fileID, error) {
@@ -108,5 +126,5 @@ func fstatID(fd int) (fileID, error) {
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return fileID{}, err
 	}
-	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino), rdev: uint64(st.Rdev), mode: st.Mode}, nil
+	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino), mode: st.Mode}, nil
 }

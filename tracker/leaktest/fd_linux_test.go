@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -14,7 +15,7 @@ import (
 
 // TestDescriptorReplaced replaces, during a test, a descriptor that was open
 // before it with another file at the same number: the listing remembers
-// targets by the identity of the file, so it must see the new one. Anonymous
+// pipes and sockets by their inode, so it must see the new one. Anonymous
 // inodes (epoll, eventfd) share one identity and must be told apart by their
 // link.
 func TestDescriptorReplaced(t *testing.T) {
@@ -47,7 +48,11 @@ func TestDescriptorReplaced(t *testing.T) {
 			t.Fatal(err)
 		}
 		syscall.Close(p[1])
-		return p[0], ""
+		target, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", p[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p[0], target
 	}
 	for _, c := range []struct {
 		name          string
@@ -55,6 +60,8 @@ func TestDescriptorReplaced(t *testing.T) {
 	}{
 		{"file-by-file", func(t *testing.T) (int, string) { return openFile(t, "a") }, func(t *testing.T) (int, string) { return openFile(t, "b") }},
 		{"pipe-by-file", pipe, func(t *testing.T) (int, string) { return openFile(t, "c") }},
+		{"pipe-by-pipe", pipe, pipe},
+		{"file-by-pipe", func(t *testing.T) (int, string) { return openFile(t, "d") }, pipe},
 		{"epoll-by-eventfd", epoll, eventfd},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -161,4 +168,45 @@ func TestDescriptorListingUnderSignals(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestPseudoInode(t *testing.T) {
+	for _, c := range []struct {
+		target string
+		ino    uint64
+		ok     bool
+	}{
+		{"socket:[12345]", 12345, true},
+		{"pipe:[7]", 7, true},
+		{"anon_inode:[eventfd]", 0, false},
+		{"/tmp/socket:[1]", 0, false},
+		{"socket:[]", 0, false},
+		{"socket:[12", 0, false},
+		{"pipe:[-1]", 0, false},
+		{"pipe:[99999999999999999999]", 0, false},
+		{"", 0, false},
+	} {
+		ino, ok := pseudoInode(c.target)
+		if ino != c.ino || ok != c.ok {
+			t.Errorf("pseudoInode(%q) = %d, %v; want %d, %v", c.target, ino, ok, c.ino, c.ok)
+		}
+	}
+}
+
+func FuzzPseudoInode(f *testing.F) {
+	for _, s := range []string{"socket:[12345]", "pipe:[7]", "anon_inode:[eventfd]", "/dev/null", "pipe:["} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		ino, ok := pseudoInode(target)
+		if !ok {
+			if ino != 0 {
+				t.Errorf("pseudoInode(%q) = %d, false; want 0", target, ino)
+			}
+			return
+		}
+		if !strings.HasSuffix(target, "]") || !(strings.HasPrefix(target, "socket:[") || strings.HasPrefix(target, "pipe:[")) {
+			t.Errorf("pseudoInode(%q) = %d, true for a target that is not a socket's or a pipe's", target, ino)
+		}
+	})
 }
