@@ -155,10 +155,10 @@ func (c *coordinator) unregister(r *run) {
 			}
 		}
 	}
+	// A finished check stays in labels, for its name and label; what
+	// else it holds is dropped, so that a long suite keeps little of it.
 	r.baseIDs, r.baseG, r.baseSettled, r.baseFDs, r.baseRecs = nil, nil, nil, nil, nil
-	r.startRaw = nil
-	clear(r.overlap)
-	clear(r.others)
+	r.startRaw, r.overlap, r.others, r.prev, r.errs, r.cfg = nil, nil, nil, nil, nil, nil
 }
 
 // labelRun returns the VerifyNone check whose label is l, or nil.
