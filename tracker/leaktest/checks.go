@@ -86,7 +86,7 @@ func (p *poll) goroutines() ([]*gsample, error) {
 func (p *poll) traceback() *textIndex {
 	if p.text == nil {
 		if p.raw == nil {
-			p.raw = stack.All()
+			p.raw = coord.traceback()
 		}
 		d, _ := stack.Parse(p.raw, stack.Lenient)
 		p.text = newTextIndex(d.Goroutines, coord.testGoroutines())
@@ -106,15 +106,21 @@ func goroutineIDs(text []byte, yield func(int64) bool) {
 }
 
 // nothingNew reports whether every goroutine of the process existed when the
-// check started, by the ids in a traceback's headers, which is all a clean
-// test needs: a leak is a goroutine started since. It reads the traceback
-// that traceback() then indexes, and costs what goleak's whole check does.
+// check started, which is all a clean test needs: a leak is a goroutine
+// started since. When the process has created no goroutine since, the
+// runtime's counters say so without stopping the world. Otherwise it compares
+// the ids in a traceback's headers with those at the start; it reads the
+// traceback that traceback() then indexes, and costs what goleak's whole
+// check does.
 func (p *poll) nothingNew() bool {
 	if p.r.main || p.r.baseIDs == nil {
 		return false
 	}
+	if p.r.baseCount.unchanged(countGoroutines()) {
+		return true
+	}
 	if p.raw == nil {
-		p.raw = stack.All()
+		p.raw = coord.traceback()
 	}
 	old := true
 	goroutineIDs(p.raw, func(id int64) bool {
@@ -133,7 +139,12 @@ func (p *poll) alongside() []string {
 	}
 	if !p.seen {
 		p.seen = true
-		p.goroutines() // notes activity; an error is reported by the goroutine check
+		// Both note activity; an error is reported by the goroutine
+		// check, or is the start's.
+		if err := p.r.loadStart(); err != nil {
+			p.errs = append(p.errs, err)
+		}
+		p.goroutines()
 		p.others = coord.others(p.r)
 	}
 	return p.others
@@ -169,6 +180,9 @@ type goroutineKey string
 func findGoroutines(r *run, p *poll) error {
 	if p.nothingNew() {
 		return nil
+	}
+	if err := r.loadStart(); err != nil {
+		p.errs = append(p.errs, err)
 	}
 	gs, err := p.goroutines()
 	if err != nil {

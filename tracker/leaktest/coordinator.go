@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/leakcheck/leakcheck/tracker"
 	"github.com/leakcheck/leakcheck/tracker/stack"
@@ -32,6 +33,10 @@ type coordinator struct {
 	// open on /proc/self/fd, nor the one that writing a profile opens on the
 	// executable to read its build id.
 	ioMu sync.Mutex
+	fds  fdCache // guarded by ioMu
+	// The sizes of the last traceback and goroutine profile, to size the
+	// next ones' buffers.
+	traceSize, profileSize atomic.Int64
 	// pollerOnce opens the runtime's network poller before the first
 	// descriptor listing: its descriptors live as long as the process, and
 	// the first test to touch a file or socket must not be blamed for them.
@@ -150,9 +155,10 @@ func (c *coordinator) unregister(r *run) {
 			}
 		}
 	}
+	// A finished check stays in labels, for its name and label; what
+	// else it holds is dropped, so that a long suite keeps little of it.
 	r.baseIDs, r.baseG, r.baseSettled, r.baseFDs, r.baseRecs = nil, nil, nil, nil, nil
-	clear(r.overlap)
-	clear(r.others)
+	r.startRaw, r.overlap, r.others, r.prev, r.errs, r.cfg = nil, nil, nil, nil, nil, nil
 }
 
 // labelRun returns the VerifyNone check whose label is l, or nil.
@@ -349,6 +355,14 @@ func (c *coordinator) others(r *run) []string {
 	return slices.Compact(out)
 }
 
+// traceback returns the traceback of all goroutines, from a buffer twice as
+// large as the last one.
+func (c *coordinator) traceback() []byte {
+	b := stack.AllSized(2 * int(c.traceSize.Load()))
+	c.traceSize.Store(int64(len(b)))
+	return b
+}
+
 // listDescriptors lists the open descriptors, one listing at a time, and
 // forgets judged descriptors that have since been closed.
 func (c *coordinator) listDescriptors() (map[int]string, error) {
@@ -359,7 +373,7 @@ func (c *coordinator) listDescriptors() (map[int]string, error) {
 		}
 	})
 	c.ioMu.Lock()
-	fds, err := listDescriptors()
+	fds, err := c.fds.list()
 	c.ioMu.Unlock()
 	if err != nil {
 		return nil, err
@@ -428,6 +442,14 @@ func (c *coordinator) judgedGoroutines(gs []*gsample) (map[string]int, map[strin
 		}
 	}
 	return settled, deferred
+}
+
+// judgedAnyGoroutines reports whether checks have judged goroutines that no
+// label ties to a test, or left some to an enclosing check.
+func (c *coordinator) judgedAnyGoroutines() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.settledG) > 0 || len(c.deferredG) > 0
 }
 
 // judgedFD reports whether a check has already judged the leftover, and, if

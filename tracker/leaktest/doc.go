@@ -67,14 +67,19 @@
 // one entry; descriptors with their number and target (a path, or a form
 // such as "socket:[12345]"); records with their kind, label, owner, creator,
 // age and acquisition stack. Goroutines are read from the goroutine profile
-// in its protobuf form, which gives stacks and labels with no text to parse.
-// Goroutine ids, wait states and creators are not in the profile: they come
-// from a text traceback of all goroutines, read when the test starts (for
-// the ids, to tell which goroutines without the test's label are new) and
-// at the end only when there is something to report, or to ignore by
-// creator. Its parser skips what it does not understand ("...N frames
-// elided...", labels printed under GODEBUG=tracebacklabels=1, forms yet to
-// come) and is fuzzed.
+// in its debug=1 text form, which gives stacks and labels. Goroutine ids,
+// wait states and creators are not in the profile: they come from a text
+// traceback of all goroutines, read when the test starts (for the ids, to
+// tell which goroutines without the test's label are new) and at the end
+// only if the runtime's count of goroutines created (runtime/metrics) has
+// moved since: a test during which the process started no goroutine is
+// clean by that count alone. Of the start's profile, only the test
+// goroutine's record is parsed, unless something is left to judge. The
+// parser skips what it does not understand ("...N frames elided...", labels
+// printed under GODEBUG=tracebacklabels=1, forms yet to come) and is fuzzed.
+// Descriptors are listed from /proc/self/fd; a socket or a pipe seen at the
+// last listing costs one fstat, which shows whether its inode, and so its
+// link ("socket:[inode]"), is the same; other links are read every time.
 //
 // Leaks are reported even when the test has already failed, since a failing
 // test that also leaks should say so; SkipIfFailed turns that off.
@@ -82,7 +87,8 @@
 // Always ignored: the goroutine running the check, a test's goroutine whose
 // test function has returned, the os/signal loop that signal.Notify starts
 // once per process, runtime/trace's reader, and the descriptors of the
-// runtime's network poller.
+// runtime's network poller; by VerifyTestMain, the files of -test.cpuprofile
+// and -test.trace, which the testing package never closes.
 //
 // # Moving from goleak
 //

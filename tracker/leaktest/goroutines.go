@@ -3,6 +3,8 @@ package leaktest
 import (
 	"bytes"
 	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -26,21 +28,65 @@ type gsample struct {
 	sig    string // signature(), once computed
 }
 
+// goroutineCount is what the runtime counts of the process's goroutines.
+type goroutineCount struct {
+	ok      bool   // the runtime has the counter of created goroutines
+	created uint64 // goroutines created since the process started
+	live    int
+}
+
+// countGoroutines reads the runtime's counters; no world is stopped.
+func countGoroutines() goroutineCount {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return goroutineCount{}
+	}
+	return goroutineCount{ok: true, created: s[0].Value.Uint64(), live: runtime.NumGoroutine()}
+}
+
+// unchanged reports whether no goroutine was created between the counts c and
+// now, and none is alive now that was not then, so that every goroutine alive
+// now was alive at c. The live count matters only for a C thread calling into
+// Go, which borrows a goroutine that was made for it, not created by go.
+func (c goroutineCount) unchanged(now goroutineCount) bool {
+	return c.ok && now.ok && now.created == c.created && now.live <= c.live
+}
+
 // readGoroutines reads the goroutine profile in its debug=1 text form, which
 // gives each sample's stack as symbolized frames and its pprof labels. It
 // costs a fraction of the protobuf form, which is gzipped on writing and
 // unzipped and decoded on reading, and reads /proc/self/maps besides.
 func readGoroutines() ([]*gsample, error) {
+	raw, err := writeGoroutines()
+	if err != nil {
+		return nil, err
+	}
+	return parseGoroutines(raw)
+}
+
+// writeGoroutines returns the goroutine profile's debug=1 text.
+func writeGoroutines() ([]byte, error) {
 	var buf bytes.Buffer
+	buf.Grow(2 * int(coord.profileSize.Load()))
 	coord.ioMu.Lock()
 	err := pprof.Lookup("goroutine").WriteTo(&buf, 1)
 	coord.ioMu.Unlock()
+	coord.profileSize.Store(int64(buf.Len()))
 	if err != nil {
 		return nil, fmt.Errorf("writing goroutine profile: %w", err)
 	}
-	d, _ := stack.Parse(buf.Bytes(), stack.Lenient)
-	if d.Form != "debug=1" || len(d.Goroutines) == 0 {
+	if !stack.IsProfileHeader(buf.Bytes()) {
 		return nil, fmt.Errorf("reading goroutine profile: no goroutines in %.40q", buf.Bytes())
+	}
+	return buf.Bytes(), nil
+}
+
+// parseGoroutines reads samples from a profile writeGoroutines returned.
+func parseGoroutines(raw []byte) ([]*gsample, error) {
+	d, _ := stack.Parse(raw, stack.Lenient)
+	if d.Form != "debug=1" || len(d.Goroutines) == 0 {
+		return nil, fmt.Errorf("reading goroutine profile: no goroutines in %.40q", raw)
 	}
 	// The profile keys its records by program counters: a goroutine that
 	// has not run yet (at its function's entry) and one parked in the same
@@ -60,6 +106,32 @@ func readGoroutines() ([]*gsample, error) {
 		gs = append(gs, s)
 	}
 	return gs, nil
+}
+
+// sampleWith returns the sample of a profile writeGoroutines returned whose
+// stack has function fn, parsing only that record, or nil if none has.
+func sampleWith(raw []byte, fn string) *gsample {
+	header, rest, _ := bytes.Cut(raw, []byte("\n"))
+	// A frame line is "#\t0xPC\tfunc+0xOFF\tfile:line".
+	i := bytes.Index(rest, []byte("\t"+fn+"+0x"))
+	if i < 0 {
+		return nil
+	}
+	start := bytes.LastIndex(rest[:i], []byte("\n\n")) + 1 // 0 if the first record
+	end := len(rest)
+	if j := bytes.Index(rest[i:], []byte("\n\n")); j >= 0 {
+		end = i + j + 1
+	}
+	record := make([]byte, 0, len(header)+1+end-start)
+	record = append(append(append(record, header...), '\n'), rest[start:end]...)
+	d, _ := stack.Parse(record, stack.Lenient)
+	for _, g := range d.Goroutines {
+		s := &gsample{count: g.Count, frames: g.Stack, labels: g.Labels}
+		if s.has(fn) {
+			return s
+		}
+	}
+	return nil
 }
 
 // label returns the sample's leaktest label, or "".

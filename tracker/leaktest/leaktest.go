@@ -2,9 +2,11 @@ package leaktest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime/pprof"
 	"slices"
@@ -81,6 +83,7 @@ func verifyTestMain(m testRunner, w io.Writer, opts ...Option) int {
 	r := newRun("", newConfig(opts), true)
 	r.start()
 	code := m.Run()
+	r.cfg.ignoreFD = append(r.cfg.ignoreFD, testingFiles()...)
 	report, _ := r.finish(code != 0)
 	if report != "" {
 		fmt.Fprintln(w, report)
@@ -89,6 +92,33 @@ func verifyTestMain(m testRunner, w io.Writer, opts ...Option) int {
 		}
 	}
 	return code
+}
+
+// testingFiles matches the files the testing package writes with -cpuprofile
+// and -trace: it opens them before the first test and never closes them, so
+// their descriptors outlive m.Run. The flags are set once m.Run has parsed
+// them; a relative path is under -test.outputdir, as testing resolves it.
+func testingFiles() []func(target string) bool {
+	var out []func(string) bool
+	for _, name := range []string{"test.cpuprofile", "test.trace"} {
+		f := flag.Lookup(name)
+		if f == nil || f.Value.String() == "" {
+			continue
+		}
+		path := f.Value.String()
+		if dir := flag.Lookup("test.outputdir"); dir != nil && dir.Value.String() != "" && !filepath.IsAbs(path) {
+			path = filepath.Join(dir.Value.String(), path)
+		}
+		want, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		out = append(out, func(target string) bool {
+			got, err := os.Stat(target)
+			return err == nil && os.SameFile(got, want)
+		})
+	}
+	return out
 }
 
 // run is one check: of one test (VerifyNone) or of the whole run of a test
@@ -110,13 +140,17 @@ type run struct {
 	usesReg bool
 
 	// The state at the start.
-	baseIDs map[int64]struct{} // goroutines
-	baseG   map[string]int     // goroutines without a leaktest label, by signature
+	baseIDs   map[int64]struct{} // goroutines
+	baseCount goroutineCount
+	baseG     map[string]int // goroutines without a leaktest label, by signature
 	// baseSettled is how many of them checks had judged.
 	baseSettled map[string]int
-	baseFDs     map[int]string
-	baseRecs    map[uint64]struct{}
-	errs        []error
+	// startRaw is the profile read at the start, until loadStart parses it
+	// into baseG and baseSettled.
+	startRaw []byte
+	baseFDs  map[int]string
+	baseRecs map[uint64]struct{}
+	errs     []error
 }
 
 func newRun(name string, cfg *config, main bool) *run {
@@ -142,33 +176,45 @@ var (
 // start notes the state of the process and puts the test's label on its
 // goroutine.
 func (r *run) start() {
-	if !r.main {
-		r.goid = stack.CurrentID()
-	}
-	coord.register(r)
 	if !r.main && r.cfg.checks&Goroutines != 0 {
+		// Counted before the traceback, so that a goroutine created
+		// after the count is taken cannot be missing from the ids.
+		r.baseCount = countGoroutines()
 		r.baseIDs = make(map[int64]struct{})
-		goroutineIDs(stack.All(), func(id int64) bool {
-			r.baseIDs[id] = struct{}{}
+		first := true
+		stack.Headers(coord.traceback(), func(g stack.Goroutine, err error) bool {
+			if err != nil {
+				g.ID = 0
+			}
+			if first && g.State == "running" {
+				r.goid = g.ID // runtime.Stack shows its caller first
+			}
+			first = false
+			r.baseIDs[g.ID] = struct{}{}
 			return true
 		})
 	}
+	if !r.main && r.goid == 0 {
+		r.goid = stack.CurrentID()
+	}
+	coord.register(r)
 	if !r.main {
 		coord.startMu.Lock()
-		labels, gs, err := ownLabels()
+		labels, raw, err := ownLabels()
 		coord.startMu.Unlock()
 		if err != nil {
 			r.errs = append(r.errs, fmt.Errorf("reading the test's labels: %w", err))
 		} else {
-			coord.noteActivity(r, gs)
 			r.setLabels(labels)
-			r.baseG = make(map[string]int)
-			for _, g := range gs {
-				if g.label() == "" {
-					r.baseG[g.signature()] += g.count
+			r.startRaw = raw
+			if coord.judgedAnyGoroutines() {
+				// What checks had judged counts as of now.
+				if err := r.loadStart(); err != nil {
+					r.errs = append(r.errs, err)
 				}
+			} else {
+				r.baseSettled = map[string]int{}
 			}
-			r.baseSettled, _ = coord.judgedGoroutines(gs)
 		}
 	}
 	if r.cfg.checks&Descriptors != 0 && descriptorsSupported {
@@ -190,20 +236,45 @@ func (r *run) start() {
 // ownLabels returns the pprof labels of the calling goroutine, which no API
 // reads: they are those of the one goroutine of the profile that is in
 // ownLabels, since the caller holds coord.startMu. It also returns the
-// profile.
+// profile's text, of which it parses only that goroutine's record.
 //
 //go:noinline
-func ownLabels() (map[string]string, []*gsample, error) {
-	gs, err := readGoroutines()
+func ownLabels() (map[string]string, []byte, error) {
+	raw, err := writeGoroutines()
 	if err != nil {
 		return nil, nil, err
 	}
+	if g := sampleWith(raw, markerStart); g != nil {
+		return g.labels, raw, nil
+	}
+	return nil, raw, nil
+}
+
+// loadStart parses the profile read at the start, once, when a check needs
+// more of it than the test's labels: a clean test, which nothing new
+// outlived, never does. It notes which other tests were running then, and
+// counts the goroutines without a leaktest label.
+func (r *run) loadStart() error {
+	if r.startRaw == nil {
+		return nil
+	}
+	raw := r.startRaw
+	r.startRaw = nil
+	gs, err := parseGoroutines(raw)
+	if err != nil {
+		return fmt.Errorf("reading the goroutines at the start: %w", err)
+	}
+	coord.noteActivity(r, gs)
+	r.baseG = make(map[string]int)
 	for _, g := range gs {
-		if g.has(markerStart) {
-			return g.labels, gs, nil
+		if g.label() == "" {
+			r.baseG[g.signature()] += g.count
 		}
 	}
-	return nil, gs, nil
+	if r.baseSettled == nil {
+		r.baseSettled, _ = coord.judgedGoroutines(gs)
+	}
+	return nil
 }
 
 // setLabels puts the test's label on its goroutine, keeping the others, and

@@ -174,6 +174,43 @@ func TestGoroutineLeak(t *testing.T) {
 	}
 }
 
+// TestGoroutineCount checks the counters that let a clean check skip the
+// closing traceback: any goroutine started since the first count, even one
+// that has exited, must make them differ.
+func TestGoroutineCount(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		do   func(l *leaker)
+		want bool
+	}{
+		{"nothing", func(*leaker) {}, true},
+		{"started-and-exited", func(l *leaker) { l.leak(1); l.release() }, false},
+		{"started-and-running", func(l *leaker) { l.leak(1) }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLeaker()
+			defer func() {
+				select {
+				case <-l.stop:
+				default:
+					l.release()
+				}
+			}()
+			before := countGoroutines()
+			if !before.ok {
+				t.Fatal("the runtime does not count created goroutines")
+			}
+			c.do(l)
+			if got := before.unchanged(countGoroutines()); got != c.want {
+				t.Errorf("unchanged = %v, want %v", got, c.want)
+			}
+		})
+	}
+	if (goroutineCount{}).unchanged(countGoroutines()) {
+		t.Error("a count the runtime did not give is unchanged")
+	}
+}
+
 func TestGoroutinesGrouped(t *testing.T) {
 	l := newLeaker()
 	defer l.release()
@@ -345,6 +382,56 @@ func TestDescriptorWhileOthersRun(t *testing.T) {
 			fmt.Sprintf("leaktest: fd %d -> %s appeared during this test, but ", file.Fd(), name),
 			"it is left to an enclosing check")
 	}
+}
+
+// TestDescriptorOfTestGoneByTheEnd opens a file in an unverified test that
+// was running its own code when a verified test began, and had returned by
+// the time the check ran: the start's profile is what shows it ran alongside,
+// so the verified test is not blamed.
+func TestDescriptorOfTestGoneByTheEnd(t *testing.T) {
+	if !descriptorsSupported {
+		t.Skip("descriptors are listed on Linux only")
+	}
+	if p := flag.Lookup("test.parallel"); p != nil && p.Value.String() == "1" {
+		t.Skip("needs -parallel 2 or more")
+	}
+	name := filepath.Join(t.TempDir(), "opened-by-unverified.txt")
+	if err := os.WriteFile(name, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var file *os.File
+	defer func() { file.Close() }()
+	ready, open, gone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var verified *fakeTB
+	t.Run("group", func(t *testing.T) {
+		t.Run("unverified", func(t *testing.T) {
+			t.Parallel()
+			t.Cleanup(func() { close(gone) }) // after the test function returned
+			close(ready)
+			<-open
+			var err error
+			if file, err = os.Open(name); err != nil {
+				t.Error(err)
+			}
+		})
+		t.Run("verified", func(t *testing.T) {
+			t.Parallel()
+			<-ready
+			verified = fakeTest(t.Name(), []Option{Checks(Descriptors)}, func(*fakeTB) {
+				close(open)
+				<-gone
+			})
+		})
+	})
+	if verified == nil {
+		t.Fatal("the verified test did not run")
+	}
+	if r := verified.report(t); r != "" {
+		t.Errorf("the verified test was blamed:\n%s", r)
+	}
+	wantContains(t, "log", strings.Join(verified.logs, "\n"),
+		fmt.Sprintf("leaktest: fd %d -> %s appeared during this test, but ", file.Fd(), name),
+		"an unverified test (in "+shortFunc(pkgPath)+".TestDescriptorOfTestGoneByTheEnd.func2.1) ran at the same time")
 }
 
 func TestMaxWait(t *testing.T) {

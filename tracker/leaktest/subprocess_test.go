@@ -208,3 +208,58 @@ func TestSubprocessVerifyTestMain(t *testing.T) {
 		t.Errorf("VerifyTestMain reported a goroutine its test's check ignored:\n%s", out)
 	}
 }
+
+// TestVerifyTestMainUnderProfiles runs a clean package with the testing
+// package's -cpuprofile and -trace, whose files it never closes: the run
+// must pass. With a file left open on purpose, it must fail, naming that file
+// and not the profiles.
+func TestVerifyTestMainUnderProfiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go test in a subprocess")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command:", err)
+	}
+	dir := t.TempDir()
+	kept := filepath.Join(dir, "kept.txt")
+	if err := os.WriteFile(kept, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		keep string
+		fail bool
+	}{
+		{"clean", "", false},
+		{"keeps-a-file", kept, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(dir, c.name)
+			cmd := exec.Command(goTool, "test", "-count=1",
+				"-o", out+".test", "-cpuprofile", out+".cpu", "-trace", out+".trace",
+				"./tracker/leaktest/testdata/cleanmain")
+			cmd.Dir = filepath.Join("..", "..")
+			cmd.Env = append(os.Environ(), "CLEANMAIN_KEEP="+c.keep)
+			got, err := cmd.CombinedOutput()
+			var exitErr *exec.ExitError
+			if err != nil && !errors.As(err, &exitErr) {
+				t.Fatal(err)
+			}
+			if failed := err != nil; failed != c.fail {
+				t.Fatalf("failed = %v, want %v:\n%s", failed, c.fail, got)
+			}
+			if strings.Contains(string(got), out+".cpu") || strings.Contains(string(got), out+".trace") {
+				t.Errorf("the profiles' descriptors were reported:\n%s", got)
+			}
+			if c.fail && !strings.Contains(string(got), "-> "+kept) {
+				t.Errorf("the kept file is not reported:\n%s", got)
+			}
+			for _, ext := range []string{".cpu", ".trace"} {
+				if st, err := os.Stat(out + ext); err != nil || st.Size() == 0 {
+					t.Errorf("%s: %v, want a profile written", out+ext, err)
+				}
+			}
+		})
+	}
+}

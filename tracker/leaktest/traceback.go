@@ -22,6 +22,6 @@ func currentGoroutine() (stack.Goroutine, bool) {
 
 // allGoroutines returns every goroutine of a traceback of the process.
 func allGoroutines() []stack.Goroutine {
-	d, _ := stack.Parse(stack.All(), stack.Lenient)
+	d, _ := stack.Parse(coord.traceback(), stack.Lenient)
 	return d.Goroutines
 }

@@ -725,6 +725,14 @@ func Trim(s []Frame) []Frame {
 // All returns the traceback of every goroutine, as runtime.Stack writes it.
 func All() []byte { return traceback(true, 64<<10, 64<<20) }
 
+// AllSized is All for a caller that knows about how long the traceback is,
+// from an earlier one: it starts from a buffer of size bytes (at least 4
+// KiB), not 64 KiB, which a caller taking many tracebacks of a small process
+// would otherwise allocate and clear every time. The runtime writes the
+// traceback again, with the world stopped, into a buffer twice as large when
+// one is too small.
+func AllSized(size int) []byte { return traceback(true, max(size, 4<<10), 64<<20) }
+
 // Current returns the calling goroutine's traceback.
 func Current() []byte { return traceback(false, 4<<10, 1<<20) }
 

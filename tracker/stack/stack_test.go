@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -258,6 +259,39 @@ func TestParseOwnProcess(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the parked goroutine is not in the traceback, with its state and creator")
+	}
+}
+
+// TestAllSized takes tracebacks from buffers too small, about right and
+// larger than needed: each is whole, and the calling goroutine comes first.
+func TestAllSized(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	var started sync.WaitGroup
+	for range 50 { // a traceback longer than 4 KiB
+		started.Add(1)
+		go func() {
+			started.Done()
+			parkUntil(stop)
+		}()
+	}
+	started.Wait()
+	self := CurrentID()
+	for _, size := range []int{0, 1, 4 << 10, len(All()), 1 << 20} {
+		d, err := Parse(AllSized(size), Strict)
+		if err != nil {
+			t.Fatalf("AllSized(%d): %v", size, err)
+		}
+		parked := 0
+		for _, g := range d.Goroutines {
+			if len(g.Stack) > 0 && strings.HasSuffix(g.Stack[0].Func, ".parkUntil") {
+				parked++
+			}
+		}
+		if len(d.Goroutines) == 0 || d.Goroutines[0].ID != self || parked < 50 {
+			t.Errorf("AllSized(%d): %d goroutines, %d parked; want the caller (%d) first and 50 parked",
+				size, len(d.Goroutines), parked, self)
+		}
 	}
 }
 
