@@ -82,14 +82,19 @@ func FromSnapshot(s *tracker.Snapshot, opts SnapshotOptions) Result {
 		fs = append(fs, droppedFinding(KindUnreleased, "unreleased objects", n))
 	}
 	series := make([]Series, 0, len(s.Gauges))
+	gaugeJoins := map[string][]string{} // by series name
 	for _, g := range s.Gauges {
+		gaugeJoins[g.Name] = append(gaugeJoins[g.Name], ownerJoins(g.Owner, g.Ancestors)...)
 		points := make([]Point, len(g.Points))
 		for i, p := range g.Points {
 			points[i] = Point{Time: p.Time, Value: p.Value}
 		}
 		series = append(series, Series{Name: g.Name, Unit: "items", Owner: sessionName(g.Owner, g.OwnerLabel), Points: points})
 	}
-	fs = append(fs, Growth(series, opts.Trend)...)
+	for _, f := range Growth(series, opts.Trend) {
+		f.joins = gaugeJoins[f.Evidence.Series]
+		fs = append(fs, f)
+	}
 	return Result{Findings: fs, Series: series}
 }
 
@@ -123,6 +128,7 @@ func recordFinding(kind Kind, sev Severity, r tracker.Record, stack []Frame) Fin
 		Count:     1,
 		Evidence:  Evidence{Stack: stack},
 		Signature: Signature(kind, key, stack),
+		joins:     ownerJoins(r.Owner, r.Ancestors),
 	}
 }
 
@@ -227,6 +233,7 @@ func misuseFinding(m tracker.Misuse, stack []Frame) Finding {
 		Evidence:   Evidence{Stack: stack},
 		Suggestion: advice + at(stack, " at "),
 		Signature:  Signature(KindMisuse, key, stack),
+		joins:      ownerJoins(m.Record.Owner, m.Record.Ancestors),
 	}
 }
 
@@ -269,5 +276,6 @@ func cycleFinding(c tracker.Cycle) Finding {
 		Evidence:   Evidence{Path: c.Path},
 		Suggestion: advice,
 		Signature:  Signature(KindCycle, subject, nil),
+		joins:      ownerJoins(c.Owner, c.Ancestors),
 	}
 }
