@@ -197,18 +197,26 @@ func TestDescriptorJoins(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	got := descriptorJoins(base, cur, reg.Snapshot())
-	want := map[string][]string{
-		closeWait:                      {fmt.Sprint("session ", conns.ID())},
-		"fd file " + Pattern(f.Name()): {fmt.Sprint("session ", files.ID())},
-	}
-	for subject, w := range want {
-		if !slices.Equal(got[subject], w) {
-			t.Errorf("%s: joins %q, want %q", subject, got[subject], w)
+	connJoins, fileJoins := []string{fmt.Sprint("session ", conns.ID())}, []string{fmt.Sprint("session ", files.ID())}
+	for _, tt := range []struct {
+		subject string
+		want    []string
+	}{
+		{closeWait, connJoins},
+		{"fd file " + Pattern(f.Name()), fileJoins},
+		{"fd file " + Pattern(u.Name()), nil},
+		// The series that count them: those of one owner's descriptors
+		// join it, the total of both owners' joins none.
+		{"sockets.tcp.CLOSE_WAIT", connJoins},
+		{"fds", nil},
+	} {
+		if got := got[tt.subject]; !slices.Equal(got, tt.want) {
+			t.Errorf("%s: joins %q, want %q", tt.subject, got, tt.want)
 		}
 	}
-	for subject := range got {
-		if strings.Contains(subject, "untracked") || want[subject] == nil {
-			t.Errorf("%s: joins %q, want none", subject, got[subject])
+	for subject, joins := range got {
+		if strings.Contains(subject, "untracked") {
+			t.Errorf("%s: joins %q, want none", subject, joins)
 		}
 	}
 }

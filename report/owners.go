@@ -14,7 +14,9 @@ import (
 // tracker snapshots name them: their live records label sockets by their
 // addresses and files by their paths, with the sessions that own them. So
 // sockets seen in CLOSE_WAIT from outside join the finding of the session
-// that holds them.
+// that holds them. The series that count descriptors (fds.file,
+// sockets.udp) are there too, by name, with the owners that all the
+// tracked descriptors they count share.
 func descriptorJoins(base, cur *probes.ProcSample, snaps ...*tracker.Snapshot) map[string][]string {
 	owners := map[string][]string{} // address pair, address or path: joins
 	for _, s := range snaps {
@@ -38,12 +40,39 @@ func descriptorJoins(base, cur *probes.ProcSample, snaps ...*tracker.Snapshot) m
 		return nil
 	}
 	out := map[string][]string{}
+	// A series (fds.file, sockets.udp) joins the owners that every tracked
+	// descriptor it counts shares, when most of them are tracked: the
+	// total of every descriptor joins none when two parts leak.
+	type count struct {
+		tracked, untracked int
+		joins              []string // shared by every tracked one so far
+	}
+	series := map[string]*count{}
+	note := func(joins []string, names ...string) {
+		for _, name := range names {
+			c := series[name]
+			if c == nil {
+				c = &count{}
+				series[name] = c
+			}
+			switch {
+			case len(joins) == 0:
+				c.untracked++
+			case c.tracked == 0:
+				c.tracked, c.joins = 1, slices.Clone(joins)
+			default:
+				c.tracked++
+				c.joins = slices.DeleteFunc(c.joins, func(j string) bool { return !slices.Contains(joins, j) })
+			}
+		}
+	}
 	for _, s := range probes.NewSockets(base, cur) {
 		name := s.Local
 		if s.Remote != "" {
 			name += " -> " + s.Remote
 		}
 		joins := owners[name]
+		note(joins, "fds", "fds.socket", "sockets", "sockets."+s.Proto, "sockets."+s.Proto+"."+s.State)
 		if len(joins) == 0 {
 			continue
 		}
@@ -56,9 +85,16 @@ func descriptorJoins(base, cur *probes.ProcSample, snaps ...*tracker.Snapshot) m
 		if fd.Type == "socket" {
 			continue
 		}
-		if joins := owners[fd.Target]; len(joins) > 0 {
+		joins := owners[fd.Target]
+		note(joins, "fds", "fds."+fd.Type)
+		if len(joins) > 0 {
 			subject := "fd " + fd.Type + " " + Pattern(fd.Target)
 			out[subject] = append(out[subject], joins...)
+		}
+	}
+	for name, c := range series {
+		if c.tracked > 0 && c.tracked >= c.untracked && len(c.joins) > 0 {
+			out[name] = c.joins
 		}
 	}
 	for k, v := range out {

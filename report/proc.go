@@ -283,8 +283,9 @@ func (r *ProcRecorder) Analyze(opts ProcOptions) Result {
 		tracked = trackedNames(opts.Snapshot)
 	}
 	left := r.descriptorFindings(opts.Own, opts.Trend, tracked)
-	joinOwners(left, descriptorJoins(r.baseline, r.last, opts.Snapshot, r.liveSnapshot()))
-	res.Findings = append(res.Findings, absorbGrowth(left, growth)...)
+	owned := absorbGrowth(left, growth)
+	joinOwners(owned, descriptorJoins(r.baseline, r.last, opts.Snapshot, r.liveSnapshot()))
+	res.Findings = append(res.Findings, owned...)
 	res.Findings = append(res.Findings, processFindings(opts.Left)...)
 	switch {
 	case r.leaks != nil:
