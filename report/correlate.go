@@ -22,9 +22,10 @@ import (
 //     one place leak, and the gauges of the session that started them, are
 //     one finding.
 //
-// The finding that says most of the cause leads (a cycle, then a leftover,
-// misuse, unreleased, retained, goroutine, growth, limit; then the most
-// severe, then the most numerous): it takes the highest severity among them,
+// The finding that says most of the cause leads (a cycle, then a leftover
+// with the stack that acquired it, misuse, unreleased, retained, a leftover
+// seen from outside, goroutine, growth, limit; then the most severe, then
+// the most numerous): it takes the highest severity among them,
 // an owner if it had none, and the others as related evidence ("kind:
 // subject", then their own related series). Findings that share no key
 // stand as they are.
@@ -99,19 +100,28 @@ func merge(fs []Finding, idx []int) Finding {
 // causeRank orders the kinds by how much of a leak's cause a finding of
 // that kind says: a cycle names the reference to break; a leftover names
 // the resource and where it was acquired; a growth only that something
-// piles up.
-var causeRank = []Kind{KindCycle, KindLeftover, KindMisuse, KindUnreleased, KindRetained, KindGoroutine, KindGrowth, KindLimit}
+// piles up. A leftover without a stack (descriptors seen from outside)
+// says what, not where: it comes after the findings that say where, and
+// before goroutines and growth, which say less of what.
+var causeRank = []Kind{KindCycle, KindLeftover, KindMisuse, KindUnreleased, KindRetained, leftoverSeen, KindGoroutine, KindGrowth, KindLimit}
+
+// leftoverSeen stands in causeRank for a leftover without a stack.
+const leftoverSeen Kind = "leftover seen"
 
 // leads orders findings of one leak, the one that should lead first.
 func leads(a, b Finding) int {
-	rank := func(k Kind) int {
+	rank := func(f Finding) int {
+		k := f.Kind
+		if k == KindLeftover && len(f.Evidence.Stack) == 0 {
+			k = leftoverSeen
+		}
 		if i := slices.Index(causeRank, k); i >= 0 {
 			return i
 		}
 		return len(causeRank)
 	}
 	return cmp.Or(
-		cmp.Compare(rank(a.Kind), rank(b.Kind)),
+		cmp.Compare(rank(a), rank(b)),
 		cmp.Compare(b.Severity, a.Severity),
 		cmp.Compare(b.count(), a.count()),
 		compareFindings(a, b),

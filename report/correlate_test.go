@@ -91,6 +91,15 @@ func TestCorrelate(t *testing.T) {
 				`[sockets.tcp.CLOSE_WAIT fds goroutine: growing goroutines growth: server.conns]`},
 		},
 		{
+			name: "what the tracker says of the cause leads what is seen from outside",
+			in: []Finding{
+				{Kind: KindLeftover, Severity: SeverityWarning, Subject: "tcp sockets to 127.0.0.1:80 in ESTABLISHED", Count: 2, joins: under5(10)},
+				{Kind: KindUnreleased, Severity: SeverityWarning, Subject: "connection 127.0.0.1:80", Owner: "clients", Count: 9,
+					joins: under5(10), Evidence: Evidence{Stack: at("main.request")}},
+			},
+			want: []string{`warning unreleased "connection 127.0.0.1:80" | clients | [leftover: tcp sockets to 127.0.0.1:80 in ESTABLISHED]`},
+		},
+		{
 			name: "nothing to join",
 			in: []Finding{
 				{Kind: KindGrowth, Severity: SeverityWarning, Subject: "rss_bytes"},

@@ -46,6 +46,9 @@ func FromSnapshot(s *tracker.Snapshot, opts SnapshotOptions) Result {
 		f := recordFinding(KindLeftover, sev, r, stackOf(s, r.Stack, r.StackID))
 		f.Evidence.Values = map[string]float64{"age_seconds": r.Age.Seconds()}
 		f.Suggestion = releaseAdvice(r.Kind, f.Evidence.Stack)
+		if r.OwnerStopped {
+			f.Suggestion = leftoverAdvice(r.Kind, sessionName(r.Owner, r.OwnerLabel), f.Evidence.Stack)
+		}
 		fs = append(fs, f)
 	}
 	for _, m := range s.Misuse {
@@ -185,6 +188,25 @@ func releaseAdvice(kind tracker.Kind, stack []Frame) string {
 		advice, where = "let it stop: remove its timers, wheels, aliases and extra references", "; it was created at "
 	}
 	return advice + at(stack, where)
+}
+
+// leftoverAdvice says how to release a resource of kind acquired at stack
+// that its owner, stopped, still holds: in the owner's stop handler, where
+// POE's FAQ says a session cleans up.
+func leftoverAdvice(kind tracker.Kind, owner string, stack []Frame) string {
+	verb, acquired := "release it", "acquired"
+	switch kind {
+	case tracker.KindFile, tracker.KindSocket, tracker.KindListener:
+		verb, acquired = "close it", "opened"
+	case tracker.KindTimer:
+		verb, acquired = "stop it", "created"
+	case tracker.KindWheel:
+		verb, acquired = "drop it (closing its connection)", "created"
+	case tracker.KindGoroutine, tracker.KindSession:
+		return releaseAdvice(kind, stack)
+	}
+	return fmt.Sprintf("%s stopped still holding it: %s when %s stops (in its stop handler), or hand it to an owner that lives on%s",
+		owner, verb, owner, at(stack, "; it was "+acquired+" at "))
 }
 
 // at returns sep followed by the first frame of the program's own code in
