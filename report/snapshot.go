@@ -205,8 +205,8 @@ func leftoverAdvice(kind tracker.Kind, owner string, stack []Frame) string {
 	case tracker.KindGoroutine, tracker.KindSession:
 		return releaseAdvice(kind, stack)
 	}
-	return fmt.Sprintf("%s stopped still holding it: %s when %s stops (in its stop handler), or hand it to an owner that lives on%s",
-		owner, verb, owner, at(stack, "; it was "+acquired+" at "))
+	return fmt.Sprintf("its owner, %s, stopped still holding it: %s in the owner's stop handler, or hand it to an owner that lives on%s",
+		owner, verb, at(stack, "; it was "+acquired+" at "))
 }
 
 // at returns sep followed by the first frame of the program's own code in
