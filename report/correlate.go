@@ -23,9 +23,9 @@ import (
 //     one finding.
 //
 // The finding that says most of the cause leads (a cycle, then a leftover
-// with the stack that acquired it, misuse, unreleased, retained, a leftover
-// seen from outside, goroutine, growth, limit; then the most severe, then
-// the most numerous): it takes the highest severity among them,
+// with the stack that acquired it, unreleased, retained, a leftover seen
+// from outside, goroutine, growth, misuse, limit; then the most severe,
+// then the most numerous): it takes the highest severity among them,
 // an owner if it had none, and the others as related evidence ("kind:
 // subject", then their own related series). Findings that share no key
 // stand as they are.
@@ -102,8 +102,10 @@ func merge(fs []Finding, idx []int) Finding {
 // the resource and where it was acquired; a growth only that something
 // piles up. A leftover without a stack (descriptors seen from outside)
 // says what, not where: it comes after the findings that say where, and
-// before goroutines and growth, which say less of what.
-var causeRank = []Kind{KindCycle, KindLeftover, KindMisuse, KindUnreleased, KindRetained, leftoverSeen, KindGoroutine, KindGrowth, KindLimit}
+// before goroutines and growth, which say less of what. Misuse of the
+// registry by the same owner (a goroutine released after its session
+// stopped) is a symptom, not the leak: it comes last but for limits.
+var causeRank = []Kind{KindCycle, KindLeftover, KindUnreleased, KindRetained, leftoverSeen, KindGoroutine, KindGrowth, KindMisuse, KindLimit}
 
 // leftoverSeen stands in causeRank for a leftover without a stack.
 const leftoverSeen Kind = "leftover seen"

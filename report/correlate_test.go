@@ -100,6 +100,15 @@ func TestCorrelate(t *testing.T) {
 			want: []string{`warning unreleased "connection 127.0.0.1:80" | clients | [leftover: tcp sockets to 127.0.0.1:80 in ESTABLISHED]`},
 		},
 		{
+			name: "a session's growing map leads the misuse of its shutdown",
+			in: []Finding{
+				{Kind: KindMisuse, Severity: SeverityWarning, Subject: "release-after-owner-stopped of goroutine worker 9", Count: 2,
+					joins: ownerJoins(20, []uint64{1}), Evidence: Evidence{Stack: at("main.dispatch.func1")}},
+				{Kind: KindGrowth, Severity: SeverityWarning, Subject: "dispatcher.tasks", Owner: "dispatcher", joins: ownerJoins(20, []uint64{1})},
+			},
+			want: []string{`warning growth "dispatcher.tasks" | dispatcher | [misuse: release-after-owner-stopped of goroutine worker 9]`},
+		},
+		{
 			name: "nothing to join",
 			in: []Finding{
 				{Kind: KindGrowth, Severity: SeverityWarning, Subject: "rss_bytes"},
