@@ -139,9 +139,11 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) error {
 		l.Close()
 		return err
 	}
-	// Idle sockets close after a second, so a quiet pool closes its
-	// sockets and the server sees its clients leave.
-	pool, err := keepalive.NewPool(keepalive.PoolConfig{Registry: reg, Name: "demo clients", KeepAlive: time.Second})
+	// The clients own their pool. Idle sockets close after a second, so
+	// a quiet pool closes its sockets and the server sees its clients
+	// leave.
+	clients := reg.StartSession("clients", nil)
+	pool, err := keepalive.NewPool(keepalive.PoolConfig{Registry: reg, Name: "demo clients", Parent: clients, KeepAlive: time.Second})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -170,7 +172,6 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "demo: echo server on %s, leaks: %s\n", l.Addr(), strings.Join(opts.Leaks, ","))
 
-	clients := reg.StartSession("clients", nil)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
