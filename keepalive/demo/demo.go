@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -209,8 +210,26 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) error {
 	// Its idle sockets are not leaks, and a stopped pool kept reachable
 	// would be retained.
 	pool.Shutdown()
+	waitPoolStopped(pool)
 	pool = nil
 	return finishDemo(reg, []*tracker.Session{clients}, stderr)
+}
+
+// poolStopWait bounds how long the demo waits for its shut down pool to
+// stop.
+const poolStopWait = time.Second
+
+// waitPoolStopped waits, collecting garbage, until the pool's session
+// stops, which it does once the connections still lent are freed: those
+// the clients forgot are, by the garbage collector (and reported
+// unreleased). Stopping the clients first would stop the pool's session
+// under it while its sockets come back.
+func waitPoolStopped(pool *keepalive.Pool) {
+	ts := pool.Tracker()
+	for deadline := time.Now().Add(poolStopWait); ts != nil && !ts.Stopped() && time.Now().Before(deadline); {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // echoHeap is the echo server session's heap: its acceptor and a wheel per
