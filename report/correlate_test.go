@@ -238,3 +238,23 @@ func TestDescriptorJoins(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionJoins checks the keys of goroutines by the session label the
+// tracker gives them.
+func TestSessionJoins(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		labels map[string]string
+		want   []string
+	}{
+		{map[string]string{tracker.SessionLabel: "10 5 1"}, []string{"session 10", "session 5"}},
+		{map[string]string{tracker.SessionLabel: "7"}, nil}, // a top session
+		{map[string]string{tracker.SessionLabel: "x"}, nil},
+		{map[string]string{"worker": "pool"}, nil},
+		{nil, nil},
+	} {
+		if got := sessionJoins(tt.labels); !slices.Equal(got, tt.want) {
+			t.Errorf("sessionJoins(%v) = %q, want %q", tt.labels, got, tt.want)
+		}
+	}
+}

@@ -1,9 +1,14 @@
 package tracker
 
 import (
+	"bytes"
+	"fmt"
 	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestAncestors checks that snapshots name the sessions above each owner,
@@ -73,5 +78,48 @@ func TestAncestors(t *testing.T) {
 	runtime.KeepAlive(obj)
 	if !found {
 		t.Error("the watched object, still reachable, is not retained")
+	}
+}
+
+// TestGoLabels checks that the goroutines Go starts carry the session
+// label, the owner's id and its ancestors', in goroutine profiles, and that
+// ParseSessionLabel reads it back.
+func TestGoLabels(t *testing.T) {
+	r := New()
+	a := r.StartSession("a", nil)
+	b := r.StartSession("b", a)
+	block := make(chan struct{})
+	defer close(block)
+	r.Go(b, "waiter", func() { <-block })
+	want := fmt.Sprintf("%d %d", b.ID(), a.ID())
+	var buf bytes.Buffer
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		buf.Reset()
+		if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(buf.String(), fmt.Sprintf("%q:%q", SessionLabel, want)) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(buf.String(), fmt.Sprintf("%q:%q", SessionLabel, want)) {
+		t.Errorf("no goroutine labelled %s=%q in the profile:\n%s", SessionLabel, want, buf.String())
+	}
+	for _, tt := range []struct {
+		in        string
+		id        uint64
+		ancestors []uint64
+		ok        bool
+	}{
+		{want, b.ID(), []uint64{a.ID()}, true},
+		{"7", 7, nil, true},
+		{"", 0, nil, false},
+		{"x 1", 0, nil, false},
+	} {
+		id, anc, ok := ParseSessionLabel(tt.in)
+		if id != tt.id || !slices.Equal(anc, tt.ancestors) || ok != tt.ok {
+			t.Errorf("ParseSessionLabel(%q) = %d, %v, %v; want %d, %v, %v", tt.in, id, anc, ok, tt.id, tt.ancestors, tt.ok)
+		}
 	}
 }
