@@ -64,7 +64,8 @@ func (c *Context) Listen(l net.Listener, cfg AcceptorConfig) (*Acceptor, error) 
 	a.l, a.closer, a.lrec = tl.Listener, tl.Close, tl.Handle()
 	a.rec = k.reg.Track(tracker.KindWheel, s.ts, "acceptor "+describe(l))
 	a.id = WheelID(a.rec.ID())
-	a.wg.Go(a.accept)
+	ts := s.ts
+	a.wg.Go(func() { ts.LabelGoroutine(); a.accept() })
 	return a, nil
 }
 

@@ -34,8 +34,10 @@ type Connection struct {
 
 // newConnection makes the Connection of a new request, tracked under owner
 // with label (its key) and the stack of the call that asked for it. The garbage collector
-// reports it if it is dropped while still registered.
-func newConnection(p *pool, key Key, label string, owner *tracker.Session) *Connection {
+// reports it if it is dropped while still registered. It is a method of the
+// pool, so reports see it as the pool's machinery and name the caller of
+// Get as where the connection was acquired.
+func (p *pool) newConnection(key Key, label string, owner *tracker.Session) *Connection {
 	c := &Connection{key: key}
 	c.rec = tracker.TrackObject(p.reg, c, KindConnection, owner, label)
 	return c

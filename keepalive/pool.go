@@ -129,6 +129,11 @@ type PoolConfig struct {
 	Registry *tracker.Registry
 	// Name labels the pool's tracker session ("keepalive pool" when "").
 	Name string
+	// Parent is the tracker session the pool's own session starts under:
+	// the part of the program the pool serves, so a report joins what its
+	// users leak through the pool with the pool's sockets. Nil is the
+	// registry's root. It must be of Registry.
+	Parent *tracker.Session
 }
 
 // RequestID identifies a request made by Allocate.
@@ -385,7 +390,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		}
 	}
 	p.base, p.cancel = context.WithCancel(context.Background())
-	p.ts = p.reg.StartSession(cfg.Name, nil)
+	p.ts = p.reg.StartSession(cfg.Name, cfg.Parent)
 	p.gts = p.reg.StartSession(cfg.Name+": Get", p.ts)
 	pl := &Pool{}
 	pl.p.Store(p)

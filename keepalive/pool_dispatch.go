@@ -26,7 +26,7 @@ func (p *pool) submit(r *request) error {
 	// Tracked under the lock: Shutdown stops the pool's sessions only once
 	// nothing is pending, and this request is pending from here on.
 	h := p.hostLocked(r.key)
-	r.conn = newConnection(p, r.key, h.label, r.owner)
+	r.conn = p.newConnection(r.key, h.label, r.owner)
 	p.lastID++
 	r.id = p.lastID
 	var a actions

@@ -878,3 +878,27 @@ type resolverFunc func(ctx context.Context, host string) ([]netip.Addr, error)
 func (f resolverFunc) LookupNetIP(ctx context.Context, _, host string) ([]netip.Addr, error) {
 	return f(ctx, host)
 }
+
+// TestPoolParent checks that a pool's session starts under the session
+// PoolConfig.Parent names, or under the root without one.
+func TestPoolParent(t *testing.T) {
+	t.Parallel()
+	reg := tracker.New()
+	app := reg.StartSession("app", nil)
+	for _, tt := range []struct {
+		parent *tracker.Session
+		under  func(*tracker.Session) bool
+	}{
+		{app, func(s *tracker.Session) bool { return s == app }},
+		{nil, func(s *tracker.Session) bool { return s != nil && s.Parent() == nil }}, // the root
+	} {
+		pl, err := NewPool(PoolConfig{Registry: reg, Parent: tt.parent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pl.Tracker().Parent(); !tt.under(got) {
+			t.Errorf("parent %v: the pool's session is under %v", tt.parent, got)
+		}
+		pl.Shutdown()
+	}
+}

@@ -112,11 +112,13 @@ func (in *Instance) gauge(name string, f func() int64) {
 	in.gauges[name] = f
 }
 
-// trackerGauge is gauge, also registered as a gauge of k's registry named
+// trackerGauge is gauge, also registered as a gauge of the registry named
 // "scenario NAME.name", for measures cheap enough to sample every second.
-func (in *Instance) trackerGauge(k *Kernel, name string, f func() int64) {
+// Its owner is the scenario's session that holds what it measures, so a
+// report joins the gauge with what that session and those it started leak.
+func (in *Instance) trackerGauge(owner *Session, name string, f func() int64) {
 	in.gauge(name, f)
-	remove := k.Registry().Gauge("scenario "+in.Scenario.Name+"."+name, nil, func() int { return int(f()) })
+	remove := owner.k.Registry().Gauge("scenario "+in.Scenario.Name+"."+name, owner.Tracker(), func() int { return int(f()) })
 	in.onClose(func() error { remove(); return nil })
 }
 
@@ -220,9 +222,10 @@ var scenarioPairs = []scenarioPair{
 }
 
 // driver spawns a session that calls round every interval, cfg.Rounds times
-// (forever when 0), then stops by itself.
-func driver(k *Kernel, name string, cfg ScenarioConfig, in *Instance, round func(c *Context, n int)) error {
-	_, err := k.Spawn(Spec{Name: name, Handlers: map[string]Handler{
+// (forever when 0), then stops by itself; gauges, when set, are registered
+// as tracker gauges of that session (see trackerGauge).
+func driver(k *Kernel, name string, cfg ScenarioConfig, in *Instance, gauges map[string]func() int64, round func(c *Context, n int)) error {
+	s, err := k.Spawn(Spec{Name: name, Handlers: map[string]Handler{
 		EvStart: func(c *Context) { c.Yield("round") },
 		"round": func(c *Context) {
 			n := int(in.rounds.Add(1))
@@ -232,7 +235,13 @@ func driver(k *Kernel, name string, cfg ScenarioConfig, in *Instance, round func
 			}
 		},
 	}})
-	return err
+	if err != nil {
+		return err
+	}
+	for name, f := range gauges {
+		in.trackerGauge(s, name, f)
+	}
+	return nil
 }
 
 // scenarioDir returns cfg.Dir or a temporary directory removed by Close.
@@ -248,7 +257,8 @@ func scenarioDir(cfg ScenarioConfig, in *Instance) (string, error) {
 	return dir, nil
 }
 
-// heldHandle is an open descriptor and its record.
+// heldHandle is an open descriptor and its record; h is the zero Handle
+// when c releases its record itself (a *tracker.File).
 type heldHandle struct {
 	c io.Closer
 	h tracker.Handle
@@ -256,7 +266,9 @@ type heldHandle struct {
 
 func (hh heldHandle) close() error {
 	err := hh.c.Close()
-	hh.h.Release()
+	if hh.h.ID() != 0 {
+		hh.h.Release()
+	}
 	return err
 }
 
@@ -293,7 +305,6 @@ func runExtraFilehandle(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool)
 		return err
 	}
 	holder := &handleHolder{m: map[string]heldHandle{}}
-	in.trackerGauge(k, "held_handles", holder.len)
 	in.onClose(func() error {
 		holder.mu.Lock()
 		held := holder.m
@@ -305,7 +316,7 @@ func runExtraFilehandle(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool)
 		}
 		return errors.Join(errs...)
 	})
-	return driver(k, in.Scenario.Name, cfg, in, func(c *Context, n int) {
+	return driver(k, in.Scenario.Name, cfg, in, map[string]func() int64{"held_handles": holder.len}, func(c *Context, n int) {
 		key := fmt.Sprintf("round-%d", n)
 		c.Spawn(Spec{Name: "writer " + key, Handlers: map[string]Handler{
 			EvStart: func(c *Context) {
@@ -316,7 +327,9 @@ func runExtraFilehandle(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool)
 						return
 					}
 					fmt.Fprintf(f, "round %d\n", n)
-					holder.put(key, heldHandle{c: f.File, h: f.Handle()})
+					// The holder keeps the tracked file, not only its
+					// *os.File: the record lives as long as the descriptor.
+					holder.put(key, heldHandle{c: f})
 				} else {
 					u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 					if err != nil {
@@ -387,8 +400,7 @@ func runForgottenWheel(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) 
 		return err
 	}
 	var live atomic.Int64
-	in.trackerGauge(k, "live_clients", live.Load)
-	return driver(k, in.Scenario.Name, cfg, in, func(c *Context, n int) {
+	return driver(k, in.Scenario.Name, cfg, in, map[string]func() int64{"live_clients": live.Load}, func(c *Context, n int) {
 		c.Spawn(Spec{Name: fmt.Sprintf("client %d", n), Handlers: map[string]Handler{
 			EvStart: func(c *Context) {
 				live.Add(1)
@@ -464,7 +476,7 @@ func runSessionCycle(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) er
 		// The session is done with its heap: the tracker checks it goes.
 		tracker.Watch(c.Kernel.Registry(), h, "heap", c.Session.Tracker(), c.Session.Name()+" heap")
 	}
-	return driver(k, in.Scenario.Name, cfg, in, func(c *Context, n int) {
+	return driver(k, in.Scenario.Name, cfg, in, nil, func(c *Context, n int) {
 		pong, err := c.Spawn(Spec{Name: fmt.Sprintf("pong %d", n), Heap: newHeap("pong"), Handlers: map[string]Handler{
 			"hello": func(c *Context) {
 				h := HeapOf[*peerHeap](c)
@@ -515,9 +527,8 @@ type dispatcherHeap struct {
 
 func runGrowingMap(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) error {
 	var size atomic.Int64
-	in.trackerGauge(k, "tasks", size.Load)
 	tasks := map[int]*task{}
-	_, err := k.Spawn(Spec{Name: in.Scenario.Name + " dispatcher", Heap: &dispatcherHeap{tasks: tasks}, Handlers: map[string]Handler{
+	d, err := k.Spawn(Spec{Name: in.Scenario.Name + " dispatcher", Heap: &dispatcherHeap{tasks: tasks}, Handlers: map[string]Handler{
 		EvStart: func(c *Context) { c.Yield("round") },
 		"round": func(c *Context) {
 			n := int(in.rounds.Add(1))
@@ -549,7 +560,11 @@ func runGrowingMap(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) erro
 			size.Store(int64(len(tasks)))
 		},
 	}})
-	return err
+	if err != nil {
+		return err
+	}
+	in.trackerGauge(d, "tasks", size.Load)
+	return nil
 }
 
 // payload is the big object the closure-capture scenario's closures hold.
@@ -588,7 +603,6 @@ func runClosureCapture(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) 
 	var mu sync.Mutex
 	timers := map[*tracker.Timer]struct{}{} // armed and not stopped, for Close
 	var payloads []weak.Pointer[payload]
-	in.trackerGauge(k, "callbacks", nt.len)
 	in.gauge("payloads_retained", func() int64 {
 		runtime.GC()
 		mu.Lock()
@@ -618,7 +632,7 @@ func runClosureCapture(k *Kernel, cfg ScenarioConfig, in *Instance, leaky bool) 
 		timer *tracker.Timer
 		hook  int
 	}
-	return driver(k, in.Scenario.Name, cfg, in, func(c *Context, n int) {
+	return driver(k, in.Scenario.Name, cfg, in, map[string]func() int64{"callbacks": nt.len}, func(c *Context, n int) {
 		c.Spawn(Spec{Name: fmt.Sprintf("job %d", n), Heap: &jobHeap{}, Handlers: map[string]Handler{
 			EvStart: func(c *Context) {
 				h := HeapOf[*jobHeap](c)

@@ -183,8 +183,11 @@ func (c *Context) NewWheel(rw io.ReadWriteCloser, cfg WheelConfig) (*Wheel, erro
 	w.rw, w.hrec = rw, hrec
 	w.rec = k.reg.Track(tracker.KindWheel, s.ts, "wheel "+describe(rw))
 	w.id = WheelID(w.rec.ID())
-	w.wg.Go(w.reader)
-	w.wg.Go(w.writer)
+	// Its goroutines carry the session's pprof label, so goroutine
+	// profiles say whose wheels pile up.
+	ts := s.ts
+	w.wg.Go(func() { ts.LabelGoroutine(); w.reader() })
+	w.wg.Go(func() { ts.LabelGoroutine(); w.writer() })
 	return w, nil
 }
 

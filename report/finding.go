@@ -206,6 +206,12 @@ type Finding struct {
 	// Signature identifies the leak across runs; findings with equal signatures
 	// are the same leak and Group merges them. See Signature.
 	Signature string `json:"signature"`
+
+	// joins are keys other than the stack by which Correlate makes findings
+	// one, such as the sessions that own what leaked (see ownerJoins). They
+	// hold only while the findings of one run are put together; JSON does
+	// not carry them.
+	joins []string
 }
 
 // Signature returns a stable identifier for a leak of kind about key acquired at
@@ -269,6 +275,7 @@ func Group(fs []Finding) []Finding {
 		f        Finding
 		subjects map[string]bool
 		owners   map[string]bool
+		joins    []string
 	}
 	var order []string
 	groups := make(map[string]*group)
@@ -278,12 +285,13 @@ func Group(fs []Finding) []Finding {
 		if g == nil {
 			f.Signature = sig
 			f.Count = f.count()
-			groups[sig] = &group{f: f, subjects: map[string]bool{f.Subject: true}, owners: map[string]bool{f.Owner: true}}
+			groups[sig] = &group{f: f, subjects: map[string]bool{f.Subject: true}, owners: map[string]bool{f.Owner: true}, joins: slices.Clone(f.joins)}
 			order = append(order, sig)
 			continue
 		}
 		g.subjects[f.Subject] = true
 		g.owners[f.Owner] = true
+		g.joins = append(g.joins, f.joins...)
 		count := g.f.Count + f.count()
 		if f.Severity > g.f.Severity {
 			g.f = f
@@ -300,6 +308,8 @@ func Group(fs []Finding) []Finding {
 		if n := len(g.owners) - 1; n > 0 {
 			g.f.Owner += fmt.Sprintf(" (+%d more)", n)
 		}
+		slices.Sort(g.joins)
+		g.f.joins = slices.Compact(g.joins)
 		out = append(out, g.f)
 	}
 	Sort(out)

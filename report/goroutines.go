@@ -3,6 +3,7 @@ package report
 import (
 	"cmp"
 	"fmt"
+	"github.com/leakcheck/leakcheck/tracker"
 	"maps"
 	"slices"
 	"strconv"
@@ -587,6 +588,7 @@ func groupFinding(g GoroutineGroup, subject string, sev Severity) Finding {
 		Evidence:   Evidence{Values: values, Stack: g.Stack},
 		Suggestion: goroutineSuggestion(g.State),
 		Signature:  groupKey(g.State, g.Leaked, g.Stack),
+		joins:      sessionJoins(g.Labels),
 	}
 }
 
@@ -633,13 +635,22 @@ func goroutineSubject(prefix, state string, stack []Frame, createdBy Frame) stri
 	return b.String()
 }
 
-// userFrame returns the first frame of stack outside the standard library,
-// or, if there is none, the first that TopFrames keeps: a group of
-// goroutines waiting for a mutex is named after the function that locks it,
-// not after sync.(*Mutex).Lock.
+// userFrame returns the first frame of stack of the program's own code;
+// else the first outside the standard library (a runtime's machinery such
+// as a keepalive wheel's loop); else the first that TopFrames keeps: a
+// group of goroutines waiting for a mutex is named after the function that
+// locks it, not after sync.(*Mutex).Lock.
 func userFrame(stack []Frame) (Frame, bool) {
 	for _, f := range stack {
 		if !standardLibrary(f.Func) && !hiddenFrame(f) {
+			return f, true
+		}
+	}
+	// A runtime's machinery outside the standard library (a keepalive
+	// wheel's loop) says more than the standard library frame that
+	// started it (sync.(*WaitGroup).Go.func1).
+	for _, f := range stack {
+		if f.Func != "" && !standardLibrary(f.Func) && !strings.HasPrefix(f.Func, "runtime.") {
 			return f, true
 		}
 	}
@@ -659,11 +670,26 @@ func goroutineOwner(createdBy Frame, labels map[string]string) string {
 	if len(labels) > 0 {
 		var kv []string
 		for _, k := range slices.Sorted(maps.Keys(labels)) {
+			if k == tracker.SessionLabel {
+				continue // ids, for Correlate: sessionJoins
+			}
 			kv = append(kv, fmt.Sprintf("%s=%q", k, labels[k]))
 		}
-		parts = append(parts, "{"+strings.Join(kv, ", ")+"}")
+		if len(kv) > 0 {
+			parts = append(parts, "{"+strings.Join(kv, ", ")+"}")
+		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// sessionJoins returns the owner joins (see ownerJoins) of goroutines whose
+// labels name the session they run for (tracker.SessionLabel).
+func sessionJoins(labels map[string]string) []string {
+	id, ancestors, ok := tracker.ParseSessionLabel(labels[tracker.SessionLabel])
+	if !ok {
+		return nil
+	}
+	return ownerJoins(id, ancestors)
 }
 
 // goroutineSuggestion says what usually keeps goroutines in state.
@@ -713,6 +739,7 @@ func goroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []gor
 		leaked    bool
 		stack     []Frame
 		createdBy Frame
+		labels    map[string]string // shared by its groups in the latest dump
 		last      int
 	}
 	total := Series{Name: "goroutines", Unit: "goroutines"}
@@ -739,6 +766,11 @@ func goroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []gor
 			}
 			// The latest dump's.
 			t.state, t.leaked, t.stack, t.createdBy = g.State, g.Leaked, g.Stack, g.CreatedBy
+			if _, seen := now[sig]; !seen {
+				t.labels = maps.Clone(g.Labels)
+			} else {
+				maps.DeleteFunc(t.labels, func(k, v string) bool { return g.Labels[k] != v })
+			}
 			now[sig] += g.Count
 		}
 		for _, sig := range order {
@@ -779,6 +811,7 @@ func goroutineSeries(dumps []*GoroutineDump, opts TrendOptions) ([]Series, []gor
 			Subject:    goroutineSubject("growing goroutines", t.state, t.stack, t.createdBy),
 			Owner:      goroutineOwner(t.createdBy, nil),
 			Count:      max(t.last, 1),
+			joins:      sessionJoins(t.labels),
 			Evidence:   Evidence{Series: name, Trend: &tr, Stack: t.stack, Basis: []string{BasisGrowing}, Because: growingBecause(tr, len(s.Points))},
 			Suggestion: "more goroutines park here in every dump: " + goroutineSuggestion(t.state),
 			Signature:  Signature(KindGoroutine, "growing "+t.state, t.stack),

@@ -283,7 +283,9 @@ func (r *ProcRecorder) Analyze(opts ProcOptions) Result {
 		tracked = trackedNames(opts.Snapshot)
 	}
 	left := r.descriptorFindings(opts.Own, opts.Trend, tracked)
-	res.Findings = append(res.Findings, absorbGrowth(left, growth)...)
+	owned := absorbGrowth(left, growth)
+	joinOwners(owned, descriptorJoins(r.baseline, r.last, opts.Snapshot, r.liveSnapshot()))
+	res.Findings = append(res.Findings, owned...)
 	res.Findings = append(res.Findings, processFindings(opts.Left)...)
 	switch {
 	case r.leaks != nil:
@@ -294,6 +296,19 @@ func (r *ProcRecorder) Analyze(opts ProcOptions) Result {
 	}
 	res.Findings = Correlate(res.Findings)
 	return res
+}
+
+// liveSnapshot returns the latest snapshot the daemon's tracker handler
+// served, or nil when there is none or it cannot be read.
+func (r *ProcRecorder) liveSnapshot() *tracker.Snapshot {
+	if r.live == nil {
+		return nil
+	}
+	in, err := ParseInput("the tracker's last snapshot", r.live, probes.MaxBodySize)
+	if err != nil || in.Kind != InputSnapshot {
+		return nil
+	}
+	return in.Snapshot
 }
 
 // trackedNames returns the words of the labels of a snapshot's live

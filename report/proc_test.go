@@ -496,38 +496,6 @@ func TestLeakProfileFindings(t *testing.T) {
 	}
 }
 
-// TestCorrelate checks that findings whose stacks begin, in the program's
-// own code, in one function (its closures included) are one finding, led by
-// the most severe, with the others as related evidence; and that findings
-// of other functions, or without a stack, stand.
-func TestCorrelate(t *testing.T) {
-	t.Parallel()
-	at := func(fn string) []Frame {
-		return []Frame{{Func: "runtime.gopark"}, {Func: fn, File: "main.go", Line: 10}}
-	}
-	fs := []Finding{
-		{Kind: KindLeftover, Severity: SeverityWarning, Subject: "timer after func", Count: 5, Evidence: Evidence{Stack: at("main.handle.func2")}},
-		{Kind: KindRetained, Severity: SeverityError, Subject: "payload", Count: 5, Evidence: Evidence{Stack: at("main.handle")}},
-		{Kind: KindLeftover, Severity: SeverityWarning, Subject: "file /tmp/x", Count: 1, Evidence: Evidence{Stack: at("main.other")}},
-		{Kind: KindGrowth, Severity: SeverityWarning, Subject: "fds", Count: 1},
-	}
-	got := Correlate(fs)
-	var lines []string
-	for _, f := range got {
-		lines = append(lines, fmt.Sprintf("%s %s %q %v", f.Severity, f.Kind, f.Subject, f.Evidence.Related))
-	}
-	want := []string{
-		`error retained "payload" [leftover: timer after func]`,
-		`warning leftover "file /tmp/x" []`,
-		`warning growth "fds" []`,
-	}
-	slices.Sort(lines)
-	slices.Sort(want)
-	if !slices.Equal(lines, want) {
-		t.Errorf("Correlate:\n got %q\nwant %q", lines, want)
-	}
-}
-
 // TestRecorderSnapshot checks which tracker snapshot of the daemon a run
 // uses: the exit snapshot it wrote, else the last one its handler served;
 // and that an exit file that is no snapshot is an error.

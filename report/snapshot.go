@@ -46,6 +46,9 @@ func FromSnapshot(s *tracker.Snapshot, opts SnapshotOptions) Result {
 		f := recordFinding(KindLeftover, sev, r, stackOf(s, r.Stack, r.StackID))
 		f.Evidence.Values = map[string]float64{"age_seconds": r.Age.Seconds()}
 		f.Suggestion = releaseAdvice(r.Kind, f.Evidence.Stack)
+		if r.OwnerStopped {
+			f.Suggestion = leftoverAdvice(r.Kind, sessionName(r.Owner, r.OwnerLabel), f.Evidence.Stack)
+		}
 		fs = append(fs, f)
 	}
 	for _, m := range s.Misuse {
@@ -82,14 +85,19 @@ func FromSnapshot(s *tracker.Snapshot, opts SnapshotOptions) Result {
 		fs = append(fs, droppedFinding(KindUnreleased, "unreleased objects", n))
 	}
 	series := make([]Series, 0, len(s.Gauges))
+	gaugeJoins := map[string][]string{} // by series name
 	for _, g := range s.Gauges {
+		gaugeJoins[g.Name] = append(gaugeJoins[g.Name], ownerJoins(g.Owner, g.Ancestors)...)
 		points := make([]Point, len(g.Points))
 		for i, p := range g.Points {
 			points[i] = Point{Time: p.Time, Value: p.Value}
 		}
 		series = append(series, Series{Name: g.Name, Unit: "items", Owner: sessionName(g.Owner, g.OwnerLabel), Points: points})
 	}
-	fs = append(fs, Growth(series, opts.Trend)...)
+	for _, f := range Growth(series, opts.Trend) {
+		f.joins = gaugeJoins[f.Evidence.Series]
+		fs = append(fs, f)
+	}
 	return Result{Findings: fs, Series: series}
 }
 
@@ -123,6 +131,7 @@ func recordFinding(kind Kind, sev Severity, r tracker.Record, stack []Frame) Fin
 		Count:     1,
 		Evidence:  Evidence{Stack: stack},
 		Signature: Signature(kind, key, stack),
+		joins:     ownerJoins(r.Owner, r.Ancestors),
 	}
 }
 
@@ -181,6 +190,25 @@ func releaseAdvice(kind tracker.Kind, stack []Frame) string {
 	return advice + at(stack, where)
 }
 
+// leftoverAdvice says how to release a resource of kind acquired at stack
+// that its owner, stopped, still holds: in the owner's stop handler, where
+// POE's FAQ says a session cleans up.
+func leftoverAdvice(kind tracker.Kind, owner string, stack []Frame) string {
+	verb, acquired := "release it", "acquired"
+	switch kind {
+	case tracker.KindFile, tracker.KindSocket, tracker.KindListener:
+		verb, acquired = "close it", "opened"
+	case tracker.KindTimer:
+		verb, acquired = "stop it", "created"
+	case tracker.KindWheel:
+		verb, acquired = "drop it (closing its connection)", "created"
+	case tracker.KindGoroutine, tracker.KindSession:
+		return releaseAdvice(kind, stack)
+	}
+	return fmt.Sprintf("its owner, %s, stopped still holding it: %s in the owner's stop handler, or hand it to an owner that lives on%s",
+		owner, verb, at(stack, "; it was "+acquired+" at "))
+}
+
 // at returns sep followed by the first frame of the program's own code in
 // stack, e.g. ": pkg.Func (file.go:42)", or a hint to capture stacks when
 // there is no stack.
@@ -227,6 +255,7 @@ func misuseFinding(m tracker.Misuse, stack []Frame) Finding {
 		Evidence:   Evidence{Stack: stack},
 		Suggestion: advice + at(stack, " at "),
 		Signature:  Signature(KindMisuse, key, stack),
+		joins:      ownerJoins(m.Record.Owner, m.Record.Ancestors),
 	}
 }
 
@@ -269,5 +298,6 @@ func cycleFinding(c tracker.Cycle) Finding {
 		Evidence:   Evidence{Path: c.Path},
 		Suggestion: advice,
 		Signature:  Signature(KindCycle, subject, nil),
+		joins:      ownerJoins(c.Owner, c.Ancestors),
 	}
 }

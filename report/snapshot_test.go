@@ -112,9 +112,9 @@ func TestFromSnapshot(t *testing.T) {
 		lines = append(lines, fmt.Sprintf("%s %s %d %s | %s | %s", f.Severity, f.Kind, f.Count, f.Subject, f.Owner, f.Suggestion))
 	}
 	wantLines := []string{
-		`error leftover 1000 socket tcp 127.0.0.1:6379 (+1 more) | session "worker" (stopped) | close it where it was opened: main.dial (client.go:17)`,
+		`error leftover 1000 socket tcp 127.0.0.1:6379 (+1 more) | session "worker" (stopped) | its owner, session "worker", stopped still holding it: close it in the owner's stop handler, or hand it to an owner that lives on; it was opened at main.dial (client.go:17)`,
 		`error leftover 1 session "orphan" | session "worker" (stopped) | let it stop: remove its timers, wheels, aliases and extra references (no stack captured: enable stack capture to see where)`,
-		`error leftover 1 timer retry | session "worker" (stopped) | stop it where it was created: main.(*Worker).retryLater (worker.go:61)`,
+		`error leftover 1 timer retry | session "worker" (stopped) | its owner, session "worker", stopped still holding it: stop it in the owner's stop handler, or hand it to an owner that lives on; it was created at main.(*Worker).retryLater (worker.go:61)`,
 		`error retained 1 session "bob" | session "main" | stopped but still reachable: do not keep references to sessions; keep the session's id and look it up`,
 		`error cycle 1 (*Session "alice").Heap["peer"] -> (*Session "bob").Heap["peer"] -> (*Session "alice") |  | break the cycle at (*Session "bob").Heap["peer"]: hold an id or a weak.Pointer there instead of the reference`,
 		`warning leftover 1 file /var/log/mydaemon.log | session "main" | close it where it was opened (no stack captured: enable stack capture to see where)`,

@@ -710,7 +710,7 @@ func (w *walker) cycle(pos int) {
 		}
 	}
 	if owner != nil {
-		c.Owner, c.OwnerLabel = owner.rec.id, owner.rec.label
+		c.Owner, c.OwnerLabel, c.Ancestors = owner.rec.id, owner.rec.label, owner.ancestors()
 		c.Stopped = allStopped && owner.Stopped()
 	} else {
 		c.Stopped = len(c.Sessions) > 0 && allStopped

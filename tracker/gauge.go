@@ -33,6 +33,7 @@ type series struct {
 	name       string
 	ownerID    uint64
 	ownerLabel string
+	ancestors  []uint64 // the owner's, see Session.ancestors
 	auto       bool
 	fn         func() int // nil for automatic series, and once frozen
 	frozen     bool       // owner stopped or gauge removed: no more points
@@ -76,7 +77,7 @@ func (g *gaugeSet) limit() int {
 
 // get returns the series of key, creating it when there is room; the caller
 // holds mu.
-func (g *gaugeSet) get(key gaugeKey, ownerLabel string, auto bool) *series {
+func (g *gaugeSet) get(key gaugeKey, owner *Session, auto bool) *series {
 	if s, ok := g.series[key]; ok {
 		return s
 	}
@@ -88,7 +89,7 @@ func (g *gaugeSet) get(key gaugeKey, ownerLabel string, auto bool) *series {
 		g.dropped++
 		return nil
 	}
-	s := &series{name: key.name, ownerID: key.owner, ownerLabel: ownerLabel, auto: auto}
+	s := &series{name: key.name, ownerID: key.owner, ownerLabel: owner.rec.label, ancestors: owner.ancestors(), auto: auto}
 	g.series[key] = s
 	g.byOwner[key.owner] = append(g.byOwner[key.owner], s)
 	return s
@@ -140,7 +141,7 @@ func (g *gaugeSet) snapshot() []Gauge {
 	}
 	out := make([]Gauge, 0, len(g.series))
 	for _, s := range g.series {
-		out = append(out, Gauge{Name: s.name, Owner: s.ownerID, OwnerLabel: s.ownerLabel, Auto: s.auto, Points: s.points()})
+		out = append(out, Gauge{Name: s.name, Owner: s.ownerID, OwnerLabel: s.ownerLabel, Ancestors: s.ancestors, Auto: s.auto, Points: s.points()})
 	}
 	slices.SortFunc(out, func(a, b Gauge) int {
 		return cmp.Or(cmp.Compare(a.Owner, b.Owner), cmp.Compare(a.Name, b.Name))
@@ -169,7 +170,7 @@ func (r *Registry) Gauge(name string, owner *Session, fn func() int) (remove fun
 	g := &r.checks.gauges
 	r.checks.gaugesUsed.Store(true)
 	g.mu.Lock()
-	s := g.get(gaugeKey{owner.rec.id, name}, owner.rec.label, false)
+	s := g.get(gaugeKey{owner.rec.id, name}, owner, false)
 	if s != nil {
 		// A gauge of a stopped owner is frozen at once.
 		stopped := owner.stopped.Load()

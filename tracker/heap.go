@@ -199,7 +199,7 @@ func (r *Registry) recordHeapSizes(s *Session, sizes []sized, now time.Time) {
 		return
 	}
 	for _, z := range sizes {
-		if ser := g.get(gaugeKey{s.rec.id, z.name}, s.rec.label, true); ser != nil && !ser.frozen {
+		if ser := g.get(gaugeKey{s.rec.id, z.name}, s, true); ser != nil && !ser.frozen {
 			ser.add(Point{Time: now, Value: float64(z.n)}, g.limit())
 		}
 	}

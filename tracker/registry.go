@@ -541,6 +541,7 @@ func (r *Registry) info(rec *record, owner *Session, state State, now time.Time)
 		out.Owner = owner.rec.id
 		out.OwnerLabel = owner.rec.label
 		out.OwnerStopped = owner.stopped.Load()
+		out.Ancestors = owner.ancestors()
 	}
 	return out
 }

@@ -62,6 +62,7 @@ func Watch[T any](r *Registry, obj *T, kind Kind, owner *Session, label string) 
 		rec.Owner = owner.rec.id
 		rec.OwnerLabel = owner.rec.label
 		rec.OwnerStopped = owner.stopped.Load()
+		rec.Ancestors = owner.ancestors()
 	}
 	r.addWatch(&watch{
 		alive:    func() bool { return wp.Value() != nil },

@@ -23,6 +23,9 @@ type Session struct {
 	stopTime time.Time
 	heap     any          // see SetHeap (heap.go)
 	heapRun  func(func()) // see SetHeapScheduler (heap.go)
+	// lineage is what ancestors returned when s stopped and let go of its
+	// parent: ids only, so a stopped session keeps no session reachable.
+	lineage []uint64
 }
 
 // bucket is one shard of a session's records: a doubly linked list, so adding
@@ -97,6 +100,27 @@ func newSession(r *Registry, rec *record, parent *Session) *Session {
 // one, the root one per shard.
 func (s *Session) bucket(rec *record) *bucket {
 	return &s.buckets[int(rec.home)&(len(s.buckets)-1)]
+}
+
+// ancestors returns the ids of the sessions above s, nearest first, up to
+// but not including the registry's root: the chain of owners a report joins
+// findings by. Stopped sessions keep their parent, so a stopped owner's
+// chain stays whole.
+func (s *Session) ancestors() []uint64 {
+	var ids []uint64
+	for p := s; ; {
+		p.mu.Lock()
+		parent, lineage := p.parent, p.lineage
+		p.mu.Unlock()
+		switch {
+		case parent == nil: // the root, or a stopped session
+			return append(ids, lineage...)
+		case parent == s.reg.root:
+			return ids
+		}
+		ids = append(ids, parent.rec.id)
+		p = parent
+	}
 }
 
 // StartSession starts a session owned by parent (nil is the registry's root).
@@ -204,9 +228,11 @@ func (s *Session) stop(now time.Time, skip int) []Record {
 		parent.mu.Lock()
 		delete(parent.children, s)
 		parent.mu.Unlock()
-		// A stopped session does not keep its parent reachable.
+		// A stopped session does not keep its parent reachable; it keeps
+		// the ids of its ancestors, for the records it still owns.
+		lineage := s.ancestors()
 		s.mu.Lock()
-		s.parent = nil
+		s.parent, s.lineage = nil, lineage
 		s.mu.Unlock()
 	}
 	s.reg.forgetIfEmpty(s)

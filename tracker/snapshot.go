@@ -82,6 +82,8 @@ type Cycle struct {
 	// nearest session at or above where the walk entered it.
 	Owner      uint64 `json:"owner,omitempty"`
 	OwnerLabel string `json:"owner_label,omitempty"`
+	// Ancestors are the ids of the sessions above Owner; see Record.Ancestors.
+	Ancestors []uint64 `json:"ancestors,omitempty"`
 	// Root is the path by which the walk reached the cycle, e.g.
 	// (*Session "worker").Heap["a"]; empty when the cycle starts at the root.
 	Root string `json:"root,omitempty"`
@@ -92,6 +94,8 @@ type Gauge struct {
 	Name       string `json:"name"`
 	Owner      uint64 `json:"owner,omitempty"`
 	OwnerLabel string `json:"owner_label,omitempty"`
+	// Ancestors are the ids of the sessions above Owner; see Record.Ancestors.
+	Ancestors []uint64 `json:"ancestors,omitempty"`
 	// Auto is true for sizes found by walking session heaps, false for sizes
 	// registered with Gauge.
 	Auto   bool    `json:"auto,omitempty"`
@@ -109,12 +113,17 @@ type Record struct {
 	// ID is unique in the registry. Ids rise with creation among the
 	// records one goroutine tracks, not across goroutines: order by Created
 	// (OldestFirst) for creation order.
-	ID         uint64    `json:"id"`
-	Kind       Kind      `json:"kind"`
-	Label      string    `json:"label,omitempty"`
-	Owner      uint64    `json:"owner"`
-	OwnerLabel string    `json:"owner_label,omitempty"`
-	Created    time.Time `json:"created"`
+	ID         uint64 `json:"id"`
+	Kind       Kind   `json:"kind"`
+	Label      string `json:"label,omitempty"`
+	Owner      uint64 `json:"owner"`
+	OwnerLabel string `json:"owner_label,omitempty"`
+	// Ancestors are the ids of the sessions above the owner, nearest
+	// first, the registry's root left out, stopped sessions included: who
+	// started the owner. A report joins what sessions of one parent leak
+	// into one finding.
+	Ancestors []uint64  `json:"ancestors,omitempty"`
+	Created   time.Time `json:"created"`
 	// Age is how long the record had been live when it was captured.
 	Age   time.Duration `json:"age_ns"`
 	State State         `json:"state"`
@@ -262,13 +271,14 @@ func (r *Registry) live(now time.Time, stacks map[int][]Frame) []Record {
 
 	// What every record of one owner shares is computed once.
 	type ownerInfo struct {
-		id      uint64
-		label   string
-		stopped bool
+		id        uint64
+		label     string
+		stopped   bool
+		ancestors []uint64
 	}
 	owners := make([]ownerInfo, len(sessions))
 	for i, s := range sessions {
-		owners[i] = ownerInfo{s.rec.id, s.rec.label, s.stopped.Load()}
+		owners[i] = ownerInfo{s.rec.id, s.rec.label, s.stopped.Load(), s.ancestors()}
 	}
 	withCreators := r.creatorSet.Load()
 	var frames [][]Frame // by stack id, filled on first use
@@ -290,6 +300,7 @@ func (r *Registry) live(now time.Time, stacks map[int][]Frame) []Record {
 		x.Label = rec.label
 		x.Owner = o.id
 		x.OwnerLabel = o.label
+		x.Ancestors = o.ancestors
 		x.Created = scale.time(rec.created, now)
 		x.Age = now.Sub(x.Created)
 		x.State = Live

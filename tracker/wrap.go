@@ -166,12 +166,13 @@ func (l *Listener) Close() error {
 // Handle returns the listener's record.
 func (l *Listener) Handle() Handle { return l.h }
 
-// Go runs fn in a new goroutine tracked under owner; the record is released
-// when fn returns or panics.
+// Go runs fn in a new goroutine tracked under owner and labelled as its
+// (see SessionLabel); the record is released when fn returns or panics.
 func (r *Registry) Go(owner *Session, label string, fn func()) Handle {
 	h := r.track(KindGoroutine, owner, label, 1)
 	go func() {
 		defer h.release(0)
+		owner.LabelGoroutine()
 		fn()
 	}()
 	return h

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -139,9 +140,11 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) error {
 		l.Close()
 		return err
 	}
-	// Idle sockets close after a second, so a quiet pool closes its
-	// sockets and the server sees its clients leave.
-	pool, err := keepalive.NewPool(keepalive.PoolConfig{Registry: reg, Name: "demo clients", KeepAlive: time.Second})
+	// The clients own their pool. Idle sockets close after a second, so
+	// a quiet pool closes its sockets and the server sees its clients
+	// leave.
+	clients := reg.StartSession("clients", nil)
+	pool, err := keepalive.NewPool(keepalive.PoolConfig{Registry: reg, Name: "demo clients", Parent: clients, KeepAlive: time.Second})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -170,7 +173,6 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "demo: echo server on %s, leaks: %s\n", l.Addr(), strings.Join(opts.Leaks, ","))
 
-	clients := reg.StartSession("clients", nil)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -208,8 +210,26 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) error {
 	// Its idle sockets are not leaks, and a stopped pool kept reachable
 	// would be retained.
 	pool.Shutdown()
+	waitPoolStopped(pool)
 	pool = nil
 	return finishDemo(reg, []*tracker.Session{clients}, stderr)
+}
+
+// poolStopWait bounds how long the demo waits for its shut down pool to
+// stop.
+const poolStopWait = time.Second
+
+// waitPoolStopped waits, collecting garbage, until the pool's session
+// stops, which it does once the connections still lent are freed: those
+// the clients forgot are, by the garbage collector (and reported
+// unreleased). Stopping the clients first would stop the pool's session
+// under it while its sockets come back.
+func waitPoolStopped(pool *keepalive.Pool) {
+	ts := pool.Tracker()
+	for deadline := time.Now().Add(poolStopWait); ts != nil && !ts.Stopped() && time.Now().Before(deadline); {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // echoHeap is the echo server session's heap: its acceptor and a wheel per
