@@ -110,7 +110,7 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 	steadyInit := runHeapgrow(t, bin, t.TempDir(), "-mode", "steady", "-profiles", "12", "-rounds", "100", "-init", "65536")
 	// Both again at Go's default sampling rate, one allocation recorded
 	// in each 512 KiB: values move in steps of about 512 KiB.
-	sampledLeaky := runHeapgrow(t, bin, t.TempDir(), "-mode", "leaky", "-profiles", "5", "-rounds", "1000", "-rate", "524288")
+	sampledLeaky := runHeapgrow(t, bin, t.TempDir(), "-mode", "leaky", "-profiles", "5", "-rounds", "4000", "-rate", "524288")
 	sampledInit := runHeapgrow(t, bin, t.TempDir(), "-mode", "steady", "-profiles", "5", "-rounds", "1000", "-rate", "524288", "-init", "4194304")
 
 	// What the leaky program grows, as findings name it.
@@ -149,9 +149,6 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 		// Two profiles cannot tell it from a leak: the notes say so.
 		{"a table built once, between two profiles", steadyInit, []string{"heap-01.pb.gz", "heap-05.pb.gz"}, HeapOptions{}, []string{table},
 			"two profiles cannot tell a leak from a one-time allocation"},
-		// Whether the set is named a map by its block sizes depends on
-		// which blocks were sampled: the site is what must be found.
-		{"five sampled profiles of a leak", sampledLeaky, seq("heap", ".pb.gz", 1, 5), HeapOptions{}, []string{"at main.(*dedup).mark (main.go:65)"}, "+1.0 MiB (twice the sampling period of 512.0 KiB)"},
 		{"a table built once, in five sampled profiles", sampledInit, seq("heap", ".pb.gz", 1, 5), HeapOptions{}, nil, "three standard deviations of the sampling noise"},
 		{"by objects", leaky, []string{"heap-01.pb.gz", "heap-12.pb.gz"}, HeapOptions{SampleIndex: "inuse_objects", MinGrowth: 500},
 			[]string{"heap inuse_objects grows at main.(*cache).put (main.go:58)", "heap inuse_objects grows at main.openSession (main.go:87)"}, "by inuse_objects"},
@@ -214,6 +211,30 @@ func TestAnalyzeRealProfiles(t *testing.T) {
 			}
 		})
 	}
+
+	// Sampled, a site is seen in steps of about 512 KiB, and a map's table
+	// doubles now and then: which of the leaking sites rise in enough of
+	// the four steps depends on the draw, so one of them must be found, by
+	// the sampled rule. The leak grows by 4,000 rounds a profile: at 1,000,
+	// no site was found in 5 runs of 12.
+	t.Run("five sampled profiles of a leak", func(t *testing.T) {
+		a, err := AnalyzeProfiles(readInputs(t, sampledLeaky, seq("heap", ".pb.gz", 1, 5)...), HeapOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := subjects(a.Findings)
+		if !slices.ContainsFunc(got, func(s string) bool {
+			return slices.ContainsFunc([]string{entries, sessions, set, journal}, func(w string) bool {
+				_, site, _ := strings.Cut(w, " grows ")
+				return strings.HasSuffix(s, site)
+			})
+		}) {
+			t.Errorf("no leaking site found; found %q", got)
+		}
+		if note := "+1.0 MiB (twice the sampling period of 512.0 KiB)"; !strings.Contains(strings.Join(a.Notes, "\n"), note) {
+			t.Errorf("notes %q, want one containing %q", a.Notes, note)
+		}
+	})
 
 	t.Run("summarized single profiles", func(t *testing.T) {
 		whole, err := AnalyzeProfiles(readInputs(t, leaky, "heap-12.pb.gz"), HeapOptions{Top: 5})
