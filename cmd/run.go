@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -209,39 +208,29 @@ type childStatus struct {
 
 // String says how the command ended, e.g. "exited with status 3".
 func (s childStatus) String() string {
-	var ee *exec.ExitError
+	e := supervise.EndingOf(s.err)
 	switch {
 	case s.err == nil && s.stoppedBy:
 		return "stopped by leakcheck"
-	case s.err == nil:
-		return "exited with status 0"
-	case !errors.As(s.err, &ee):
-		return s.err.Error()
+	case s.stoppedBy && e.Err == nil:
+		return "stopped by leakcheck: " + e.String()
 	}
-	what := fmt.Sprintf("exited with status %d", ee.ExitCode())
-	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		what = fmt.Sprintf("was killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
-	}
-	if s.stoppedBy {
-		what = "stopped by leakcheck: " + what
-	}
-	return what
+	return e.String()
 }
 
 // code returns the exit code the command's own ending asks for: 0 when it
 // succeeded or leakcheck stopped it, its status, or 128+n for signal n.
 func (s childStatus) code() int {
-	if s.err == nil || s.stoppedBy {
+	switch e := supervise.EndingOf(s.err); {
+	case s.err == nil || s.stoppedBy:
 		return 0
-	}
-	var ee *exec.ExitError
-	if !errors.As(s.err, &ee) {
+	case e.Err != nil:
 		return exitUsage
+	case e.Signal != 0:
+		return exitSignalBase + int(e.Signal)
+	default:
+		return e.Status
 	}
-	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return exitSignalBase + int(ws.Signal())
-	}
-	return ee.ExitCode()
 }
 
 // leftoverSettle is how long descendants get, once the command has ended, to

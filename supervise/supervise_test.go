@@ -143,20 +143,9 @@ func waitFile(t *testing.T, path string) {
 	}
 }
 
-// ending describes how a command ended: "exit N" or "signal N".
-func ending(err error) string {
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return "exit 0"
-	case !errors.As(err, &ee):
-		return err.Error()
-	}
-	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return fmt.Sprintf("signal %d", ws.Signal())
-	}
-	return fmt.Sprintf("exit %d", ee.ExitCode())
-}
+// ending describes how a command ended: "exited with status N" or "was
+// killed by signal N (name)".
+func ending(err error) string { return EndingOf(err).String() }
 
 func TestStartWait(t *testing.T) {
 	skipUnlessLinux(t)
@@ -171,10 +160,11 @@ func TestStartWait(t *testing.T) {
 		args    []string
 		startIs error // what Start's error must be
 		want    string
+		ending  Ending
 	}{
-		{name: "success", args: []string{"true"}, want: "exit 0"},
-		{name: "own status", args: []string{"sh", "-c", "exit 3"}, want: "exit 3"},
-		{name: "killed", args: []string{"sh", "-c", "kill -s KILL $$"}, want: "signal 9"},
+		{name: "success", args: []string{"true"}, want: "exited with status 0"},
+		{name: "own status", args: []string{"sh", "-c", "exit 3"}, want: "exited with status 3", ending: Ending{Status: 3}},
+		{name: "killed", args: []string{"sh", "-c", "kill -s KILL $$"}, want: "was killed by signal 9 (killed)", ending: Ending{Status: -1, Signal: syscall.SIGKILL}},
 		{name: "not found", args: []string{filepath.Join(dir, "missing")}, startIs: os.ErrNotExist},
 		{name: "not executable", args: []string{notExec}, startIs: os.ErrPermission},
 		{name: "no command", args: nil, startIs: nil},
@@ -193,8 +183,8 @@ func TestStartWait(t *testing.T) {
 			}
 			defer p.Close()
 			<-p.Done()
-			if got := ending(p.Wait()); got != tt.want {
-				t.Errorf("ended %s, want %s", got, tt.want)
+			if got := EndingOf(p.Wait()); got != tt.ending || got.String() != tt.want {
+				t.Errorf("ended %+v (%s), want %+v (%s)", got, got, tt.ending, tt.want)
 			}
 			if got := ending(p.Wait()); got != tt.want {
 				t.Errorf("second Wait: %s, want %s", got, tt.want)
@@ -251,16 +241,16 @@ func TestStop(t *testing.T) {
 		within  time.Duration // and at most this long
 	}{
 		{name: "SIGTERM", script: `: > "$1/ready"; exec sleep 60`, first: syscall.SIGTERM, grace: time.Minute,
-			want: "signal 15", within: 5 * time.Second},
+			want: "was killed by signal 15 (terminated)", within: 5 * time.Second},
 		{name: "SIGTERM ignored: SIGKILL after grace", script: ignoreTERM + `: > "$1/ready"; sleep 60; exit 0`,
-			first: syscall.SIGTERM, grace: 300 * time.Millisecond, want: "signal 9", atLeast: 300 * time.Millisecond, within: 5 * time.Second},
+			first: syscall.SIGTERM, grace: 300 * time.Millisecond, want: "was killed by signal 9 (killed)", atLeast: 300 * time.Millisecond, within: 5 * time.Second},
 		{name: "SIGTERM ignored: SIGKILL at a second SIGTERM", script: ignoreTERM + `: > "$1/ready"; sleep 60; exit 0`,
 			first: syscall.SIGTERM, grace: time.Minute, more: []os.Signal{syscall.SIGTERM},
-			want: "signal 9", atLeast: 200 * time.Millisecond, within: 5 * time.Second},
+			want: "was killed by signal 9 (killed)", atLeast: 200 * time.Millisecond, within: 5 * time.Second},
 		{name: "already signalled, SIGINT kills", script: ignoreTERM + `: > "$1/ready"; sleep 60; exit 0`,
-			grace: time.Minute, more: []os.Signal{syscall.SIGINT}, want: "signal 9", within: 5 * time.Second},
+			grace: time.Minute, more: []os.Signal{syscall.SIGINT}, want: "was killed by signal 9 (killed)", within: 5 * time.Second},
 		{name: "other signals pass on", script: `trap 'exit 7' USR1; : > "$1/ready"; while :; do sleep 0.05; done`,
-			grace: time.Minute, more: []os.Signal{syscall.SIGUSR1}, want: "exit 7", within: 5 * time.Second},
+			grace: time.Minute, more: []os.Signal{syscall.SIGUSR1}, want: "exited with status 7", within: 5 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -482,5 +472,26 @@ func TestGuard(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestEndingOf(t *testing.T) {
+	t.Parallel()
+	other := errors.New("copying output: broken pipe")
+	tests := []struct {
+		name string
+		err  error
+		want Ending
+		says string
+	}{
+		{name: "success", err: nil, want: Ending{}, says: "exited with status 0"},
+		{name: "not an exit status", err: other, want: Ending{Status: -1, Err: other}, says: "copying output: broken pipe"},
+		{name: "wrapped not an exit status", err: fmt.Errorf("waiting: %w", other), want: Ending{Status: -1, Err: fmt.Errorf("waiting: %w", other)}, says: "waiting: copying output: broken pipe"},
+	}
+	for _, tt := range tests {
+		got := EndingOf(tt.err)
+		if got.Status != tt.want.Status || got.Signal != tt.want.Signal || (got.Err == nil) != (tt.want.Err == nil) || got.String() != tt.says {
+			t.Errorf("%s: EndingOf(%v) = %+v (%q), want %+v (%q)", tt.name, tt.err, got, got, tt.want, tt.says)
+		}
 	}
 }
