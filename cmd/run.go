@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -18,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/leakcheck/leakcheck/keepalive/demo"
-	"github.com/leakcheck/leakcheck/probes"
 	"github.com/leakcheck/leakcheck/report"
+	"github.com/leakcheck/leakcheck/supervise"
 	"github.com/leakcheck/leakcheck/tracker"
 )
 
@@ -121,27 +118,23 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 	if err != nil {
 		return exitUsage, err
 	}
-	if opts.reaper {
-		// Orphans of the command's tree, even those that left its
-		// process group and session, become leakcheck's children
-		// instead of init's, so they cannot escape the final sweep.
-		if err := becomeSubreaper(); err != nil {
-			fmt.Fprintf(stderr, "leakcheck: %v; a process that leaves the command's session may escape\n", err)
-		}
-	}
 	// Catch the signals to forward before the command starts: one that came
 	// in between would be lost, or kill leakcheck and leave the command, in
 	// its own process group, running.
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, forwarded...)
 	defer signal.Stop(sigc)
-
-	child := exec.Command(args[0], args[1:]...)
-	child.Stdin, child.Stdout, child.Stderr = os.Stdin, stdout, stderr
-	child.Env = append(os.Environ(), tracker.SnapshotEnv+"="+exitReport)
-	fg := opts.reaper && terminalForeground()
-	child.SysProcAttr = sysProcAttr(fg)
-	release, err := startChild(child)
+	so := supervise.Options{
+		Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
+		Env:       []string{tracker.SnapshotEnv + "=" + exitReport},
+		Subreaper: opts.reaper,
+		Terminal:  opts.reaper,
+		Warn:      func(err error) { fmt.Fprintf(stderr, "leakcheck: %v\n", err) },
+	}
+	if opts.reaper {
+		so.GuardArgs = []string{"guard"}
+	}
+	proc, err := supervise.Start(args, so)
 	if err != nil {
 		code := exitNotFound
 		if errors.Is(err, os.ErrPermission) {
@@ -149,35 +142,26 @@ func runRun(ctx context.Context, opts runOptions, stdout, stderr io.Writer) (int
 		}
 		return code, fmt.Errorf("starting %s: %w", args[0], err)
 	}
-	defer release()
-	if fg {
-		// In the background now: writing to the terminal (with stty
-		// tostop) and taking it back would stop leakcheck on SIGTTOU.
-		signal.Ignore(syscall.SIGTTOU)
-		defer signal.Reset(syscall.SIGTTOU)
-		defer reclaimTerminal()
-	}
-	return supervise(ctx, opts, trend, rules, child, args, exitReport, stdout, stderr, sigc)
+	defer proc.Close()
+	return superviseRun(ctx, opts, trend, rules, proc, args, exitReport, stdout, stderr, sigc)
 }
 
-// supervise samples the started command until it ends or is stopped, then
+// superviseRun samples the started command until it ends or is stopped, then
 // sweeps its leftovers and reports.
-func supervise(ctx context.Context, opts runOptions, trend report.TrendOptions, rules []report.IgnoreRule, child *exec.Cmd, args []string, exitReport string, stdout, stderr io.Writer, sigc chan os.Signal) (int, error) {
-	w := newWatch(opts, trend, child.Process.Pid)
-	w.forward = true
-	if opts.reaper {
-		w.guard = startGuard(child.Process.Pid, stderr)
-		defer w.guard.done()
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- child.Wait() }()
-	end := w.loop(ctx, exited, sigc, stderr)
+func superviseRun(ctx context.Context, opts runOptions, trend report.TrendOptions, rules []report.IgnoreRule, proc *supervise.Process, args []string, exitReport string, stdout, stderr io.Writer, sigc chan os.Signal) (int, error) {
+	w := newWatch(opts, trend, proc.PID())
+	w.proc = proc
+	end := w.loop(ctx, sigc, stderr)
 	status := childStatus{err: end.err}
 	if !end.exited {
 		w.sched.Final(ctx)
-		status = w.stop(exited, sigc, end.sig != nil)
+		first := syscall.SIGTERM
+		if end.sig != nil {
+			first = 0 // already forwarded
+		}
+		status = childStatus{err: proc.Stop(first, opts.grace, sigc), stoppedBy: true}
 	}
-	left := w.killLeftovers()
+	left := proc.Sweep(leftoverSettle)
 	code, err := w.finish(ctx, stdout, exitReport, left, rules, args, status.String())
 	if c := status.code(); c != 0 {
 		// The command's status passes through, and may equal one of
@@ -216,25 +200,6 @@ func commandArgs(opts *runOptions, readyFile string, stderr io.Writer) ([]string
 	return []string{self, "demo", "--leak", leakArg, "--pprof", "127.0.0.1:0", "--ready-file", readyFile}, nil
 }
 
-// startChild starts child from an OS thread locked until release is called:
-// the parent-death signal (sysProcAttr) fires when the thread that started
-// the child ends, not the process, and Go ends threads as it pleases.
-func startChild(child *exec.Cmd) (release func(), err error) {
-	errc := make(chan error)
-	done := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		errc <- child.Start()
-		<-done
-	}()
-	if err := <-errc; err != nil {
-		close(done)
-		return nil, err
-	}
-	return func() { close(done) }, nil
-}
-
 // childStatus is how the wrapped command ended.
 type childStatus struct {
 	err       error
@@ -243,63 +208,28 @@ type childStatus struct {
 
 // String says how the command ended, e.g. "exited with status 3".
 func (s childStatus) String() string {
-	var ee *exec.ExitError
+	e := supervise.EndingOf(s.err)
 	switch {
 	case s.err == nil && s.stoppedBy:
 		return "stopped by leakcheck"
-	case s.err == nil:
-		return "exited with status 0"
-	case !errors.As(s.err, &ee):
-		return s.err.Error()
+	case s.stoppedBy && e.Err == nil:
+		return "stopped by leakcheck: " + e.String()
 	}
-	what := fmt.Sprintf("exited with status %d", ee.ExitCode())
-	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		what = fmt.Sprintf("was killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
-	}
-	if s.stoppedBy {
-		what = "stopped by leakcheck: " + what
-	}
-	return what
+	return e.String()
 }
 
 // code returns the exit code the command's own ending asks for: 0 when it
 // succeeded or leakcheck stopped it, its status, or 128+n for signal n.
 func (s childStatus) code() int {
-	if s.err == nil || s.stoppedBy {
+	switch e := supervise.EndingOf(s.err); {
+	case s.err == nil || s.stoppedBy:
 		return 0
-	}
-	var ee *exec.ExitError
-	if !errors.As(s.err, &ee) {
+	case e.Err != nil:
 		return exitUsage
-	}
-	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return exitSignalBase + int(ws.Signal())
-	}
-	return ee.ExitCode()
-}
-
-// stop ends the command: sig (SIGTERM when leakcheck was not signalled, else
-// the signal already forwarded) to its process group, then SIGKILL after
-// --grace or at a second SIGINT or SIGTERM to leakcheck.
-func (w *watch) stop(exited <-chan error, sigc <-chan os.Signal, signalled bool) childStatus {
-	if !signalled {
-		syscall.Kill(-w.pid, syscall.SIGTERM)
-	}
-	t := time.NewTimer(w.opts.grace)
-	defer t.Stop()
-	for {
-		select {
-		case err := <-exited:
-			return childStatus{err: err, stoppedBy: true}
-		case sig := <-sigc:
-			if sig != syscall.SIGINT && sig != syscall.SIGTERM {
-				syscall.Kill(-w.pid, sig.(syscall.Signal))
-				continue
-			}
-		case <-t.C:
-		}
-		syscall.Kill(-w.pid, syscall.SIGKILL)
-		return childStatus{err: <-exited, stoppedBy: true}
+	case e.Signal != 0:
+		return exitSignalBase + int(e.Signal)
+	default:
+		return e.Status
 	}
 }
 
@@ -308,77 +238,3 @@ func (w *watch) stop(exited <-chan error, sigc <-chan os.Signal, signalled bool)
 // ended the command reached its whole process group at once, but each process
 // exits only when the scheduler next runs it.
 const leftoverSettle = 500 * time.Millisecond
-
-// killLeftovers kills what remains of the command's process group and every
-// descendant seen while sampling, and returns the descendants that were still
-// running: child processes the command left behind.
-func (w *watch) killLeftovers() []probes.Child {
-	var left []probes.Child
-	deadline := time.Now().Add(leftoverSettle)
-	for {
-		w.adopt()
-		left = left[:0]
-		for pid, c := range w.seen {
-			if pid != w.pid && probes.Running(c) {
-				left = append(left, c)
-			}
-		}
-		if len(left) == 0 || !time.Now().Before(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	syscall.Kill(-w.pid, syscall.SIGKILL)
-	for _, c := range left {
-		syscall.Kill(c.PID, syscall.SIGKILL)
-	}
-	// Reap the adopted ones; killed, they exit as soon as they run. One
-	// that is still alive and was not killed above (orphaned just now) is
-	// left behind too: kill it as well.
-	for w.reaper && time.Now().Before(deadline.Add(leftoverSettle)) {
-		alive := w.adopt()
-		if len(alive) == 0 {
-			break
-		}
-		for _, c := range alive {
-			if !slices.ContainsFunc(left, func(l probes.Child) bool { return l.PID == c.PID }) {
-				left = append(left, c)
-				syscall.Kill(c.PID, syscall.SIGKILL)
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return left
-}
-
-// adopt, when leakcheck is the subreaper, records the processes orphaned
-// under it (besides the command) as descendants seen, reaps those that
-// exited, and returns those that remain.
-func (w *watch) adopt() []probes.Child {
-	if !w.reaper {
-		return nil
-	}
-	self := os.Getpid()
-	procs, err := probes.Descendants(self)
-	if err != nil {
-		return nil
-	}
-	alive := procs[:0]
-	for _, c := range procs {
-		switch {
-		case c.PID == w.pid || c.PID == w.guard.pid():
-		case c.Zombie:
-			// Ours to reap; another's is reaped by its parent or, once
-			// that dies, comes to us.
-			if c.PPID == self {
-				var ws syscall.WaitStatus
-				syscall.Wait4(c.PID, &ws, syscall.WNOHANG, nil)
-			}
-		default:
-			w.seen[c.PID] = c
-			w.guard.tell(c)
-			alive = append(alive, c)
-		}
-	}
-	return alive
-}

@@ -76,7 +76,7 @@ func BenchmarkWatchCPU(b *testing.B) {
 			for b.Loop() {
 				w := newWatch(runOptions{interval: time.Second, duration: watchTicks*time.Second + 500*time.Millisecond, maxCPU: 100 * bc.budget}, report.TrendOptions{}, pid)
 				start, used := time.Now(), cpuTime(b)
-				w.loop(context.Background(), nil, nil, io.Discard)
+				w.loop(context.Background(), nil, io.Discard)
 				cpu += cpuTime(b) - used
 				wall += time.Since(start)
 				if gaps := w.sched.Gaps(); len(gaps) > 0 || w.last.NumFDs < 10000 || w.rec.Samples() != watchTicks+1 {

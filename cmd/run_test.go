@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +112,60 @@ func TestNoSample(t *testing.T) {
 	r, rerr := report.ReadReport(&out)
 	if rerr != nil || !strings.Contains(r.Metadata["error"], "no sample") {
 		t.Errorf("the report: %v, %v", r, rerr)
+	}
+}
+
+// TestRunInProcess runs runRun, in this process (without the subreaper and
+// the guard, which belong to a process of its own), on real commands: the
+// supervision, the schedule and the report meet here, under the race
+// detector when it is on.
+func TestRunInProcess(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("run samples /proc: Linux only")
+	}
+	grandchild := sleepMarker(48)
+	tests := []struct {
+		name   string
+		script string
+		code   int
+		exit   string
+	}{
+		{name: "stopped at --duration", script: "exec sleep 30", code: exitOK, exit: "stopped by leakcheck: was killed by signal 15 (terminated)"},
+		{name: "own status", script: "sleep 0.3; exit 3", code: 3, exit: "exited with status 3"},
+		{name: "a child in its own session left", script: "setsid sleep " + grandchild + " & sleep 0.5", code: exitLeaks, exit: "exited with status 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "report.json")
+			opts := runOptions{interval: 100 * time.Millisecond, duration: time.Second, grace: time.Second, format: "json", output: out,
+				maxCPU: 100, leakEvery: time.Minute, args: []string{"sh", "-c", tt.script}}
+			opts.failOn, _ = report.ParsePolicy(defaultRunFailOn)
+			// Files, not buffers: the command's leftovers would hold
+			// the pipes that copy to buffers, and Wait with them.
+			stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stderr.Close()
+			code, err := runRun(t.Context(), opts, stderr, stderr)
+			if code != tt.code || err != nil {
+				b, _ := os.ReadFile(stderr.Name())
+				t.Errorf("runRun: %d, %v; want %d; stderr: %s", code, err, tt.code, b)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := report.ReadReport(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Metadata["exit"] != tt.exit {
+				t.Errorf("exit %q, want %q", r.Metadata["exit"], tt.exit)
+			}
+			if left := procsWithArg(t, grandchild); len(left) > 0 {
+				t.Errorf("the child in its own session is still running: %v", left)
+			}
+		})
 	}
 }

@@ -50,6 +50,29 @@ func TestRunSafety(t *testing.T) {
 		}
 	})
 
+	t.Run("SIGKILL to leakcheck, grandchild never sampled", func(t *testing.T) {
+		t.Parallel()
+		// One sample, at the start (--interval 1h); the grandchild
+		// daemonizes after it, so the guard knows it only by the marker
+		// in its environment.
+		child, grandchild := sleepMarker(46), sleepMarker(47)
+		script := `sleep 0.5; setsid sh -c "sleep ` + grandchild + `" & sleep ` + child
+		run := startE2E(t, lc, false, "", "run", "--interval", "1h", "--warmup", "0s", "--", "sh", "-c", script)
+		if !pollUntil(10*time.Second, func() bool { return len(procsWithArg(t, grandchild)) > 0 }) {
+			t.Fatal("the daemonized grandchild never started")
+		}
+		if err := run.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if !pollUntil(2*time.Second, func() bool {
+			return len(procsWithArg(t, child)) == 0 && len(procsWithArg(t, grandchild)) == 0
+		}) {
+			t.Errorf("2 s after SIGKILL to leakcheck, still running: command %v, daemonized grandchild %v",
+				procsWithArg(t, child), procsWithArg(t, grandchild))
+		}
+		run.wait()
+	})
+
 	t.Run("second SIGTERM", func(t *testing.T) {
 		t.Parallel()
 		// A command that ignores SIGTERM, no --duration, a long --grace:

@@ -18,6 +18,7 @@ import (
 
 	"github.com/leakcheck/leakcheck/probes"
 	"github.com/leakcheck/leakcheck/report"
+	"github.com/leakcheck/leakcheck/supervise"
 )
 
 func newWatchCommand() *cobra.Command {
@@ -120,7 +121,7 @@ func runWatch(ctx context.Context, opts runOptions, pid int, stdout, stderr io.W
 	defer signal.Stop(sigc)
 	name := "pid " + strconv.Itoa(pid) + " (" + comm(pid) + ")" // while it runs
 	w := newWatch(opts, trend, pid)
-	end := w.loop(ctx, nil, sigc, stderr)
+	end := w.loop(ctx, sigc, stderr)
 	status := "still running"
 	if end.exited {
 		status = "exited while watched"
@@ -198,32 +199,27 @@ func (w *watch) finish(ctx context.Context, stdout io.Writer, exitReport string,
 // watch samples one process tree, `leakcheck watch` as it is, `leakcheck
 // run` around the command it started, and records what it samples.
 type watch struct {
-	opts    runOptions
-	trend   report.TrendOptions
-	pid     int
-	start   time.Time
-	sched   *probes.Schedule
-	rec     *report.ProcRecorder
-	last    *probes.ProcSample   // the last sample, full or counted, for the status line
-	goNow   int                  // goroutines in the last Go sample, for the status line
-	reaper  bool                 // leakcheck is the subreaper: its orphaned descendants count
-	forward bool                 // signals to leakcheck go on to the process group (run)
-	seen    map[int]probes.Child // every descendant ever sampled
-	guard   *guardian            // kills the descendants if leakcheck dies (run)
-	status  *statusLine          // while sampling
+	opts   runOptions
+	trend  report.TrendOptions
+	pid    int
+	start  time.Time
+	sched  *probes.Schedule
+	rec    *report.ProcRecorder
+	last   *probes.ProcSample // the last sample, full or counted, for the status line
+	goNow  int                // goroutines in the last Go sample, for the status line
+	proc   *supervise.Process // run: the command, which gets leakcheck's signals
+	status *statusLine        // while sampling
 }
 
 // newWatch returns a watch of pid that starts now.
 func newWatch(opts runOptions, trend report.TrendOptions, pid int) *watch {
 	start := time.Now()
 	w := &watch{
-		opts:   opts,
-		trend:  trend,
-		pid:    pid,
-		start:  start,
-		rec:    report.NewProcRecorder(start, trend.Warmup),
-		reaper: opts.reaper,
-		seen:   map[int]probes.Child{},
+		opts:  opts,
+		trend: trend,
+		pid:   pid,
+		start: start,
+		rec:   report.NewProcRecorder(start, trend.Warmup),
 	}
 	so := probes.ScheduleOptions{
 		PID:       pid,
@@ -253,11 +249,9 @@ func newWatch(opts runOptions, trend report.TrendOptions, pid int) *watch {
 func (w *watch) addProc(ps *probes.ProcSample) {
 	w.rec.AddProc(ps)
 	w.last = ps
-	for _, c := range ps.Children {
-		w.seen[c.PID] = c
-		w.guard.tell(c)
+	if w.proc != nil {
+		w.proc.Track(ps.Children)
 	}
-	w.adopt()
 }
 
 // addGo records a sample of the Go daemon's endpoints.
@@ -287,11 +281,13 @@ type ending struct {
 }
 
 // loop samples, with the status line on stderr, until the process exits,
-// --duration passes, leakcheck gets SIGINT or SIGTERM, or ctx ends. With
-// w.forward, every signal on sigc goes on to the process group first.
-func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Signal, stderr io.Writer) ending {
+// --duration passes, leakcheck gets SIGINT or SIGTERM, or ctx ends. In a
+// run, every signal on sigc goes on to the command's process group first.
+func (w *watch) loop(ctx context.Context, sigc <-chan os.Signal, stderr io.Writer) ending {
 	w.status = newStatusLine(stderr) // watch: the terminal is leakcheck's alone
-	if w.forward {
+	var exited <-chan struct{}
+	if w.proc != nil {
+		exited = w.proc.Done()
 		w.status.show = min(w.opts.interval/2, time.Second) // run: shared with the command
 	}
 	defer w.status.stop()
@@ -308,15 +304,15 @@ func (w *watch) loop(ctx context.Context, exited <-chan error, sigc <-chan os.Si
 			switch {
 			case !gone: // --duration or ctx
 				return ending{}
-			case exited != nil:
-				return ending{exited: true, err: <-exited}
+			case w.proc != nil:
+				return ending{exited: true, err: w.proc.Wait()}
 			}
 			return ending{exited: true}
-		case err := <-exited:
-			return halt(ending{exited: true, err: err})
+		case <-exited:
+			return halt(ending{exited: true, err: w.proc.Wait()})
 		case sig := <-sigc:
-			if w.forward {
-				syscall.Kill(-w.pid, sig.(syscall.Signal))
+			if w.proc != nil {
+				w.proc.Signal(sig.(syscall.Signal))
 			}
 			if sig == syscall.SIGINT || sig == syscall.SIGTERM {
 				return halt(ending{sig: sig})

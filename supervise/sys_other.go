@@ -1,6 +1,6 @@
 //go:build !linux
 
-package cmd
+package supervise
 
 import (
 	"errors"
@@ -20,5 +20,3 @@ func sysProcAttr(bool) *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgi
 func terminalForeground() bool { return false }
 
 func reclaimTerminal() {}
-
-func terminalWidth(int) int { return 0 }

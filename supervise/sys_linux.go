@@ -1,4 +1,4 @@
-package cmd
+package supervise
 
 import (
 	"fmt"
@@ -19,34 +19,24 @@ func becomeSubreaper() error {
 }
 
 // sysProcAttr puts the command in its own process group, in the terminal's
-// foreground when fg is set, and has the kernel kill it when leakcheck dies,
-// even by SIGKILL.
+// foreground when fg is set, and has the kernel kill it when the supervisor
+// dies, even by SIGKILL.
 func sysProcAttr(fg bool) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Foreground: fg, Ctty: 0, Pdeathsig: syscall.SIGKILL}
 }
 
 // terminalForeground reports whether standard input is a terminal whose
-// foreground process group is leakcheck's: then the command gets it.
+// foreground process group is the caller's: then the command gets it.
 func terminalForeground() bool {
 	var pgrp int32
 	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCGPGRP, uintptr(unsafe.Pointer(&pgrp)))
 	return errno == 0 && int(pgrp) == syscall.Getpgrp()
 }
 
-// reclaimTerminal makes leakcheck's process group the terminal's foreground
+// reclaimTerminal makes the caller's process group the terminal's foreground
 // again. A background group that does so gets SIGTTOU unless it ignores it,
-// as the caller must.
+// as the caller does.
 func reclaimTerminal() {
 	pgrp := int32(syscall.Getpgrp())
 	syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCSPGRP, uintptr(unsafe.Pointer(&pgrp)))
-}
-
-// terminalWidth returns the width in columns of the terminal fd, or 0.
-func terminalWidth(fd int) int {
-	var ws [4]uint16 // rows, columns, and pixels
-	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCGWINSZ, uintptr(unsafe.Pointer(&ws)))
-	if errno != 0 {
-		return 0
-	}
-	return int(ws[1])
 }

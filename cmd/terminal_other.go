@@ -1,0 +1,5 @@
+//go:build !linux
+
+package cmd
+
+func terminalWidth(int) int { return 0 }
