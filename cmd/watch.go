@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -113,13 +112,13 @@ func runWatch(ctx context.Context, opts runOptions, pid int, stdout, stderr io.W
 	if err != nil {
 		return exitUsage, err
 	}
-	if err := checkReadable(pid); err != nil {
+	if err := probes.CheckProcess(pid); err != nil {
 		return exitUsage, err
 	}
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigc)
-	name := "pid " + strconv.Itoa(pid) + " (" + comm(pid) + ")" // while it runs
+	name := "pid " + strconv.Itoa(pid) + " (" + probes.ProcessName(pid) + ")" // while it runs
 	w := newWatch(opts, trend, pid)
 	end := w.loop(ctx, sigc, stderr)
 	status := "still running"
@@ -129,33 +128,6 @@ func runWatch(ctx context.Context, opts runOptions, pid int, stdout, stderr io.W
 		w.sched.Final(ctx)
 	}
 	return w.finish(ctx, stdout, "", nil, rules, []string{name}, status)
-}
-
-// checkReadable returns an error that says what to do when process pid does
-// not exist or its descriptors cannot be read.
-func checkReadable(pid int) error {
-	dir := "/proc/" + strconv.Itoa(pid)
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("no process %d (%s): check the pid, e.g. with pgrep or ps", pid, dir)
-	}
-	f, err := os.Open(dir + "/fd")
-	if err == nil {
-		_, err = f.Readdirnames(1)
-		f.Close()
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("cannot read the descriptors of process %d: %w: run leakcheck as the process's user, or as root", pid, err)
-	}
-	return nil
-}
-
-// comm returns the name of process pid, or "?".
-func comm(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // finish reports what w sampled: it writes the series and the report, and

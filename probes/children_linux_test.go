@@ -6,8 +6,10 @@ import (
 	"cmp"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -221,5 +223,39 @@ func TestRunning(t *testing.T) {
 	}
 	if Running(child) {
 		t.Errorf("Running(%+v) = true after it was reaped", child)
+	}
+}
+
+func TestCheckProcess(t *testing.T) {
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleep.Process.Kill(); sleep.Wait() }()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		pid     int
+		wantErr string
+		comm    string
+	}{
+		{"this process", os.Getpid(), "", filepath.Base(os.Args[0])},
+		{"a child", sleep.Process.Pid, "", "sleep"},
+		{"an exited process", gone.Process.Pid, "no process", "?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckProcess(tt.pid)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("CheckProcess(%d) = %v, want an error with %q", tt.pid, err, tt.wantErr)
+			}
+			// The kernel keeps 15 bytes of the name.
+			if got, want := ProcessName(tt.pid), tt.comm[:min(len(tt.comm), 15)]; got != want {
+				t.Errorf("ProcessName(%d) = %q, want %q", tt.pid, got, want)
+			}
+		})
 	}
 }

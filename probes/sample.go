@@ -1,6 +1,9 @@
 package probes
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
@@ -269,4 +272,37 @@ func Running(c Child) bool {
 		same = st.comm == c.Comm
 	}
 	return ok && st.pid == c.PID && same && st.state != 'Z' && st.state != 'X'
+}
+
+// CheckProcess returns nil when process pid exists and its descriptors can
+// be read, as sampling it needs; otherwise an error that says which, and
+// what to do about it.
+func CheckProcess(pid int) error {
+	dir := "/proc/" + strconv.Itoa(pid)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("no process %d (%s): check the pid, e.g. with pgrep or ps", pid, dir)
+	}
+	f, err := os.Open(dir + "/fd")
+	if err == nil {
+		_, err = f.Readdirnames(1)
+		f.Close()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("cannot read the descriptors of process %d: %w: run leakcheck as the process's user, or as root", pid, err)
+	}
+	return nil
+}
+
+// ProcessName returns the command name of process pid, or "?" when it
+// cannot be read.
+func ProcessName(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "?"
+	}
+	st, ok := parseStat(b)
+	if !ok {
+		return "?"
+	}
+	return st.comm
 }
