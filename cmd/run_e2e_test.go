@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakcheck/leakcheck/internal/proctest"
 	"github.com/leakcheck/leakcheck/report"
 )
 
@@ -227,47 +228,6 @@ func freeLoopbackPort(t *testing.T) int {
 	}
 	return port
 }
-
-// procsWithArg returns the running processes that have arg among their
-// arguments. Zombies have no arguments in /proc, so they do not count.
-func procsWithArg(t *testing.T, arg string) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue // gone meanwhile, or not ours to read
-		}
-		if slices.Contains(strings.Split(string(b), "\x00"), arg) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// pollUntil polls cond every 10 ms for up to d.
-func pollUntil(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-}
-
-// marker returns a sleep duration in seconds, about secs, that names this
-// test process: it finds our sleep processes in /proc and no one else's.
-func sleepMarker(secs int) string { return fmt.Sprintf("%d.%d", secs, os.Getpid()) }
 
 func TestRunEndToEnd(t *testing.T) {
 	skipUnlessE2E(t)
@@ -507,12 +467,12 @@ func TestRunEndToEnd(t *testing.T) {
 
 	t.Run("ignores SIGTERM", func(t *testing.T) {
 		t.Parallel()
-		arg := sleepMarker(30)
+		arg := proctest.SleepArg(30)
 		run := startE2E(t, lc, true, "", "run", "--interval", "100ms", "--warmup", "300ms", "--duration", "1s", "--grace", "500ms", "--",
 			"sh", "-c", `trap "" TERM; sleep `+arg)
 		var pid int
-		if !pollUntil(5*time.Second, func() bool {
-			pids := procsWithArg(t, arg)
+		if !proctest.PollUntil(5*time.Second, func() bool {
+			pids := proctest.WithArg(t, arg)
 			if len(pids) > 0 {
 				pid = pids[0]
 			}
@@ -534,7 +494,7 @@ func TestRunEndToEnd(t *testing.T) {
 				t.Errorf("sleep (pid %d) survived leakcheck: state %s", pid, st)
 			}
 		}
-		if left := procsWithArg(t, arg); len(left) > 0 {
+		if left := proctest.WithArg(t, arg); len(left) > 0 {
 			t.Errorf("processes left behind: %v", left)
 		}
 	})
@@ -560,7 +520,7 @@ func TestRunEndToEnd(t *testing.T) {
 			// (the "; exit 0" keeps sh from exec'ing sleep in its place).
 			{"child stopped with its parent", "sleep %s; exit 0", -1},
 		} {
-			arg := sleepMarker(40 + i)
+			arg := proctest.SleepArg(40 + i)
 			script := fmt.Sprintf(tt.script, arg)
 			res := runE2E(t, lc, true, slices.Concat([]string{"run"}, e2eFlags, []string{"--duration", "1s", "--", "sh", "-c", script})...)
 			left := findingsOf(res.report, report.KindLeftover, subjectIs("process sleep"))
@@ -577,7 +537,7 @@ func TestRunEndToEnd(t *testing.T) {
 			if res.code != wantCode {
 				t.Errorf("%s: exit %d, want %d\n%s", tt.name, res.code, wantCode, describeReport(res.report))
 			}
-			if pids := procsWithArg(t, arg); len(pids) > 0 {
+			if pids := proctest.WithArg(t, arg); len(pids) > 0 {
 				t.Errorf("%s: processes left behind: %v", tt.name, pids)
 				for _, pid := range pids {
 					syscall.Kill(pid, syscall.SIGKILL)
@@ -622,7 +582,7 @@ func TestRunEndToEnd(t *testing.T) {
 		// Never answered: an input error that says why, not "no leaks".
 		port := freeLoopbackPort(t)
 		addr := fmt.Sprintf("127.0.0.1:%d", port) // no scheme: http
-		res := runE2E(t, lc, true, slices.Concat([]string{"run"}, e2eFlags, []string{"--duration", "1s", "--pprof", addr, "--", "sleep", sleepMarker(33)})...)
+		res := runE2E(t, lc, true, slices.Concat([]string{"run"}, e2eFlags, []string{"--duration", "1s", "--pprof", addr, "--", "sleep", proctest.SleepArg(33)})...)
 		if res.code != exitUsage || !strings.Contains(res.stderr, "never answered") ||
 			!strings.Contains(res.stderr, "http://"+addr+"/debug/pprof/") || !strings.Contains(res.stderr, "refused") {
 			t.Errorf("exit %d, want %d and the last error; stderr: %s", res.code, exitUsage, res.stderr)
@@ -640,7 +600,7 @@ func TestRunEndToEnd(t *testing.T) {
 		go srv.Serve(l)
 		time.AfterFunc(time.Second, func() { srv.Close() })
 		url := "http://" + l.Addr().String()
-		res := runE2E(t, lc, true, slices.Concat([]string{"run"}, e2eFlags, []string{"--duration", "2s", "--pprof", url, "--", "sleep", sleepMarker(34)})...)
+		res := runE2E(t, lc, true, slices.Concat([]string{"run"}, e2eFlags, []string{"--duration", "2s", "--pprof", url, "--", "sleep", proctest.SleepArg(34)})...)
 		if res.code != exitOK {
 			t.Fatalf("exit %d, want 0\n%s\nstderr: %s", res.code, describeReport(res.report), res.stderr)
 		}
@@ -659,13 +619,13 @@ func TestRunEndToEnd(t *testing.T) {
 		ready, got := filepath.Join(dir, "ready"), filepath.Join(dir, "got-usr1")
 		script := `trap 'echo usr1 > "$2"' USR1; : > "$1"; while :; do sleep 0.05; done`
 		run := startE2E(t, lc, true, "", slices.Concat([]string{"run"}, e2eFlags, []string{"--duration", "20s", "--", "sh", "-c", script, "sh", ready, got})...)
-		if !pollUntil(10*time.Second, func() bool { _, err := os.Stat(ready); return err == nil }) {
+		if !proctest.PollUntil(10*time.Second, func() bool { _, err := os.Stat(ready); return err == nil }) {
 			t.Fatal("the command never became ready")
 		}
 		if err := run.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 			t.Fatal(err)
 		}
-		if !pollUntil(5*time.Second, func() bool { _, err := os.Stat(got); return err == nil }) {
+		if !proctest.PollUntil(5*time.Second, func() bool { _, err := os.Stat(got); return err == nil }) {
 			t.Error("SIGUSR1 sent to leakcheck did not reach the command")
 		}
 		// SIGTERM too is passed on, and ends the run long before

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakcheck/leakcheck/internal/proctest"
 	"github.com/leakcheck/leakcheck/report"
 	"github.com/leakcheck/leakcheck/tracker/leaktest"
 )
@@ -123,7 +124,7 @@ func TestRunInProcess(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("run samples /proc: Linux only")
 	}
-	grandchild := sleepMarker(48)
+	grandchild := proctest.SleepArg(48)
 	tests := []struct {
 		name   string
 		script string
@@ -163,7 +164,7 @@ func TestRunInProcess(t *testing.T) {
 			if r.Metadata["exit"] != tt.exit {
 				t.Errorf("exit %q, want %q", r.Metadata["exit"], tt.exit)
 			}
-			if left := procsWithArg(t, grandchild); len(left) > 0 {
+			if left := proctest.WithArg(t, grandchild); len(left) > 0 {
 				t.Errorf("the child in its own session is still running: %v", left)
 			}
 		})

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakcheck/leakcheck/internal/proctest"
 	"github.com/leakcheck/leakcheck/report"
 )
 
@@ -29,11 +30,11 @@ func TestRunSafety(t *testing.T) {
 		t.Parallel()
 		// The command, and a grandchild that daemonized (its own session,
 		// reparented to leakcheck), both die with leakcheck.
-		child, grandchild := sleepMarker(41), sleepMarker(42)
+		child, grandchild := proctest.SleepArg(41), proctest.SleepArg(42)
 		script := `(setsid sleep ` + grandchild + ` &); sleep ` + child
 		run := startE2E(t, lc, false, "", slices.Concat([]string{"run"}, e2eFlags, []string{"--", "sh", "-c", script})...)
-		if !pollUntil(10*time.Second, func() bool {
-			return len(procsWithArg(t, child)) > 0 && len(procsWithArg(t, grandchild)) > 0
+		if !proctest.PollUntil(10*time.Second, func() bool {
+			return len(proctest.WithArg(t, child)) > 0 && len(proctest.WithArg(t, grandchild)) > 0
 		}) {
 			t.Fatal("the command and its daemonized grandchild never started")
 		}
@@ -42,11 +43,11 @@ func TestRunSafety(t *testing.T) {
 			t.Fatal(err)
 		}
 		run.wait()
-		if !pollUntil(2*time.Second, func() bool {
-			return len(procsWithArg(t, child)) == 0 && len(procsWithArg(t, grandchild)) == 0
+		if !proctest.PollUntil(2*time.Second, func() bool {
+			return len(proctest.WithArg(t, child)) == 0 && len(proctest.WithArg(t, grandchild)) == 0
 		}) {
 			t.Errorf("2 s after SIGKILL to leakcheck, still running: command %v, daemonized grandchild %v",
-				procsWithArg(t, child), procsWithArg(t, grandchild))
+				proctest.WithArg(t, child), proctest.WithArg(t, grandchild))
 		}
 	})
 
@@ -55,20 +56,20 @@ func TestRunSafety(t *testing.T) {
 		// One sample, at the start (--interval 1h); the grandchild
 		// daemonizes after it, so the guard knows it only by the marker
 		// in its environment.
-		child, grandchild := sleepMarker(46), sleepMarker(47)
+		child, grandchild := proctest.SleepArg(46), proctest.SleepArg(47)
 		script := `sleep 0.5; setsid sh -c "sleep ` + grandchild + `" & sleep ` + child
 		run := startE2E(t, lc, false, "", "run", "--interval", "1h", "--warmup", "0s", "--", "sh", "-c", script)
-		if !pollUntil(10*time.Second, func() bool { return len(procsWithArg(t, grandchild)) > 0 }) {
+		if !proctest.PollUntil(10*time.Second, func() bool { return len(proctest.WithArg(t, grandchild)) > 0 }) {
 			t.Fatal("the daemonized grandchild never started")
 		}
 		if err := run.cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		if !pollUntil(2*time.Second, func() bool {
-			return len(procsWithArg(t, child)) == 0 && len(procsWithArg(t, grandchild)) == 0
+		if !proctest.PollUntil(2*time.Second, func() bool {
+			return len(proctest.WithArg(t, child)) == 0 && len(proctest.WithArg(t, grandchild)) == 0
 		}) {
 			t.Errorf("2 s after SIGKILL to leakcheck, still running: command %v, daemonized grandchild %v",
-				procsWithArg(t, child), procsWithArg(t, grandchild))
+				proctest.WithArg(t, child), proctest.WithArg(t, grandchild))
 		}
 		run.wait()
 	})
@@ -79,16 +80,16 @@ func TestRunSafety(t *testing.T) {
 		// the second SIGTERM to leakcheck kills it, and the run reports.
 		dir := t.TempDir()
 		ready := filepath.Join(dir, "ready")
-		arg := sleepMarker(43)
+		arg := proctest.SleepArg(43)
 		run := startE2E(t, lc, true, "", "run", "--interval", "100ms", "--warmup", "300ms", "--grace", "60s", "--",
 			"sh", "-c", `trap "" TERM; : > "$1"; sleep `+arg, "sh", ready)
-		if !pollUntil(10*time.Second, func() bool { _, err := os.Stat(ready); return err == nil }) {
+		if !proctest.PollUntil(10*time.Second, func() bool { _, err := os.Stat(ready); return err == nil }) {
 			t.Fatal("the command never started")
 		}
 		time.Sleep(300 * time.Millisecond)
 		run.cmd.Process.Signal(syscall.SIGTERM)
 		time.Sleep(500 * time.Millisecond)
-		if len(procsWithArg(t, arg)) == 0 {
+		if len(proctest.WithArg(t, arg)) == 0 {
 			t.Fatal("the command did not ignore SIGTERM")
 		}
 		start := time.Now()
@@ -98,7 +99,7 @@ func TestRunSafety(t *testing.T) {
 			t.Errorf("exit %d %v after the second SIGTERM, want 0 and a report of the command killed\n%s\nstderr: %s",
 				res.code, time.Since(start), describeReport(res.report), res.stderr)
 		}
-		if left := procsWithArg(t, arg); len(left) > 0 {
+		if left := proctest.WithArg(t, arg); len(left) > 0 {
 			t.Errorf("left running: %v", left)
 		}
 	})
@@ -129,8 +130,8 @@ func TestRunSafety(t *testing.T) {
 		dir := t.TempDir()
 		held, ready := filepath.Join(dir, "held"), filepath.Join(dir, "ready")
 		run := startE2E(t, lc, true, "", slices.Concat([]string{"run"}, e2eFlags, []string{"--duration", "2s", "--",
-			"sh", "-c", `exec 3>"$1"; : > "$2"; sleep ` + sleepMarker(45), "sh", held, ready})...)
-		if !pollUntil(10*time.Second, func() bool { _, err := os.Stat(ready); return err == nil }) {
+			"sh", "-c", `exec 3>"$1"; : > "$2"; sleep ` + proctest.SleepArg(45), "sh", held, ready})...)
+		if !proctest.PollUntil(10*time.Second, func() bool { _, err := os.Stat(ready); return err == nil }) {
 			t.Fatal("the command never started")
 		}
 		time.Sleep(time.Second) // past the baseline

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/leakcheck/leakcheck/internal/proctest"
 )
 
 // ptyRun is leakcheck running on a pseudo-terminal, as in an interactive shell.
@@ -94,7 +96,7 @@ func TestRunTerminal(t *testing.T) {
 		r := startPTY(t, bin.leakcheck, slices.Concat([]string{"run"}, flags, []string{"--output", filepath.Join(t.TempDir(), "r.json"), "--", "cat"})...)
 		time.Sleep(500 * time.Millisecond)
 		r.tty.Write([]byte("hello from the terminal\n"))
-		if !pollUntil(10*time.Second, func() bool { return strings.Count(r.output(), "hello from the terminal") >= 2 }) {
+		if !proctest.PollUntil(10*time.Second, func() bool { return strings.Count(r.output(), "hello from the terminal") >= 2 }) {
 			t.Fatalf("cat did not echo its input (the terminal's echo, then cat's): %q", r.tail())
 		}
 		r.tty.Write([]byte{4}) // ^D: end of input
@@ -107,7 +109,7 @@ func TestRunTerminal(t *testing.T) {
 		t.Parallel()
 		// ^C reaches the command, in the foreground; it dies of it and the
 		// run ends, with the report on the terminal.
-		r := startPTY(t, bin.leakcheck, slices.Concat([]string{"run"}, flags, []string{"--", "sleep", sleepMarker(44)})...)
+		r := startPTY(t, bin.leakcheck, slices.Concat([]string{"run"}, flags, []string{"--", "sleep", proctest.SleepArg(44)})...)
 		time.Sleep(700 * time.Millisecond)
 		r.tty.Write([]byte{3})
 		if code := r.wait(20 * time.Second); code != 128+2 {

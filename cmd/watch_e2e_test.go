@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakcheck/leakcheck/internal/proctest"
 	"github.com/leakcheck/leakcheck/report"
 )
 
@@ -39,7 +40,7 @@ func startDaemon(t *testing.T, signals string, argv ...string) *daemon {
 		c.Process.Kill()
 		c.Wait()
 	})
-	if !pollUntil(20*time.Second, func() bool { _, err := os.Stat(signals); return err == nil }) {
+	if !proctest.PollUntil(20*time.Second, func() bool { _, err := os.Stat(signals); return err == nil }) {
 		t.Fatalf("%q never started", argv)
 	}
 	return &daemon{cmd: c, signals: signals}

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/leakcheck/leakcheck/internal/proctest"
 	"github.com/leakcheck/leakcheck/probes"
 )
 
@@ -64,55 +65,11 @@ func skipUnlessLinux(t *testing.T) {
 	}
 }
 
-// sleepMarker returns a sleep duration in seconds, about secs, that names
-// this test process: it finds our sleep processes in /proc and no one else's.
-func sleepMarker(secs int) string { return fmt.Sprintf("%d.%d", secs, os.Getpid()) }
-
-// procsWithArg returns the running processes (not zombies) one of whose
-// arguments is arg.
-func procsWithArg(t *testing.T, arg string) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(b) == 0 { // gone, or a zombie
-			continue
-		}
-		for _, a := range strings.Split(string(b), "\x00") {
-			if a == arg {
-				pids = append(pids, pid)
-				break
-			}
-		}
-	}
-	return pids
-}
-
-// pollUntil calls cond every 10 ms until it holds or d has passed.
-func pollUntil(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-}
-
 // killAll kills, at the end of the test, the processes left with arg.
 func killAll(t *testing.T, args ...string) {
 	t.Cleanup(func() {
 		for _, a := range args {
-			for _, pid := range procsWithArg(t, a) {
+			for _, pid := range proctest.WithArg(t, a) {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
@@ -138,7 +95,7 @@ func start(t *testing.T, script string, opts Options) *Process {
 // waitFile waits for the command to create path.
 func waitFile(t *testing.T, path string) {
 	t.Helper()
-	if !pollUntil(10*time.Second, func() bool { _, err := os.Stat(path); return err == nil }) {
+	if !proctest.PollUntil(10*time.Second, func() bool { _, err := os.Stat(path); return err == nil }) {
 		t.Fatalf("%s never appeared", path)
 	}
 }
@@ -297,7 +254,7 @@ func TestSweep(t *testing.T) {
 			script := tt.script
 			var markers []string
 			for j := 1; j <= 3; j++ {
-				m := sleepMarker(100*(i+1) + j)
+				m := proctest.SleepArg(100*(i+1) + j)
 				script = strings.ReplaceAll(script, "@"+strconv.Itoa(j), m)
 				markers = append(markers, m)
 			}
@@ -308,10 +265,10 @@ func TestSweep(t *testing.T) {
 			var want []int
 			for _, l := range tt.left {
 				m := markers[l[1]-'1']
-				if !pollUntil(10*time.Second, func() bool { return len(procsWithArg(t, m)) > 0 }) {
+				if !proctest.PollUntil(10*time.Second, func() bool { return len(proctest.WithArg(t, m)) > 0 }) {
 					t.Fatalf("sleep %s never started", m)
 				}
-				want = append(want, procsWithArg(t, m)...)
+				want = append(want, proctest.WithArg(t, m)...)
 			}
 			if tt.track {
 				d, err := probes.Descendants(p.PID())
@@ -328,16 +285,16 @@ func TestSweep(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("left %v, want %v (the sleeps %v)", got, want, tt.left)
 			}
-			if !pollUntil(2*time.Second, func() bool {
+			if !proctest.PollUntil(2*time.Second, func() bool {
 				for _, m := range markers {
-					if len(procsWithArg(t, m)) > 0 {
+					if len(proctest.WithArg(t, m)) > 0 {
 						return false
 					}
 				}
 				return true
 			}) {
 				for _, m := range markers {
-					if pids := procsWithArg(t, m); len(pids) > 0 {
+					if pids := proctest.WithArg(t, m); len(pids) > 0 {
 						t.Errorf("sleep %s still running after Sweep: %v", m, pids)
 					}
 				}
@@ -418,7 +375,7 @@ func TestGuard(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			own, grand := sleepMarker(200+10*i+1), sleepMarker(200+10*i+2)
+			own, grand := proctest.SleepArg(200+10*i+1), proctest.SleepArg(200+10*i+2)
 			killAll(t, own, grand)
 			script := strings.NewReplacer("@1", own, "@2", grand).Replace(tt.script)
 			sup := exec.Command(os.Args[0])
@@ -443,8 +400,8 @@ func TestGuard(t *testing.T) {
 				t.Fatalf("the supervisor printed no pid; stderr: %s", stderr.String())
 			}
 			wantGrand := strings.Contains(tt.script, "@2")
-			if !pollUntil(10*time.Second, func() bool {
-				return len(procsWithArg(t, own)) > 0 && (!wantGrand || len(procsWithArg(t, grand)) > 0)
+			if !proctest.PollUntil(10*time.Second, func() bool {
+				return len(proctest.WithArg(t, own)) > 0 && (!wantGrand || len(proctest.WithArg(t, grand)) > 0)
 			}) {
 				t.Fatal("the command or its grandchild never started")
 			}
@@ -457,17 +414,17 @@ func TestGuard(t *testing.T) {
 			}
 			sup.Process.Kill()
 			sup.Wait()
-			gone := func() bool { return len(procsWithArg(t, own)) == 0 && len(procsWithArg(t, grand)) == 0 }
-			if !tt.survives && !pollUntil(2*time.Second, gone) {
+			gone := func() bool { return len(proctest.WithArg(t, own)) == 0 && len(proctest.WithArg(t, grand)) == 0 }
+			if !tt.survives && !proctest.PollUntil(2*time.Second, gone) {
 				t.Errorf("2 s after SIGKILL to the supervisor, still running: command %v, grandchild %v; stderr: %s",
-					procsWithArg(t, own), procsWithArg(t, grand), stderr.String())
+					proctest.WithArg(t, own), proctest.WithArg(t, grand), stderr.String())
 			}
 			if tt.survives {
-				if !pollUntil(2*time.Second, func() bool { return len(procsWithArg(t, own)) == 0 }) {
-					t.Errorf("the command survived the supervisor: %v", procsWithArg(t, own))
+				if !proctest.PollUntil(2*time.Second, func() bool { return len(proctest.WithArg(t, own)) == 0 }) {
+					t.Errorf("the command survived the supervisor: %v", proctest.WithArg(t, own))
 				}
 				time.Sleep(300 * time.Millisecond) // time for the guard to act
-				if len(procsWithArg(t, grand)) == 0 {
+				if len(proctest.WithArg(t, grand)) == 0 {
 					t.Errorf("a grandchild never seen that cleared its environment was killed: the limit documented in Guard has gone; update the doc")
 				}
 			}
