@@ -38,6 +38,13 @@ const (
 // between two profiles that makes a finding, whatever their share.
 const DefaultMinGrowthRecords = 10
 
+// DefaultMinGrowthPairBytes is the least growth in bytes between two
+// profiles that makes a finding, whatever its share of a small heap: maps
+// and slices grow their tables in steps that a steady program takes too
+// (one steady test program's set, a map cleared and refilled, rose by 18
+// KiB between its first and twelfth profiles as its tables split).
+const DefaultMinGrowthPairBytes = 64 << 10
+
 // HeapOptions configures AnalyzeProfiles.
 type HeapOptions struct {
 	// SampleIndex names the sample type to rank, compare and trend-test by,
@@ -1081,6 +1088,9 @@ func (r growthRule) least(first, last int64) int64 {
 	if r.records && r.pair {
 		m = max(m, DefaultMinGrowthRecords)
 	}
+	if r.period > 0 && r.pair { // bytes
+		m = max(m, DefaultMinGrowthPairBytes)
+	}
 	if r.period > 1 {
 		noise := 3 * math.Sqrt(float64(r.period)*float64(max(first, 0)+max(last, 0)))
 		m = max(m, 2*r.period, int64(math.Ceil(noise)))
@@ -1103,6 +1113,8 @@ func (r growthRule) String(typ, unit string) string {
 			share, signed(float64(2*r.period), "bytes"), formatQuantity(float64(r.period), "bytes"))
 	case r.records && r.pair:
 		s = fmt.Sprintf("from the larger of %s and +%d records", share, DefaultMinGrowthRecords)
+	case r.period > 0 && r.pair:
+		s = fmt.Sprintf("from the larger of %s and %s", share, signed(float64(DefaultMinGrowthPairBytes), "bytes"))
 	default:
 		s = "from " + share
 	}
