@@ -648,24 +648,30 @@ func (r *ProcRecorder) growth(series []Series, trend TrendOptions) []Finding {
 			// it holds more.
 			f.Severity = SeverityInfo
 			f.Suggestion = "resident memory grew but the Go heap in use did not: the runtime and the allocator keep pages, which usually levels off; watch heap_inuse_bytes"
-		case memory && window < MemoryWindow && f.Severity < SeverityError:
+		case (memory || f.Subject == "threads") && window < WarmupWindow && f.Severity < SeverityError:
 			// A process warming up (an allocator reaching its working
 			// size, caches filling, a garbage-collected heap whose in-use
-			// figure moves at each collection, an interpreter settling)
-			// and a leak look alike until the growth has lasted; a limit
-			// reached within a day (an error) is no warm-up.
+			// figure moves at each collection, a runtime adding threads
+			// for its collector and blocking calls, an interpreter
+			// settling) and a leak look alike until the growth has
+			// lasted; a limit reached within a day (an error) is no
+			// warm-up.
+			what := "memory"
+			if !memory {
+				what = f.Subject
+			}
 			f.Severity = SeverityInfo
-			f.Suggestion = fmt.Sprintf("memory rose over %s, too short a window to tell a leak from a process warming up: watch it for %s or more", window.Round(time.Second), MemoryWindow)
+			f.Suggestion = fmt.Sprintf("%s rose over %s, too short a window to tell a leak from a process warming up: watch it for %s or more", what, window.Round(time.Second), WarmupWindow)
 		}
 		out = append(out, f)
 	}
 	return out
 }
 
-// MemoryWindow is the least time memory (resident, or a Go heap in use) must
-// grow for, after the warm-up, to be a leak rather than a process warming
-// up.
-const MemoryWindow = 2 * time.Minute
+// WarmupWindow is the least time memory (resident, or a Go heap in use) or
+// threads must grow for, after the warm-up, to be a leak rather than a
+// process warming up.
+const WarmupWindow = 2 * time.Minute
 
 // trendWindow returns how long the tested part of a series lasted.
 func trendWindow(t *Trend) time.Duration {
