@@ -1445,15 +1445,35 @@ func growthFinding(s *siteSet, id int32) Finding {
 		// the site (a --base newer than its target): its frame is known.
 		stack = []Frame{st.key.frame}
 	}
+	sev := SeverityWarning
+	if !s.tracker && runtimeOnly(stack) {
+		// No frame of the program: the runtime's own allocations
+		// (goroutine stacks, its structures, the race detector's), which
+		// grow as a process warms up or with its goroutines, which the
+		// goroutine findings judge. Seen growing in a steady daemon
+		// polled for a second under -race.
+		sev = SeverityInfo
+		advice = "the Go runtime allocated this for itself, not the program's code: it follows the goroutines (see their findings) or the runtime warming up"
+	}
 	return Finding{
 		Kind:       KindGrowth,
-		Severity:   SeverityWarning,
+		Severity:   sev,
 		Subject:    subject,
 		Count:      1,
 		Evidence:   Evidence{Stack: stack},
 		Suggestion: advice,
 		Signature:  Signature(KindGrowth, key+" "+st.key.frame.Func, stack),
 	}
+}
+
+// runtimeOnly reports whether every frame of stack is in the Go runtime.
+func runtimeOnly(stack []Frame) bool {
+	for _, f := range stack {
+		if !strings.HasPrefix(f.Func, "runtime.") && !strings.HasPrefix(f.Func, "internal/runtime/") {
+			return false
+		}
+	}
+	return len(stack) > 0
 }
 
 // collectionOf says whether a site allocates for a growing collection: by

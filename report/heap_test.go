@@ -916,3 +916,28 @@ func TestLegacyHiddenFrames(t *testing.T) {
 		}
 	}
 }
+
+func TestRuntimeOnly(t *testing.T) {
+	frames := func(fns ...string) []Frame {
+		var out []Frame
+		for _, fn := range fns {
+			out = append(out, Frame{Func: fn})
+		}
+		return out
+	}
+	tests := []struct {
+		stack []Frame
+		want  bool
+	}{
+		{frames("runtime.mallocgc"), true},
+		{frames("runtime.malg", "runtime.newproc1", "internal/runtime/maps.newarray"), true},
+		{frames("runtime.mallocgc", "main.(*cache).put"), false},
+		{frames("runtime/pprof.(*profileBuilder).build"), false}, // a package of the library, not the runtime
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := runtimeOnly(tt.stack); got != tt.want {
+			t.Errorf("runtimeOnly(%v) = %v, want %v", tt.stack, got, tt.want)
+		}
+	}
+}
